@@ -1,0 +1,90 @@
+"""Developer sessions: `nox -l` lists them. The README's test command runs `tests` and
+`tests-interpreter`; `bench` and `gpu` run only when asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests", "tests-interpreter", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+PACKAGES = ["packages/core", "packages/stages", "packages/gpu-triton"]
+# Machines without a GPU pin torch's CPU build (a newer torch means a multi-GB CUDA wheel).
+CPU_CONSTRAINTS = ["-c", str(ROOT / "constraints" / "cpu.txt")]
+TESTPATHS = ["packages/core/tests", "packages/stages/tests", "packages/gpu-triton/tests", "tests"]
+BENCH_ARGS = ["-o", "python_files=bench_*.py", "-p", "no:randomly"]
+
+
+def install(session: nox.Session, *groups: str, packages: list[str] = PACKAGES) -> None:
+    """Install the given packages (editable) and dev dependency groups."""
+    requirements: list[str] = []
+    for group in groups:
+        requirements += nox.project.dependency_groups(PYPROJECT, group)
+    constraints = [] if session.name == "gpu" else CPU_CONSTRAINTS
+    editable = [arg for pkg in packages for arg in ("-e", pkg)]
+    session.install(*constraints, *editable, *requirements)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run every test that needs neither a GPU nor the Triton interpreter."""
+    install(session, "test")
+    session.run(
+        "pytest", *TESTPATHS, "-m", "not gpu and not interpreter and not slow", *session.posargs
+    )
+
+
+@nox.session(name="tests-interpreter")
+def tests_interpreter(session: nox.Session) -> None:
+    """Run the Triton kernels under TRITON_INTERPRET=1, then compile them for sm_80/sm_90."""
+    install(session, "test")
+    session.run(
+        "pytest", "packages/gpu-triton/tests", "tests", "-m", "interpreter and not gpu",
+        *session.posargs, env={"TRITON_INTERPRET": "1"},
+    )
+    session.run("pytest", "packages/gpu-triton/tests", "-m", "compile_check", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint and format-check with ruff."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check the core package's sources with mypy --strict."""
+    install(session, "typecheck", packages=["packages/core"])
+    session.run("mypy", "packages/core/src")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run the guide's pipeline on the CPU and print its results and telemetry."""
+    install(session, packages=["packages/core", "packages/stages"])
+    session.run("pydotcompute", "demo", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Run the CPU benchmarks, save the run, and compare with the last saved one."""
+    install(session, "test", "bench")
+    storage = ROOT / ".benchmarks"
+    compare = ["--benchmark-compare"] if any(storage.rglob("*.json")) else []
+    session.run(
+        "pytest", "benchmarks", "--ignore=benchmarks/gpu", *BENCH_ARGS,
+        "--benchmark-autosave", *compare, *session.posargs,
+    )
+
+
+@nox.session(default=False)
+def gpu(session: nox.Session) -> None:
+    """On a CUDA machine: the gpu-marked tests and the GPU benchmarks."""
+    install(session, "test", "bench")
+    session.run("pytest", *TESTPATHS, "-m", "gpu", *session.posargs)
+    session.run("pytest", "benchmarks/gpu", *BENCH_ARGS, *session.posargs)

@@ -1,0 +1,95 @@
+"""The context a kernel function receives: its mailbox and its lifecycle flags."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ._errors import QueueClosedError
+
+if TYPE_CHECKING:
+    from ._instance import KernelInstance
+    from ._runtime import RingKernelRuntime
+
+__all__ = ["KernelContext"]
+
+
+class KernelContext:
+    """Handed to a kernel function as ``ctx``; valid for the kernel's lifetime.
+
+    ``receive`` hands out nothing while the kernel is not ACTIVE, even to a loop that
+    never checks ``is_active``; once termination is requested it raises
+    :class:`QueueClosedError` instead of waiting, so a loop that checks
+    ``should_terminate`` ends promptly whatever it catches.
+    """
+
+    __slots__ = ("_instance", "_input", "kernel_id", "runtime")
+
+    def __init__(self, instance: KernelInstance, runtime: RingKernelRuntime) -> None:
+        self._instance = instance
+        self._input = instance.input
+        self.kernel_id: str = instance.kernel_id
+        self.runtime: RingKernelRuntime = runtime
+
+    @property
+    def should_terminate(self) -> bool:
+        """True once the runtime asked this kernel to stop: leave the loop."""
+        return self._instance.terminate_requested
+
+    @property
+    def is_active(self) -> bool:
+        """True while the kernel is ACTIVE (launched and activated, not paused)."""
+        return self._instance.is_active
+
+    async def wait_active(self, timeout: float | None = None) -> None:
+        """Wait until the kernel is ACTIVE or asked to terminate (returns either way)."""
+        await self._instance.wait_active(timeout)
+
+    async def receive(self, timeout: float | None = None) -> Any:
+        """The next message from the input queue.
+
+        Raises QueueTimeoutError (a TimeoutError) after ``timeout`` seconds, and
+        QueueClosedError once the kernel is told to terminate.
+        """
+        queue = self._input
+        if queue.ready():  # the hot path: no suspension, no timer
+            return queue.get_nowait()
+        return await self._receive_slow(timeout)
+
+    async def _receive_slow(self, timeout: float | None) -> Any:
+        instance = self._instance
+        if instance.terminate_requested:
+            # Yield first: a loop that swallows this error must not starve the event loop.
+            await asyncio.sleep(0)
+            raise QueueClosedError(f"kernel {self.kernel_id!r} is terminating")
+        instance.parked += 1
+        try:
+            return await self._input.get(timeout)
+        finally:
+            instance.parked -= 1
+
+    async def receive_batch(self, max_items: int, timeout: float | None = None) -> list[Any]:
+        """Wait for one message (as :meth:`receive`), then take whatever else is queued,
+        up to ``max_items`` in all. Never returns an empty list."""
+        if type(max_items) is not int or max_items < 1:
+            raise ValueError(f"receive_batch: max_items must be a positive int, got {max_items!r}")
+        first = await self.receive(timeout)
+        if max_items == 1:
+            return [first]
+        batch = [first]
+        batch.extend(self._input.get_batch_nowait(max_items - 1))
+        return batch
+
+    async def send(self, msg: Any) -> None:
+        """Send ``msg`` on: along this kernel's routes if ``runtime.connect`` set any,
+        else into its own output queue (read with ``runtime.receive``). Honours the
+        receiving queue's backpressure."""
+        await self._instance.emit(msg)
+
+    async def send_to(self, kernel_id: str, msg: Any) -> None:
+        """Send ``msg`` straight into kernel ``kernel_id``'s input queue."""
+        await self.runtime._deliver(kernel_id, msg, sender=self.kernel_id)
+        self._instance.sent += 1
+
+    def __repr__(self) -> str:
+        return f"<KernelContext {self.kernel_id!r} {self._instance.state.value}>"

@@ -1,0 +1,36 @@
+"""Plugin hook specifications: the contract between core and every plugin.
+
+Plugins are modules listed under the entry-point group ``pydotcompute`` of the
+distribution that provides them; their functions are marked with :data:`hookimpl`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pluggy
+
+PROJECT_NAME = "pydotcompute"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def pydotcompute_register_stages() -> Mapping[str, Any]:
+    """Return the stages this plugin provides, as ``{stage name: stage definition}``.
+
+    Names must be unique across installed plugins; a clash is reported with both
+    distributions' names.
+    """
+
+
+@hookspec
+def pydotcompute_register_backends() -> Mapping[str, Callable[[], Any]]:
+    """Return the compute backends this plugin provides, as ``{name: factory}``.
+
+    A factory takes no arguments and returns an object that satisfies
+    :class:`pydotcompute.ComputeBackend`. Factories are called lazily, when a pipeline
+    first asks for the backend, so importing a plugin stays cheap.
+    """

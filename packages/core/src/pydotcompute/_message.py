@@ -1,0 +1,159 @@
+"""Messages: the ``@message`` decorator and the :class:`RingKernelMessage` base.
+
+Every message carries three standard fields: ``message_id`` (a fresh uuid4),
+``priority`` (0..255, default 128; higher is served first by priority queues) and
+``correlation_id`` (the id of the message this one answers, or ``None``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar, overload
+from uuid import UUID, uuid4
+
+from ._errors import MessageTypeError, MessageValidationError
+
+__all__ = ["RingKernelMessage", "message", "message_type_named"]
+
+DEFAULT_PRIORITY = 128
+MAX_PRIORITY = 255
+
+_M = TypeVar("_M", bound="RingKernelMessage")
+_T = TypeVar("_T")
+
+# Wire name -> message class, for decoding. A later definition under the same name
+# (a re-run notebook cell, a reloaded module) replaces the earlier one.
+_MESSAGE_TYPES: dict[str, type[RingKernelMessage]] = {}
+
+
+class RingKernelMessage:
+    """Base of every ``@message`` class; use it in ``isinstance`` checks and hints.
+
+    Do not subclass it directly: decorate a class with :func:`message`, which makes it a
+    dataclass with the standard fields and mixes this class in.
+    """
+
+    __slots__ = ()
+    __wire_name__: str = ""
+
+    message_id: UUID
+    priority: int
+    correlation_id: UUID | None
+
+    def reply(self, response_type: type[_M], /, **fields: Any) -> _M:
+        """Build a ``response_type`` message whose ``correlation_id`` is this message's id."""
+        fields.setdefault("correlation_id", self.message_id)
+        return response_type(**fields)
+
+    def to_bytes(self) -> bytes:
+        """Encode this message in the msgpack wire form (see :mod:`pydotcompute._wire`)."""
+        from ._wire import encode_message
+
+        return encode_message(self)
+
+    @classmethod
+    def from_bytes(cls: type[_M], data: bytes) -> _M:
+        """Decode wire bytes; raises :class:`MessageValidationError` on malformed bytes and
+        :class:`MessageTypeError` when they hold another message type."""
+        from ._wire import decode_message
+
+        decoded = decode_message(data)
+        if not isinstance(decoded, cls):
+            raise MessageTypeError(
+                f"{cls.__qualname__}.from_bytes: the bytes hold a "
+                f"{type(decoded).__qualname__}, not a {cls.__qualname__}"
+            )
+        return decoded
+
+
+def _validate_standard_fields(msg: RingKernelMessage) -> None:
+    name = type(msg).__qualname__
+    priority = msg.priority
+    if type(priority) is not int:  # bool is an int subclass: a True priority is a bug
+        raise MessageValidationError(
+            f"{name}.priority must be an int in 0..{MAX_PRIORITY}, got {priority!r}"
+        )
+    if not 0 <= priority <= MAX_PRIORITY:
+        raise MessageValidationError(
+            f"{name}.priority must be in 0..{MAX_PRIORITY}, got {priority}"
+        )
+    if not isinstance(msg.message_id, UUID):
+        raise MessageValidationError(
+            f"{name}.message_id must be a UUID, got {msg.message_id!r}"
+        )
+    if msg.correlation_id is not None and not isinstance(msg.correlation_id, UUID):
+        raise MessageValidationError(
+            f"{name}.correlation_id must be a UUID or None, got {msg.correlation_id!r}"
+        )
+
+
+_STANDARD_FIELDS: tuple[tuple[str, Any, Any], ...] = (
+    ("message_id", UUID, dataclasses.field(default_factory=uuid4)),
+    ("priority", int, dataclasses.field(default=DEFAULT_PRIORITY)),
+    ("correlation_id", "UUID | None", dataclasses.field(default=None)),
+)
+
+
+@overload
+def message(cls: type[_T], /) -> type[_T]: ...
+@overload
+def message(*, name: str | None = None) -> Any: ...
+
+
+def message(cls: type[Any] | None = None, /, *, name: str | None = None) -> Any:
+    """Make ``cls`` a message type: a dataclass with the standard fields, registered
+    for the wire form under ``name`` (default ``module.QualName``).
+
+    Works on a plain class or a dataclass, with or without the standard fields
+    declared. Returns a new dataclass that subclasses ``cls`` and
+    :class:`RingKernelMessage`; construction validates the standard fields and raises
+    :class:`MessageValidationError` naming the class and field.
+    """
+
+    def decorate(target: type[Any]) -> type[Any]:
+        return _make_message_type(target, name)
+
+    return decorate if cls is None else decorate(cls)
+
+
+def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernelMessage]:
+    if not isinstance(cls, type):
+        raise TypeError(f"@message decorates a class, got {cls!r}")
+    base = cls if dataclasses.is_dataclass(cls) else dataclasses.dataclass(cls)
+    declared = {f.name for f in dataclasses.fields(base)}
+    missing = [spec for spec in _STANDARD_FIELDS if spec[0] not in declared]
+    params = base.__dataclass_params__  # type: ignore[attr-defined]
+
+    user_post_init = getattr(base, "__post_init__", None)
+
+    def __post_init__(self: RingKernelMessage, *args: Any) -> None:
+        if user_post_init is not None:
+            user_post_init(self, *args)
+        _validate_standard_fields(self)
+
+    made = dataclasses.make_dataclass(
+        cls.__name__,
+        missing,
+        bases=(base, RingKernelMessage),
+        namespace={"__post_init__": __post_init__, "__doc__": cls.__doc__},
+        frozen=params.frozen,
+        eq=params.eq,
+        order=params.order,
+    )
+    made.__module__ = cls.__module__
+    made.__qualname__ = cls.__qualname__
+    made.__wire_name__ = wire_name or f"{cls.__module__}.{cls.__qualname__}"
+    _MESSAGE_TYPES[made.__wire_name__] = made
+    return made
+
+
+def message_type_named(wire_name: str) -> type[RingKernelMessage]:
+    """The message class registered under ``wire_name``; raises
+    :class:`MessageValidationError` listing nothing secret, just the unknown name."""
+    try:
+        return _MESSAGE_TYPES[wire_name]
+    except KeyError:
+        raise MessageValidationError(
+            f"unknown message type {wire_name!r}: no @message class is registered under "
+            "that name in this process (import the module that defines it)"
+        ) from None

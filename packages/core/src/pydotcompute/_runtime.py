@@ -1,0 +1,294 @@
+"""The runtime: launches kernels, moves messages between the host and them, and shuts
+everything down without losing track of a single message."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, NoReturn
+
+from ._errors import KernelAlreadyExistsError, KernelNotFoundError, KernelStateError, MessageTypeError
+from ._instance import KernelInstance
+from ._kernel import KernelState, spec_for
+from ._report import KernelLeftovers, ShutdownReport
+from ._routes import Route, RouteMode
+from ._telemetry import KernelTelemetry
+
+__all__ = ["RingKernelRuntime"]
+
+logger = logging.getLogger("pydotcompute")
+
+DEFAULT_DRAIN_TIMEOUT_S = 5.0
+DEFAULT_GRACE_S = 1.0
+
+
+class RingKernelRuntime:
+    """Hosts ring kernels on the running asyncio event loop.
+
+    Use it as ``async with RingKernelRuntime() as runtime:``; leaving the block calls
+    :meth:`shutdown`, which stops new sends, lets active kernels finish what is queued
+    (up to ``drain_timeout`` seconds), stops them, and reports whatever was left.
+    """
+
+    def __init__(
+        self,
+        *,
+        enable_telemetry: bool = True,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT_S,
+        grace_period: float = DEFAULT_GRACE_S,
+    ) -> None:
+        self.enable_telemetry = enable_telemetry
+        self.drain_timeout = drain_timeout
+        self.grace_period = grace_period
+        self._kernels: dict[str, KernelInstance] = {}
+        self._closing = False
+        self.shutdown_report: ShutdownReport | None = None
+
+    async def __aenter__(self) -> RingKernelRuntime:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def launch(
+        self, kernel_id: str, func: Callable[..., Any] | None = None, **settings: Any
+    ) -> None:
+        """Start kernel ``kernel_id``: the ``@ring_kernel`` registered under that id, or
+        ``func`` (decorated or a plain ``async def kernel(ctx)``) under this new id.
+        ``func`` keeps its decorator's settings unless ``settings`` override them
+        (``queue_size``, ``input_queue_size``, ``output_queue_size``, ``backpressure``,
+        ``input_type``, ``output_type``, ``ordering``). The kernel starts LAUNCHED:
+        it takes messages only once activated."""
+        if self._closing:
+            raise KernelStateError(f"cannot launch {kernel_id!r}: the runtime is shut down")
+        if kernel_id in self._kernels:
+            raise KernelAlreadyExistsError(
+                f"kernel {kernel_id!r} is already launched; launch the function under "
+                "another id to run a second instance"
+            )
+        spec = spec_for(kernel_id, func, settings)
+        self._kernels[kernel_id] = KernelInstance(
+            spec, self, record_waits=self.enable_telemetry
+        )
+
+    async def activate(self, kernel_id: str) -> None:
+        """LAUNCHED -> ACTIVE: the kernel starts taking messages."""
+        self._get(kernel_id).activate()
+
+    async def deactivate(self, kernel_id: str) -> None:
+        """ACTIVE -> DEACTIVATED: the kernel takes nothing; messages keep queueing."""
+        self._get(kernel_id).deactivate()
+
+    async def reactivate(self, kernel_id: str) -> None:
+        """DEACTIVATED -> ACTIVE."""
+        self._get(kernel_id).reactivate()
+
+    async def terminate(
+        self, kernel_id: str, *, drain: bool = False, timeout: float | None = None
+    ) -> None:
+        """Stop a kernel. With ``drain=True`` it first refuses new messages and waits
+        (up to ``timeout`` seconds, default the runtime's drain timeout) until the
+        kernel has taken everything from its input queue. Terminating a stopped or
+        failed kernel does nothing."""
+        instance = self._get(kernel_id)
+        if instance.terminate_requested or instance.state is KernelState.FAILED:
+            await instance.join(self.grace_period)
+            return
+        if drain:
+            instance.close_input()
+            if instance.state is KernelState.ACTIVE:
+                limit = self.drain_timeout if timeout is None else timeout
+                if not await instance.wait_idle(limit):
+                    logger.warning(
+                        "kernel %r did not drain within %.3g s; %d messages left",
+                        kernel_id,
+                        limit,
+                        len(instance.input),
+                    )
+        instance.request_termination()
+        await instance.join(self.grace_period)
+
+    def state(self, kernel_id: str) -> KernelState:
+        """The kernel's lifecycle state."""
+        return self._get(kernel_id).state
+
+    @property
+    def kernel_ids(self) -> list[str]:
+        """Ids of every kernel launched in this runtime, in launch order."""
+        return list(self._kernels)
+
+    # -- traffic ----------------------------------------------------------------------
+
+    async def send(self, kernel_id: str, msg: Any, timeout: float | None = None) -> None:
+        """Put ``msg`` into kernel ``kernel_id``'s input queue, under its backpressure:
+        BLOCK waits for room (QueueTimeoutError after ``timeout``), REJECT raises
+        QueueFullError, DROP_OLDEST evicts the oldest queued message. Raises
+        KernelFailedError if the kernel failed, KernelStateError if it stopped."""
+        instance = self._kernels.get(kernel_id)
+        if instance is None or self._closing:
+            self._refuse_send(kernel_id)
+        await instance.accept(msg, timeout)
+
+    async def receive(self, kernel_id: str, timeout: float | None = None) -> Any:
+        """The next message kernel ``kernel_id`` sent with ``ctx.send``.
+
+        Queued results are handed out even after the kernel failed or stopped; once
+        none are left, raises KernelFailedError (failed) or KernelStateError (stopped)
+        instead of waiting, and QueueTimeoutError after ``timeout`` seconds otherwise.
+        """
+        instance = self._get(kernel_id)
+        if instance.route is not None:
+            raise KernelStateError(
+                f"kernel {kernel_id!r} sends along its route ({instance.route!r}), not to "
+                "its output queue: receive from the route's end instead"
+            )
+        return await instance.output.get(timeout)
+
+    async def connect(
+        self,
+        source: str,
+        destinations: str | Sequence[str],
+        *,
+        mode: RouteMode | str = RouteMode.ROUND_ROBIN,
+    ) -> None:
+        """Route what ``source`` sends straight into the input queue(s) of
+        ``destinations``: several are served round robin or by broadcast. Calling it
+        again for the same source adds destinations (the mode must match). Several
+        sources may share a destination (fan-in)."""
+        names = [destinations] if isinstance(destinations, str) else list(destinations)
+        if not names:
+            raise ValueError(f"connect({source!r}, ...): no destination given")
+        src = self._get(source)
+        route_mode = RouteMode.parse(mode)
+        targets = [self._get(name) for name in names]
+        for target in targets:
+            _check_types_compatible(src, target)
+        if src.route is None:
+            if len(src.output):
+                raise KernelStateError(
+                    f"kernel {source!r} has {len(src.output)} unread messages in its output "
+                    "queue; receive them before connecting it"
+                )
+            src.route = Route(source, route_mode)
+        elif src.route.mode is not route_mode:
+            raise ValueError(
+                f"kernel {source!r} already routes {src.route.mode.value}; "
+                f"cannot add {route_mode.value} destinations"
+            )
+        for target in targets:
+            src.route.add(target)
+
+    async def _deliver(self, kernel_id: str, msg: Any, sender: str) -> None:
+        """Kernel-to-kernel send (``ctx.send_to``): allowed while the runtime drains."""
+        instance = self._kernels.get(kernel_id)
+        if instance is None:
+            raise KernelNotFoundError(self._unknown(kernel_id))
+        await instance.accept(msg, sender=f"kernel {sender!r}")
+
+    def _refuse_send(self, kernel_id: str) -> NoReturn:
+        if self._closing:
+            raise KernelStateError(
+                f"cannot send to {kernel_id!r}: the runtime is shutting down"
+            )
+        raise KernelNotFoundError(self._unknown(kernel_id))
+
+    # -- telemetry --------------------------------------------------------------------
+
+    def get_telemetry(self, kernel_id: str) -> KernelTelemetry:
+        """A snapshot of one kernel's counters (valid after shutdown too)."""
+        return self._get(kernel_id).telemetry()
+
+    def get_all_telemetry(self) -> dict[str, KernelTelemetry]:
+        """Snapshots for every kernel, by id."""
+        return {kid: k.telemetry() for kid, k in self._kernels.items()}
+
+    # -- shutdown ---------------------------------------------------------------------
+
+    async def shutdown(self, timeout: float | None = None) -> ShutdownReport:
+        """Stop every kernel and report what was left. Idempotent.
+
+        New sends from the host are refused at once. Active kernels get up to
+        ``timeout`` seconds (default ``drain_timeout``) to empty their input queues
+        (kernels may still send to each other meanwhile); then every kernel is asked to
+        terminate, and cancelled after the grace period if it does not. Whatever is
+        still queued is counted, logged as a warning and returned.
+        """
+        if self.shutdown_report is not None:
+            return self.shutdown_report
+        started = time.perf_counter()
+        self._closing = True
+        drained = await self._drain(self.drain_timeout if timeout is None else timeout)
+        live = [k for k in self._kernels.values() if not k.task.done()]
+        for instance in self._kernels.values():
+            instance.request_termination()
+        await asyncio.gather(*(k.join(self.grace_period) for k in live))
+        report = ShutdownReport(
+            kernels={kid: _leftovers(k) for kid, k in self._kernels.items()},
+            drained=drained,
+            duration_s=time.perf_counter() - started,
+        )
+        if not report.clean:
+            logger.warning("runtime shut down with messages left behind:\n%s", report.summary())
+        self.shutdown_report = report
+        return report
+
+    async def _drain(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            busy = [
+                k
+                for k in self._kernels.values()
+                if k.state is KernelState.ACTIVE and not k.task.done()
+                and (len(k.input) or not k.parked)
+            ]
+            if not busy:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            for instance in busy:
+                await instance.wait_idle(max(deadline - time.monotonic(), 0.0))
+            # One more pass: draining one kernel may have fed another through a route.
+
+    # -- lookup -----------------------------------------------------------------------
+
+    def _get(self, kernel_id: str) -> KernelInstance:
+        instance = self._kernels.get(kernel_id)
+        if instance is None:
+            raise KernelNotFoundError(self._unknown(kernel_id))
+        return instance
+
+    def _unknown(self, kernel_id: str) -> str:
+        known = ", ".join(self._kernels) or "none"
+        return f"no kernel {kernel_id!r} is launched in this runtime (launched: {known})"
+
+
+def _check_types_compatible(src: KernelInstance, dst: KernelInstance) -> None:
+    out_type, in_type = src.spec.output_type, dst.spec.input_type
+    if out_type is not None and in_type is not None and not issubclass(out_type, in_type):
+        raise MessageTypeError(
+            f"cannot connect {src.kernel_id!r} to {dst.kernel_id!r}: it sends "
+            f"{out_type.__qualname__}, but {dst.kernel_id!r} takes {in_type.__qualname__}"
+        )
+
+
+def _leftovers(instance: KernelInstance) -> KernelLeftovers:
+    return KernelLeftovers(
+        kernel_id=instance.kernel_id,
+        state=instance.state.value,
+        unprocessed=tuple(instance.input.snapshot()),
+        unread=tuple(instance.output.snapshot()),
+        undeliverable=tuple(instance.abandoned),
+        error=instance.error,
+        stuck=instance.stuck,
+    )
