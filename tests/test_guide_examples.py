@@ -110,7 +110,9 @@ async def test_parallel_pipelines_round_robin_processes_every_message() -> None:
 async def test_parallel_pipelines_keep_decorator_settings() -> None:
     @ring_kernel(kernel_id="bounded", queue_size=3, backpressure=BackpressureStrategy.REJECT)
     async def bounded(ctx: Any) -> None:
-        await asyncio.sleep(3600)
+        while not ctx.should_terminate:
+            await ctx.wait_active()
+            await asyncio.sleep(0.01)
 
     async with RingKernelRuntime() as runtime:
         await runtime.launch("bounded_1", bounded)

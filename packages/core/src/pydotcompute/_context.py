@@ -43,6 +43,7 @@ class KernelContext:
 
     async def wait_active(self, timeout: float | None = None) -> None:
         """Wait until the kernel is ACTIVE or asked to terminate (returns either way)."""
+        self._instance.in_hand = False
         await self._instance.wait_active(timeout)
 
     async def receive(self, timeout: float | None = None) -> Any:
@@ -53,6 +54,7 @@ class KernelContext:
         """
         queue = self._input
         if queue.ready():  # the hot path: no suspension, no timer
+            self._instance.in_hand = True
             return queue.get_nowait()
         return await self._receive_slow(timeout)
 
@@ -62,11 +64,10 @@ class KernelContext:
             # Yield first: a loop that swallows this error must not starve the event loop.
             await asyncio.sleep(0)
             raise QueueClosedError(f"kernel {self.kernel_id!r} is terminating")
-        instance.parked += 1
-        try:
-            return await self._input.get(timeout)
-        finally:
-            instance.parked -= 1
+        instance.in_hand = False  # back for more: the previous message is done
+        msg = await self._input.get(timeout)
+        instance.in_hand = True
+        return msg
 
     async def receive_batch(self, max_items: int, timeout: float | None = None) -> list[Any]:
         """Wait for one message (as :meth:`receive`), then take whatever else is queued,

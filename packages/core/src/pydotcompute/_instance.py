@@ -61,7 +61,7 @@ class KernelInstance:
         self.route: Route | None = None
         self.sent = 0
         self.errors = 0
-        self.parked = 0  # >0 while the kernel waits in ctx.receive
+        self.in_hand = False  # it took a message and has not come back for another yet
         self.abandoned: list[Any] = []  # sends cut off by termination
         self.stuck = False  # ignored termination and cancellation
         self._accept_type: type = spec.input_type or RingKernelMessage
@@ -143,10 +143,10 @@ class KernelInstance:
         return QueueClosedError(f"kernel {self.kernel_id!r} is terminating")
 
     async def wait_idle(self, timeout: float) -> bool:
-        """Wait until the input queue is empty and the kernel waits for more (or its
-        task ended); True if that happened within ``timeout`` seconds."""
+        """Wait until the input queue is empty and the kernel has come back for more
+        (or its task ended); True if that happened within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        while not (self.task.done() or (not len(self.input) and self.parked)):
+        while not self.idle:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
@@ -155,6 +155,11 @@ class KernelInstance:
             else:
                 await asyncio.sleep(min(0.001, remaining))
         return True
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing in hand (or the task has ended)."""
+        return self.task.done() or not (len(self.input) or self.in_hand)
 
     async def join(self, grace: float) -> None:
         """Wait for the task to end; cancel it after ``grace`` seconds, and give up

@@ -246,7 +246,7 @@ class MessageQueue(Generic[_T]):
         while not self.ready():
             if self._get_error is not None:
                 raise self._get_error()
-            await self._wait(self._getters, deadline, timeout, "a message")
+            await self._wait(self._getters, deadline, timeout, "message")
         return self.get_nowait()
 
     async def wait_empty(self, timeout: float | None = None) -> bool:

@@ -246,10 +246,7 @@ class RingKernelRuntime:
         deadline = time.monotonic() + timeout
         while True:
             busy = [
-                k
-                for k in self._kernels.values()
-                if k.state is KernelState.ACTIVE and not k.task.done()
-                and (len(k.input) or not k.parked)
+                k for k in self._kernels.values() if k.state is KernelState.ACTIVE and not k.idle
             ]
             if not busy:
                 return True

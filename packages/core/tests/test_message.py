@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from uuid import UUID, uuid4
+
+import pytest
+
+from pydotcompute import MessageValidationError, RingKernelMessage, message
+
+
+def test_plain_class_gets_standard_fields() -> None:
+    @message
+    class Ping:
+        value: int = 0
+
+    a, b = Ping(value=1), Ping()
+    assert isinstance(a, RingKernelMessage)
+    assert dataclasses.is_dataclass(a)
+    assert isinstance(a.message_id, UUID) and a.message_id != b.message_id
+    assert (a.priority, a.correlation_id) == (128, None)
+
+
+def test_dataclass_with_declared_standard_fields_keeps_them() -> None:
+    @message
+    @dataclass
+    class Declared:
+        x: float
+        message_id: UUID = field(default_factory=uuid4)
+        priority: int = 7
+        correlation_id: UUID | None = None
+
+    msg = Declared(x=1.5)
+    assert msg.priority == 7
+    assert [f.name for f in dataclasses.fields(msg)] == [
+        "x", "message_id", "priority", "correlation_id"
+    ]
+
+
+def test_message_with_arguments_and_frozen_dataclass() -> None:
+    @message(name="tests.Frozen")
+    @dataclass(frozen=True)
+    class Frozen:
+        x: int
+
+    msg = Frozen(x=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        msg.x = 2  # type: ignore[misc]
+    assert type(msg).__wire_name__ == "tests.Frozen"
+
+
+def test_user_post_init_still_runs() -> None:
+    @message
+    @dataclass
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError("n must be >= 0")
+
+    with pytest.raises(ValueError, match="n must be"):
+        Checked(n=-1)
+
+
+@pytest.mark.parametrize("priority", [-1, 256, 1000])
+def test_priority_out_of_range_names_class_and_field(priority: int) -> None:
+    @message
+    class Prio:
+        pass
+
+    with pytest.raises(MessageValidationError, match=r"Prio\.priority must be in 0\.\.255"):
+        Prio(priority=priority)
+
+
+@pytest.mark.parametrize("priority", ["high", 1.5, True, None])
+def test_priority_of_wrong_type_is_refused(priority: object) -> None:
+    @message
+    class Prio:
+        pass
+
+    with pytest.raises(MessageValidationError, match="priority must be an int"):
+        Prio(priority=priority)
+
+
+def test_priority_bounds_are_inclusive() -> None:
+    @message
+    class Prio:
+        pass
+
+    assert Prio(priority=0).priority == 0
+    assert Prio(priority=255).priority == 255
+
+
+def test_bad_ids_are_refused() -> None:
+    @message
+    class Ids:
+        pass
+
+    with pytest.raises(MessageValidationError, match="message_id must be a UUID"):
+        Ids(message_id="abc")
+    with pytest.raises(MessageValidationError, match="correlation_id must be a UUID or None"):
+        Ids(correlation_id=42)
+
+
+def test_reply_sets_correlation_id() -> None:
+    @message
+    class Request:
+        q: str = ""
+
+    @message
+    class Response:
+        a: str = ""
+
+    req = Request(q="?")
+    resp = req.reply(Response, a="!")
+    assert isinstance(resp, Response)
+    assert resp.correlation_id == req.message_id
+    assert resp.a == "!"
+
+
+def test_decorating_a_non_class_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="decorates a class"):
+        message(lambda: None)  # type: ignore[arg-type]

@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from pydotcompute import BackpressureStrategy, QueueFullError, QueueTimeoutError, message
+from pydotcompute._queue import MessageQueue
+
+
+@message
+@dataclass
+class P:
+    n: int = 0
+
+
+def fill(queue: MessageQueue[P], n: int, priority: int = 128) -> list[P]:
+    msgs = [P(n=i, priority=priority) for i in range(n)]
+    for m in msgs:
+        queue.put_nowait(m)
+    return msgs
+
+
+async def test_fifo_order() -> None:
+    q: MessageQueue[P] = MessageQueue(10)
+    msgs = fill(q, 5)
+    assert [await q.get() for _ in msgs] == msgs
+
+
+async def test_block_waits_for_room_and_loses_nothing() -> None:
+    q: MessageQueue[P] = MessageQueue(2, BackpressureStrategy.BLOCK)
+    fill(q, 2)
+    extra = P(n=99)
+    putter = asyncio.create_task(q.put(extra))
+    await asyncio.sleep(0)
+    assert not putter.done() and len(q) == 2
+    first = await q.get()
+    await putter
+    assert first.n == 0
+    assert [m.n for m in q.snapshot()] == [1, 99]
+    assert (q.dropped, q.rejected) == (0, 0)
+
+
+async def test_block_put_times_out_with_queue_timeout_error() -> None:
+    q: MessageQueue[P] = MessageQueue(1, BackpressureStrategy.BLOCK, name="k.input")
+    fill(q, 1)
+    with pytest.raises(QueueTimeoutError, match=r"k\.input: no room within 0\.01 s"):
+        await q.put(P(), timeout=0.01)
+    assert len(q) == 1 and q.accepted == 1
+
+
+async def test_block_put_nowait_on_full_queue_raises_without_counting_a_rejection() -> None:
+    q: MessageQueue[P] = MessageQueue(1, BackpressureStrategy.BLOCK)
+    fill(q, 1)
+    with pytest.raises(QueueFullError):
+        q.put_nowait(P())
+    assert q.rejected == 0
+
+
+async def test_reject_answers_at_once_at_the_boundary() -> None:
+    q: MessageQueue[P] = MessageQueue(3, BackpressureStrategy.REJECT, name="k.input")
+    kept = fill(q, 3)  # exactly capacity: all accepted
+    with pytest.raises(QueueFullError, match=r"k\.input is full \(3 messages, reject\)"):
+        await q.put(P(n=3))
+    assert q.snapshot() == kept and q.rejected == 1
+
+
+async def test_drop_oldest_keeps_the_latest_and_counts_drops() -> None:
+    dropped: list[P] = []
+    q: MessageQueue[P] = MessageQueue(3, BackpressureStrategy.DROP_OLDEST, on_drop=dropped.append)
+    msgs = fill(q, 5)
+    assert q.snapshot() == msgs[2:]
+    assert dropped == msgs[:2] and q.dropped == 2 and q.accepted == 5
+
+
+async def test_priority_hands_out_higher_first_fifo_within_a_priority() -> None:
+    q: MessageQueue[P] = MessageQueue(10, ordering="priority")
+    low = fill(q, 2, priority=1)
+    high = fill(q, 2, priority=200)
+    mid = fill(q, 2, priority=128)
+    assert [await q.get() for _ in range(6)] == high + mid + low
+
+
+async def test_priority_drop_oldest_evicts_by_arrival() -> None:
+    q: MessageQueue[P] = MessageQueue(2, BackpressureStrategy.DROP_OLDEST, ordering="priority")
+    first = P(n=0, priority=255)
+    q.put_nowait(first)
+    q.put_nowait(P(n=1, priority=1))
+    q.put_nowait(P(n=2, priority=2))
+    assert [m.n for m in q.snapshot()] == [2, 1]
+
+
+async def test_get_times_out_with_timeout_error() -> None:
+    q: MessageQueue[P] = MessageQueue(1, name="k.input")
+    with pytest.raises(TimeoutError, match=r"k\.input: no message within 0\.01 s") as info:
+        await q.get(timeout=0.01)
+    assert isinstance(info.value, QueueTimeoutError)
+
+
+async def test_zero_timeout_on_empty_queue_raises_at_once() -> None:
+    q: MessageQueue[P] = MessageQueue(1)
+    with pytest.raises(QueueTimeoutError):
+        await q.get(timeout=0)
+
+
+async def test_cancelled_getter_loses_nothing() -> None:
+    q: MessageQueue[P] = MessageQueue(4)
+    waiting = asyncio.create_task(q.get())
+    await asyncio.sleep(0)
+    msg = P(n=1)
+    q.put_nowait(msg)  # wakes the getter...
+    waiting.cancel()  # ...which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert q.snapshot() == [msg]
+    assert await q.get() is msg
+
+
+async def test_cancelled_getter_passes_its_wake_up_on() -> None:
+    q: MessageQueue[P] = MessageQueue(4)
+    first = asyncio.create_task(q.get())
+    second = asyncio.create_task(q.get())
+    await asyncio.sleep(0)
+    msg = P()
+    q.put_nowait(msg)
+    first.cancel()
+    assert await asyncio.wait_for(second, 1.0) is msg
+
+
+async def test_cancelled_putter_does_not_insert() -> None:
+    q: MessageQueue[P] = MessageQueue(1)
+    fill(q, 1)
+    putter = asyncio.create_task(q.put(P(n=9)))
+    await asyncio.sleep(0)
+    putter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await putter
+    await q.get()
+    assert len(q) == 0 and q.accepted == 1
+
+
+async def test_paused_get_hands_out_nothing_and_keeps_queueing() -> None:
+    q: MessageQueue[P] = MessageQueue(4)
+    q.pause_get()
+    msgs = fill(q, 2)
+    assert not q.ready()
+    with pytest.raises(QueueTimeoutError):
+        await q.get(timeout=0.01)
+    assert q.get_batch_nowait(10) == []
+    waiting = asyncio.create_task(q.get())
+    await asyncio.sleep(0)
+    q.resume_get()
+    assert await waiting is msgs[0]
+
+
+async def test_get_error_raises_only_once_the_queue_is_empty() -> None:
+    q: MessageQueue[P] = MessageQueue(4)
+    msgs = fill(q, 2)
+    q.fail_gets(lambda: RuntimeError("gone"))
+    assert [await q.get(), await q.get()] == msgs
+    with pytest.raises(RuntimeError, match="gone"):
+        await q.get()
+
+
+async def test_waiting_getter_is_woken_by_get_error() -> None:
+    q: MessageQueue[P] = MessageQueue(4)
+    waiting = asyncio.create_task(q.get())
+    await asyncio.sleep(0)
+    q.fail_gets(lambda: RuntimeError("gone"))
+    with pytest.raises(RuntimeError, match="gone"):
+        await waiting
+
+
+async def test_refused_waiting_put_raises_but_put_with_room_succeeds() -> None:
+    q: MessageQueue[P] = MessageQueue(1)
+    blocked = asyncio.create_task(q.put(P()))
+    q.put_nowait(P())
+    await asyncio.sleep(0)
+    q.refuse_waiting_puts(lambda: RuntimeError("stopping"))
+    with pytest.raises(RuntimeError, match="stopping"):
+        await blocked
+    await q.get()
+    await q.put(P())  # there is room: accepted
+    assert len(q) == 1
+
+
+async def test_statistics_snapshot() -> None:
+    q: MessageQueue[P] = MessageQueue(2, BackpressureStrategy.REJECT, name="q")
+    fill(q, 2)
+    with pytest.raises(QueueFullError):
+        q.put_nowait(P())
+    await q.get()
+    stats = q.statistics()
+    assert (stats.size, stats.capacity, stats.accepted, stats.taken, stats.rejected) == (1, 2, 2, 1, 1)
+    assert stats.backpressure is BackpressureStrategy.REJECT
+
+
+@pytest.mark.parametrize("capacity", [0, -1, 1.5, "3"])
+def test_bad_capacity_is_refused(capacity: object) -> None:
+    with pytest.raises(ValueError, match="capacity must be a positive int"):
+        MessageQueue(capacity)  # type: ignore[arg-type]
+
+
+def test_bad_strategy_and_ordering_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown backpressure strategy 'spill'"):
+        MessageQueue(1, "spill")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ordering must be"):
+        MessageQueue(1, ordering="lifo")  # type: ignore[arg-type]
+
+
+def test_strategy_parses_names_and_values() -> None:
+    assert BackpressureStrategy.parse("drop_oldest") is BackpressureStrategy.DROP_OLDEST
+    assert BackpressureStrategy.parse("BLOCK") is BackpressureStrategy.BLOCK
