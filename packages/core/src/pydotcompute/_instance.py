@@ -61,6 +61,8 @@ class KernelInstance:
         self.route: Route | None = None
         self.sent = 0
         self.errors = 0
+        self.burst = 0
+        self.burst = 0  # messages taken in a row without yielding (see _context.BURST)
         self.in_hand = False  # it took a message and has not come back for another yet
         self.abandoned: list[Any] = []  # sends cut off by termination
         self.stuck = False  # ignored termination and cancellation

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any, TypeVar, overload
-from uuid import UUID, uuid4
+import uuid
+from uuid import UUID
 
 from ._errors import MessageTypeError, MessageValidationError
+from ._ids import new_message_id
 
 __all__ = ["RingKernelMessage", "message", "message_type_named"]
 
@@ -88,7 +90,7 @@ def _validate_standard_fields(msg: RingKernelMessage) -> None:
 
 
 _STANDARD_FIELDS: tuple[tuple[str, Any, Any], ...] = (
-    ("message_id", UUID, dataclasses.field(default_factory=uuid4)),
+    ("message_id", UUID, dataclasses.field(default_factory=new_message_id)),
     ("priority", int, dataclasses.field(default=DEFAULT_PRIORITY)),
     ("correlation_id", "UUID | None", dataclasses.field(default=None)),
 )
@@ -120,8 +122,12 @@ def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernel
     if not isinstance(cls, type):
         raise TypeError(f"@message decorates a class, got {cls!r}")
     base = cls if dataclasses.is_dataclass(cls) else dataclasses.dataclass(cls)
-    declared = {f.name for f in dataclasses.fields(base)}
+    declared = {f.name: f for f in dataclasses.fields(base)}
     missing = [spec for spec in _STANDARD_FIELDS if spec[0] not in declared]
+    declared_id = declared.get("message_id")
+    if declared_id is not None and declared_id.default_factory is uuid.uuid4:
+        # The same kind of id (random version 4), made four times faster: see _ids.
+        missing.insert(0, _STANDARD_FIELDS[0])
     params = base.__dataclass_params__  # type: ignore[attr-defined]
 
     user_post_init = getattr(base, "__post_init__", None)
@@ -129,7 +135,15 @@ def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernel
     def __post_init__(self: RingKernelMessage, *args: Any) -> None:
         if user_post_init is not None:
             user_post_init(self, *args)
-        _validate_standard_fields(self)
+        # The common, valid case in one expression; the helper names what is wrong.
+        priority, correlation_id = self.priority, self.correlation_id
+        if not (
+            type(priority) is int
+            and 0 <= priority <= MAX_PRIORITY
+            and type(self.message_id) is UUID
+            and (correlation_id is None or type(correlation_id) is UUID)
+        ):
+            _validate_standard_fields(self)
 
     made = dataclasses.make_dataclass(
         cls.__name__,

@@ -106,6 +106,8 @@ class MessageQueue(Generic[_T]):
         self._heap: list[tuple[int, int, float, _T]] = []
         self._sequence = itertools.count()
         self._priority = ordering == "priority"
+        # The one container in use, so hot paths can call the C-level len() on it.
+        self._items: deque[Any] | list[Any] = self._heap if self._priority else self._fifo
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._empty_waiters: list[asyncio.Future[None]] = []
@@ -122,11 +124,11 @@ class MessageQueue(Generic[_T]):
     # -- inspection -------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._heap) if self._priority else len(self._fifo)
+        return len(self._items)
 
     def ready(self) -> bool:
         """True when a get would hand out a message right now."""
-        return not self._get_paused and bool(self._heap if self._priority else self._fifo)
+        return not self._get_paused and bool(self._items)
 
     def full(self) -> bool:
         return len(self) >= self.capacity
@@ -163,7 +165,7 @@ class MessageQueue(Generic[_T]):
         for a full queue: it evicts the oldest message."""
         if self._put_error is not None:
             raise self._put_error()
-        if len(self) >= self.capacity:
+        if len(self._items) >= self.capacity:
             if self.backpressure is BackpressureStrategy.DROP_OLDEST:
                 self._drop_oldest()
             else:
@@ -187,7 +189,7 @@ class MessageQueue(Generic[_T]):
         """Queue ``item``; under BLOCK wait for room, raising QueueTimeoutError after
         ``timeout`` seconds. Other strategies never wait."""
         if (
-            len(self) < self.capacity
+            len(self._items) < self.capacity
             or self.backpressure is not BackpressureStrategy.BLOCK
             or self._put_error is not None
         ):
@@ -215,7 +217,7 @@ class MessageQueue(Generic[_T]):
 
     def get_nowait(self) -> _T:
         """Hand out the next message now; raises the get error, or ``_Empty``."""
-        if self._get_paused or not (self._heap if self._priority else self._fifo):
+        if self._get_paused or not self._items:
             if self._get_error is not None:
                 raise self._get_error()
             raise _Empty
@@ -227,7 +229,7 @@ class MessageQueue(Generic[_T]):
         self.wait_samples.append(time.perf_counter() - enqueued_at)
         if self._putters:
             _wake_next(self._putters)
-        if self._empty_waiters and not len(self):
+        if self._empty_waiters and not self._items:
             _wake_all(self._empty_waiters)
         return item
 
@@ -240,7 +242,7 @@ class MessageQueue(Generic[_T]):
 
     async def get(self, timeout: float | None = None) -> _T:
         """The next message, waiting for one; QueueTimeoutError after ``timeout``."""
-        if not self._get_paused and (self._heap if self._priority else self._fifo):
+        if not self._get_paused and self._items:
             return self.get_nowait()
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.ready():

@@ -1,0 +1,1 @@
+"""Benchmarks are run by `nox -s bench` (CPU) and `nox -s gpu`; never by the test run."""
