@@ -33,7 +33,7 @@ def test_dataclass_with_declared_standard_fields_keeps_them() -> None:
     msg = Declared(x=1.5)
     assert msg.priority == 7
     assert [f.name for f in dataclasses.fields(msg)] == [
-        "x", "message_id", "priority", "correlation_id"
+        "x", "message_id", "priority", "correlation_id", "deadline"
     ]
 
 
@@ -122,3 +122,26 @@ def test_reply_sets_correlation_id() -> None:
 def test_decorating_a_non_class_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="decorates a class"):
         message(lambda: None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("deadline", [float("nan"), float("inf"), "soon", True])
+def test_bad_deadline_is_refused(deadline: object) -> None:
+    @message
+    class Timed:
+        pass
+
+    with pytest.raises(MessageValidationError, match=r"Timed\.deadline must be None or a finite"):
+        Timed(deadline=deadline)
+
+
+def test_declared_uuid4_factory_still_gives_version_4_ids() -> None:
+    @message
+    @dataclass
+    class Declared:
+        message_id: UUID = field(default_factory=uuid4)
+
+    ids = {Declared().message_id for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(i.version == 4 and i.variant == "specified in RFC 4122" for i in ids)
+    parsed = next(iter(ids))
+    assert UUID(str(parsed)) == parsed and hash(UUID(str(parsed))) == hash(parsed)

@@ -26,6 +26,7 @@ async def test_counters_report_the_real_traffic() -> None:
     assert t.throughput == pytest.approx(25 / t.active_seconds)
     assert 0 <= t.queue_wait_p50_us <= t.queue_wait_p99_us
     assert t.state == "deactivated"
+    assert t.books_balance
 
 
 async def test_drops_and_rejections_are_counted() -> None:
@@ -41,7 +42,8 @@ async def test_drops_and_rejections_are_counted() -> None:
                 await rt.send("r", Item())
         d, r = rt.get_telemetry("d"), rt.get_telemetry("r")
     assert (d.messages_received, d.messages_dropped, d.input_queue_depth) == (5, 3, 2)
-    assert (r.messages_received, r.messages_rejected, r.input_queue_depth) == (2, 3, 2)
+    assert (r.messages_received, r.messages_rejected, r.input_queue_depth) == (5, 3, 2)
+    assert d.books_balance and r.books_balance
 
 
 async def test_idle_kernel_has_no_wait_figures_and_zero_throughput() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._backend import ComputeBackend
 from ._context import KernelContext
+from ._dead_letters import DeadLetter, DeadLetterReason
 from ._errors import (
     KernelAlreadyExistsError,
     KernelFailedError,
@@ -21,6 +22,7 @@ from ._errors import (
     QueueTimeoutError,
     RingKernelError,
 )
+from ._health import KernelHealth, RuntimeHealth
 from ._hookspecs import hookimpl, hookspec
 from ._kernel import KernelSpec, KernelState, ring_kernel
 from ._message import RingKernelMessage, message
@@ -28,6 +30,7 @@ from ._queue import BackpressureStrategy, QueueStatistics
 from ._report import KernelLeftovers, ShutdownReport
 from ._routes import RouteMode
 from ._runtime import RingKernelRuntime
+from ._supervision import RestartPolicy
 from ._telemetry import KernelTelemetry
 
 __version__ = "0.1.0"
@@ -35,9 +38,12 @@ __version__ = "0.1.0"
 __all__ = [
     "BackpressureStrategy",
     "ComputeBackend",
+    "DeadLetter",
+    "DeadLetterReason",
     "KernelAlreadyExistsError",
     "KernelContext",
     "KernelFailedError",
+    "KernelHealth",
     "KernelLeftovers",
     "KernelNotFoundError",
     "KernelSpec",
@@ -50,10 +56,12 @@ __all__ = [
     "QueueFullError",
     "QueueStatistics",
     "QueueTimeoutError",
+    "RestartPolicy",
     "RingKernelError",
     "RingKernelMessage",
     "RingKernelRuntime",
     "RouteMode",
+    "RuntimeHealth",
     "ShutdownReport",
     "hookimpl",
     "hookspec",

@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ._errors import QueueClosedError
+from ._queue import NOTHING
 
 if TYPE_CHECKING:
     from ._instance import KernelInstance
@@ -46,7 +47,7 @@ class KernelContext:
 
     async def wait_active(self, timeout: float | None = None) -> None:
         """Wait until the kernel is ACTIVE or asked to terminate (returns either way)."""
-        self._instance.in_hand = False
+        self._instance.holding = ()
         await self._instance.wait_active(timeout)
 
     async def receive(self, timeout: float | None = None) -> Any:
@@ -56,9 +57,8 @@ class KernelContext:
         QueueClosedError once the kernel is told to terminate.
         """
         queue = self._input
+        instance = self._instance
         if queue.ready():  # the hot path: no timer, and mostly no suspension
-            instance = self._instance
-            instance.in_hand = True
             instance.burst += 1
             if instance.burst >= BURST:
                 # Let the other tasks run now and then: a kernel that always finds
@@ -67,20 +67,21 @@ class KernelContext:
                 # stage sees it.
                 instance.burst = 0
                 await asyncio.sleep(0)
-                if not queue.ready():
-                    return await self._receive_slow(timeout)
-            return queue.get_nowait()
+            msg = queue.take()
+            if msg is not NOTHING:
+                instance.holding = (msg,)
+                return msg
         return await self._receive_slow(timeout)
 
     async def _receive_slow(self, timeout: float | None) -> Any:
         instance = self._instance
+        instance.holding = ()  # back for more: the previous message is done
         if instance.terminate_requested:
             # Yield first: a loop that swallows this error must not starve the event loop.
             await asyncio.sleep(0)
             raise QueueClosedError(f"kernel {self.kernel_id!r} is terminating")
-        instance.in_hand = False  # back for more: the previous message is done
         msg = await self._input.get(timeout)
-        instance.in_hand = True
+        instance.holding = (msg,)
         return msg
 
     async def receive_batch(self, max_items: int, timeout: float | None = None) -> list[Any]:
@@ -93,6 +94,7 @@ class KernelContext:
             return [first]
         batch = [first]
         batch.extend(self._input.get_batch_nowait(max_items - 1))
+        self._instance.holding = batch
         return batch
 
     async def send(self, msg: Any) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._context import KernelContext
+from ._dead_letters import DeadLetterQueue, DeadLetterReason
 from ._errors import (
     KernelFailedError,
     KernelStateError,
@@ -17,6 +19,7 @@ from ._errors import (
 from ._kernel import KernelSpec, KernelState
 from ._message import RingKernelMessage
 from ._queue import MessageQueue
+from ._supervision import RestartTracker
 from ._telemetry import KernelTelemetry, wait_percentiles_us
 
 if TYPE_CHECKING:
@@ -37,14 +40,23 @@ _ACCEPTING = frozenset({KernelState.LAUNCHED, KernelState.ACTIVE, KernelState.DE
 class KernelInstance:
     """One launched kernel. The runtime drives it; users see it through the runtime."""
 
-    def __init__(self, spec: KernelSpec, runtime: RingKernelRuntime, *, record_waits: bool) -> None:
+    def __init__(
+        self,
+        spec: KernelSpec,
+        runtime: RingKernelRuntime,
+        dead_letters: DeadLetterQueue,
+        *,
+        record_waits: bool,
+    ) -> None:
         self.spec = spec
         self.kernel_id = spec.kernel_id
+        self.dead_letters = dead_letters
         self.input: MessageQueue[Any] = MessageQueue(
             spec.input_queue_size,
             spec.backpressure,
             spec.ordering,
             name=f"kernel {spec.kernel_id!r} input queue",
+            on_expire=self._expired,
             record_waits=record_waits,
         )
         self.output: MessageQueue[Any] = MessageQueue(
@@ -63,7 +75,16 @@ class KernelInstance:
         self.errors = 0
         self.burst = 0
         self.burst = 0  # messages taken in a row without yielding (see _context.BURST)
-        self.in_hand = False  # it took a message and has not come back for another yet
+        # The message(s) the kernel took and has not come back for more since: what a
+        # failure dead-letters.
+        self.holding: tuple[Any, ...] | list[Any] = ()
+        self.dead_lettered = 0  # taken, then dead-lettered by a failure or a stall
+        self.restarts = RestartTracker(spec.restart)
+        self.stalls = 0
+        self.stalled = False
+        self._last_taken = 0
+        self._last_progress = time.monotonic()
+        self._stall_restart = False
         self.abandoned: list[Any] = []  # sends cut off by termination
         self.stuck = False  # ignored termination and cancellation
         self._accept_type: type = spec.input_type or RingKernelMessage
@@ -71,6 +92,7 @@ class KernelInstance:
         self._active_since: float | None = None
         self._active_seconds = 0.0
         self._active_event = asyncio.Event()
+        self._stop_requested = asyncio.Event()
         self.ctx = KernelContext(self, runtime)
         self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
             self._run(), name=f"ring-kernel:{self.kernel_id}"
@@ -125,6 +147,7 @@ class KernelInstance:
         if self.terminate_requested:
             return
         self.terminate_requested = True
+        self._stop_requested.set()
         self.accepting = False
         if self.state is not KernelState.FAILED:
             self.state = KernelState.TERMINATING
@@ -161,7 +184,7 @@ class KernelInstance:
     @property
     def idle(self) -> bool:
         """Nothing queued and nothing in hand (or the task has ended)."""
-        return self.task.done() or not (len(self.input) or self.in_hand)
+        return self.task.done() or not (len(self.input) or self.holding)
 
     async def join(self, grace: float) -> None:
         """Wait for the task to end; cancel it after ``grace`` seconds, and give up
@@ -192,19 +215,31 @@ class KernelInstance:
         )
 
     async def _run(self) -> None:
-        try:
-            await self.spec.func(self.ctx)
-        except asyncio.CancelledError:
-            if not self.terminate_requested:
-                self._fail(KernelStateError(f"kernel {self.kernel_id!r} was cancelled"))
-            raise
-        except QueueClosedError:
-            if not self.terminate_requested:
-                raise
-            logger.debug("kernel %r left its loop through QueueClosedError", self.kernel_id)
-        except Exception as exc:
-            self._fail(exc)
-            return
+        while True:
+            try:
+                await self.spec.func(self.ctx)
+            except asyncio.CancelledError:
+                if self.terminate_requested or not self._stall_restart:
+                    if not self.terminate_requested:
+                        self.errors += 1
+                        self._fail(KernelStateError(f"kernel {self.kernel_id!r} was cancelled"))
+                    raise
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()  # our own cancellation, handled: not the caller's
+                self._stall_restart = False
+                continue  # the stall was dead-lettered and counted when it was detected
+            except QueueClosedError:
+                if not self.terminate_requested:
+                    if await self._recover(QueueClosedError("unexpected close")):
+                        continue
+                    return
+                logger.debug("kernel %r left its loop through QueueClosedError", self.kernel_id)
+            except Exception as exc:
+                if await self._recover(exc):
+                    continue
+                return
+            break
         if not self.terminate_requested:
             logger.warning(
                 "kernel %r returned before it was asked to terminate; it takes no more "
@@ -216,11 +251,84 @@ class KernelInstance:
             self.state = KernelState.TERMINATED
             self.output.fail_gets(self._no_more_output_error)
 
+    async def _recover(self, exc: BaseException) -> bool:
+        """The function raised: dead-letter what it held, then restart it after its
+        backoff (True) or fail it for good (False)."""
+        self.errors += 1
+        self._dead_letter_holding(DeadLetterReason.FAILED, exc)
+        if self.terminate_requested:
+            self._fail(exc)
+            return False
+        delay = self.restarts.next_delay(time.monotonic())
+        if delay is None:
+            self._fail(exc)
+            return False
+        resume_as = self.state
+        self.state = KernelState.RESTARTING
+        self.input.pause_get()
+        if resume_as is KernelState.ACTIVE:
+            self._stop_active()
+        logger.warning(
+            "kernel %r raised %r; restart %d in %.3g s (policy: %d within %.3g s)",
+            self.kernel_id,
+            exc,
+            self.restarts.total,
+            delay,
+            self.spec.restart.max_restarts,
+            self.spec.restart.window,
+            exc_info=exc,
+        )
+        with contextlib.suppress(TimeoutError):  # the backoff ran out: restart
+            await asyncio.wait_for(self._stop_requested.wait(), delay)
+        if self.terminate_requested:
+            return False
+        self.state = resume_as
+        if resume_as is KernelState.ACTIVE:
+            self._start_active()
+        return True
+
+    def _dead_letter_holding(self, reason: DeadLetterReason, exc: BaseException | None) -> None:
+        for msg in self.holding:
+            self.dead_letters.add(self.kernel_id, msg, reason, exc)
+        self.dead_lettered += len(self.holding)
+        self.holding = ()
+
+    def _expired(self, msg: Any) -> None:
+        self.dead_letters.add(self.kernel_id, msg, DeadLetterReason.EXPIRED)
+
+    def check_stall(self, now: float) -> None:
+        """Watchdog tick: an ACTIVE kernel that holds messages (queued or in hand) and
+        has taken none for ``stall_timeout`` seconds is stalled: logged, counted, and
+        restarted if its policy says so."""
+        timeout = self.spec.stall_timeout
+        taken = self.input.taken
+        busy = bool(len(self.input) or self.holding)
+        if timeout is None or self.state is not KernelState.ACTIVE or not busy or taken != self._last_taken:
+            self._last_taken, self._last_progress, self.stalled = taken, now, False
+            return
+        if self.stalled or now - self._last_progress < timeout:
+            return
+        self.stalled = True
+        self.stalls += 1
+        logger.warning(
+            "kernel %r stalled: %d queued, %d in hand, nothing taken for %.3g s",
+            self.kernel_id,
+            len(self.input),
+            len(self.holding),
+            now - self._last_progress,
+        )
+        if self.spec.restart.restart_on_stall and not self.task.done():
+            if self.restarts.next_delay(now) is None:
+                logger.error("kernel %r: stalled past its restart limit", self.kernel_id)
+                return
+            self._dead_letter_holding(DeadLetterReason.STALLED, None)
+            self._stall_restart = True
+            self.task.cancel()
+
     def _fail(self, exc: BaseException) -> None:
         self.state = KernelState.FAILED
         self.accepting = False
         self.error = exc
-        self.errors += 1
         self._stop_active()
         self._active_event.set()
         logger.error("kernel %r failed", self.kernel_id, exc_info=exc)
@@ -299,19 +407,26 @@ class KernelInstance:
         inp, out = self.input, self.output
         active = self.active_seconds
         p50, p99 = wait_percentiles_us(inp.wait_samples)
+        processed = inp.taken - self.dead_lettered
         return KernelTelemetry(
             kernel_id=self.kernel_id,
             state=self.state.value,
-            messages_received=inp.accepted,
-            messages_processed=inp.taken,
+            messages_received=inp.accepted + inp.rejected,
+            messages_processed=processed,
             messages_sent=self.sent,
-            messages_dropped=inp.dropped + out.dropped,
-            messages_rejected=inp.rejected + out.rejected,
+            messages_dropped=inp.dropped,
+            messages_rejected=inp.rejected,
+            messages_expired=inp.expired,
+            messages_dead_lettered=self.dead_lettered,
+            output_dropped=out.dropped,
+            output_rejected=out.rejected,
             errors=self.errors,
+            restarts=self.restarts.total,
+            stalls=self.stalls,
             input_queue_depth=len(inp),
             output_queue_depth=len(out),
             active_seconds=active,
-            throughput=inp.taken / active if active > 0 else 0.0,
+            throughput=processed / active if active > 0 else 0.0,
             queue_wait_p50_us=p50,
             queue_wait_p99_us=p99,
         )

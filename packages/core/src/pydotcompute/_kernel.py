@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import KernelNotFoundError
 from ._queue import BackpressureStrategy, Ordering
+from ._supervision import RestartPolicy
 
 if TYPE_CHECKING:
     from ._context import KernelContext
@@ -29,8 +30,9 @@ DEFAULT_QUEUE_SIZE = 1024
 class KernelState(enum.Enum):
     """Lifecycle of a launched kernel.
 
-    LAUNCHED -> ACTIVE <-> DEACTIVATED; any live state -> TERMINATING -> TERMINATED;
-    a kernel whose function raises is FAILED.
+    LAUNCHED -> ACTIVE <-> DEACTIVATED; any live state -> TERMINATING -> TERMINATED.
+    A kernel whose function raises is RESTARTING (then back to the state it was in)
+    while its restart policy allows, FAILED after that.
     """
 
     LAUNCHED = "launched"  #: its task runs, but it takes no messages yet
@@ -38,11 +40,14 @@ class KernelState(enum.Enum):
     DEACTIVATED = "deactivated"  #: paused: messages queue up, none are handed out
     TERMINATING = "terminating"  #: asked to stop; finishing
     TERMINATED = "terminated"  #: stopped; its queues accept nothing
-    FAILED = "failed"  #: its function raised; see the runtime's log and telemetry
+    RESTARTING = "restarting"  #: it failed and waits out its backoff; messages keep queueing
+    FAILED = "failed"  #: its function raised (past its restart policy); see the log
 
     @property
     def is_live(self) -> bool:
-        return self in (KernelState.LAUNCHED, KernelState.ACTIVE, KernelState.DEACTIVATED)
+        return self in (
+            KernelState.LAUNCHED, KernelState.ACTIVE, KernelState.DEACTIVATED, KernelState.RESTARTING
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +62,8 @@ class KernelSpec:
     input_type: type | None = None
     output_type: type | None = None
     ordering: Ordering = "fifo"
+    restart: RestartPolicy = RestartPolicy()
+    stall_timeout: float | None = None
 
     def __post_init__(self) -> None:
         where = f"kernel {self.kernel_id!r}"
@@ -71,6 +78,11 @@ class KernelSpec:
         object.__setattr__(self, "backpressure", BackpressureStrategy.parse(self.backpressure))
         if self.ordering not in ("fifo", "priority"):
             raise ValueError(f"{where}: ordering must be 'fifo' or 'priority', got {self.ordering!r}")
+        if not isinstance(self.restart, RestartPolicy):
+            raise TypeError(f"{where}: restart must be a RestartPolicy, got {self.restart!r}")
+        stall = self.stall_timeout
+        if stall is not None and not (isinstance(stall, (int, float)) and stall > 0):
+            raise ValueError(f"{where}: stall_timeout must be a positive number, got {stall!r}")
         for name in ("input_type", "output_type"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, type):
@@ -120,6 +132,8 @@ def ring_kernel(
     input_type: type | None = None,
     output_type: type | None = None,
     ordering: Ordering = "fifo",
+    restart: RestartPolicy | None = None,
+    stall_timeout: float | None = None,
 ) -> Callable[[_F], _F]:
     """Register an ``async def kernel(ctx)`` under ``kernel_id`` (default: its name).
 
@@ -127,6 +141,9 @@ def ring_kernel(
     say otherwise; ``backpressure`` applies to both. ``input_type`` makes sends of any
     other type fail at the sender with TypeError; ``output_type`` checks ``ctx.send``.
     ``ordering="priority"`` hands out higher ``priority`` first, FIFO within one.
+    ``restart`` says whether a kernel that raises is restarted (default: never);
+    ``stall_timeout`` lets the watchdog report it stalled when it holds messages and
+    takes none for that many seconds.
     Returns the function unchanged, with its spec attached.
     """
     if callable(kernel_id):
@@ -142,6 +159,8 @@ def ring_kernel(
             input_type=input_type,
             output_type=output_type,
             ordering=ordering,
+            restart=restart or RestartPolicy(),
+            stall_timeout=stall_timeout,
         )
         if spec.kernel_id in _REGISTRY and _REGISTRY[spec.kernel_id].func is not func:
             logger.debug("ring kernel %r redefined", spec.kernel_id)

@@ -1,13 +1,16 @@
 """Messages: the ``@message`` decorator and the :class:`RingKernelMessage` base.
 
-Every message carries three standard fields: ``message_id`` (a fresh uuid4),
-``priority`` (0..255, default 128; higher is served first by priority queues) and
-``correlation_id`` (the id of the message this one answers, or ``None``).
+Every message carries four standard fields: ``message_id`` (a fresh uuid4),
+``priority`` (0..255, default 128; higher is served first by priority queues),
+``correlation_id`` (the id of the message this one answers, or ``None``) and
+``deadline`` (a ``time.time()`` after which a queued message is not processed but
+dead-lettered as expired, or ``None``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, TypeVar, overload
 import uuid
 from uuid import UUID
@@ -41,6 +44,7 @@ class RingKernelMessage:
     message_id: UUID
     priority: int
     correlation_id: UUID | None
+    deadline: float | None
 
     def reply(self, response_type: type[_M], /, **fields: Any) -> _M:
         """Build a ``response_type`` message whose ``correlation_id`` is this message's id."""
@@ -87,12 +91,20 @@ def _validate_standard_fields(msg: RingKernelMessage) -> None:
         raise MessageValidationError(
             f"{name}.correlation_id must be a UUID or None, got {msg.correlation_id!r}"
         )
+    deadline = msg.deadline
+    if deadline is not None and not (
+        type(deadline) in (int, float) and math.isfinite(deadline)
+    ):
+        raise MessageValidationError(
+            f"{name}.deadline must be None or a finite time.time() value, got {deadline!r}"
+        )
 
 
 _STANDARD_FIELDS: tuple[tuple[str, Any, Any], ...] = (
     ("message_id", UUID, dataclasses.field(default_factory=new_message_id)),
     ("priority", int, dataclasses.field(default=DEFAULT_PRIORITY)),
     ("correlation_id", "UUID | None", dataclasses.field(default=None)),
+    ("deadline", "float | None", dataclasses.field(default=None)),
 )
 
 
@@ -142,6 +154,7 @@ def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernel
             and 0 <= priority <= MAX_PRIORITY
             and type(self.message_id) is UUID
             and (correlation_id is None or type(correlation_id) is UUID)
+            and self.deadline is None
         ):
             _validate_standard_fields(self)
 

@@ -21,7 +21,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from ._errors import QueueFullError, QueueTimeoutError
 
-__all__ = ["BackpressureStrategy", "MessageQueue", "QueueStatistics", "Ordering"]
+__all__ = ["NOTHING", "BackpressureStrategy", "MessageQueue", "Ordering", "QueueEmpty", "QueueStatistics"]
 
 _T = TypeVar("_T")
 Ordering = Literal["fifo", "priority"]
@@ -64,12 +64,24 @@ class QueueStatistics:
     taken: int  #: messages handed out by get, ever
     dropped: int  #: messages evicted by DROP_OLDEST
     rejected: int  #: messages refused because the queue was full (REJECT)
+    expired: int  #: messages whose deadline passed while queued (not handed out)
     waiting_getters: int  #: tasks waiting for a message now
     waiting_putters: int  #: tasks waiting for room now (BLOCK)
 
 
-class _Empty(Exception):
-    """Internal: nothing to hand out right now."""
+class QueueEmpty(Exception):
+    """``get_nowait`` found nothing to hand out (internal to the runtime's queues)."""
+
+
+class _Nothing:
+    """The type of :data:`NOTHING`."""
+
+    def __repr__(self) -> str:
+        return "NOTHING"
+
+
+#: What ``take()`` returns when there is no message to hand out.
+NOTHING: Any = _Nothing()
 
 
 class MessageQueue(Generic[_T]):
@@ -89,6 +101,7 @@ class MessageQueue(Generic[_T]):
         *,
         name: str = "queue",
         on_drop: Callable[[_T], None] | None = None,
+        on_expire: Callable[[_T], None] | None = None,
         record_waits: bool = True,
     ) -> None:
         if type(capacity) is not int or capacity < 1:
@@ -100,6 +113,9 @@ class MessageQueue(Generic[_T]):
         self.backpressure = BackpressureStrategy.parse(backpressure)
         self.ordering: Ordering = ordering
         self._on_drop = on_drop
+        # Given: messages whose ``deadline`` (epoch seconds) has passed are not handed
+        # out but counted as expired and passed to this callback.
+        self._on_expire = on_expire
         # FIFO entries are (enqueued_at, item); priority entries are
         # (-priority, sequence, enqueued_at, item) in a heap, FIFO within a priority.
         self._fifo: deque[tuple[float, _T]] = deque()
@@ -119,6 +135,7 @@ class MessageQueue(Generic[_T]):
         self.taken = 0
         self.dropped = 0
         self.rejected = 0
+        self.expired = 0
         self.wait_samples: deque[float] = deque(maxlen=WAIT_SAMPLES if record_waits else 0)
 
     # -- inspection -------------------------------------------------------------------
@@ -147,6 +164,7 @@ class MessageQueue(Generic[_T]):
             taken=self.taken,
             dropped=self.dropped,
             rejected=self.rejected,
+            expired=self.expired,
             waiting_getters=self.waiting_getters,
             waiting_putters=sum(1 for f in self._putters if not f.done()),
         )
@@ -215,41 +233,65 @@ class MessageQueue(Generic[_T]):
 
     # -- get side ---------------------------------------------------------------------
 
-    def get_nowait(self) -> _T:
-        """Hand out the next message now; raises the get error, or ``_Empty``."""
-        if self._get_paused or not self._items:
-            if self._get_error is not None:
-                raise self._get_error()
-            raise _Empty
-        if self._priority:
-            _, _, enqueued_at, item = heapq.heappop(self._heap)
-        else:
-            enqueued_at, item = self._fifo.popleft()
-        self.taken += 1
-        self.wait_samples.append(time.perf_counter() - enqueued_at)
+    def take(self) -> Any:
+        """The next message now, or :data:`NOTHING` when there is none to hand out
+        (empty, paused, or every queued message had expired). Raises the get error
+        instead of returning NOTHING once one is set."""
+        items = self._items
+        while items and not self._get_paused:
+            if self._priority:
+                _, _, enqueued_at, item = heapq.heappop(self._heap)
+            else:
+                enqueued_at, item = self._fifo.popleft()
+            if self._on_expire is not None:
+                deadline = getattr(item, "deadline", None)
+                if deadline is not None and deadline < time.time():
+                    self.expired += 1
+                    self._on_expire(item)
+                    self._after_removal()
+                    continue
+            self.taken += 1
+            self.wait_samples.append(time.perf_counter() - enqueued_at)
+            self._after_removal()
+            return item
+        if self._get_error is not None:
+            raise self._get_error()
+        return NOTHING
+
+    def _after_removal(self) -> None:
         if self._putters:
             _wake_next(self._putters)
         if self._empty_waiters and not self._items:
             _wake_all(self._empty_waiters)
-        return item
+
+    def get_nowait(self) -> _T:
+        """Hand out the next message now; raises the get error, or ``QueueEmpty``."""
+        item = self.take()
+        if item is NOTHING:
+            raise QueueEmpty(f"{self.name} has no message to hand out")
+        return item  # type: ignore[no-any-return]
 
     def get_batch_nowait(self, max_items: int) -> list[_T]:
         """Up to ``max_items`` queued messages, possibly none (no error when empty)."""
         batch: list[_T] = []
-        while len(batch) < max_items and not self._get_paused and len(self):
-            batch.append(self.get_nowait())
+        while len(batch) < max_items and self.ready():
+            item = self.take()
+            if item is NOTHING:
+                break
+            batch.append(item)
         return batch
 
     async def get(self, timeout: float | None = None) -> _T:
         """The next message, waiting for one; QueueTimeoutError after ``timeout``."""
-        if not self._get_paused and self._items:
-            return self.get_nowait()
+        item = self.take()
+        if item is not NOTHING:
+            return item  # type: ignore[no-any-return]
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.ready():
-            if self._get_error is not None:
-                raise self._get_error()
+        while True:
             await self._wait(self._getters, deadline, timeout, "message")
-        return self.get_nowait()
+            item = self.take()
+            if item is not NOTHING:
+                return item  # type: ignore[no-any-return]
 
     async def wait_empty(self, timeout: float | None = None) -> bool:
         """Wait until nothing is queued; True if so, False if ``timeout`` ran out."""

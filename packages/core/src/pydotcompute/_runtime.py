@@ -10,7 +10,9 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, NoReturn
 
+from ._dead_letters import DEFAULT_CAPACITY, DeadLetter, DeadLetterQueue
 from ._errors import KernelAlreadyExistsError, KernelNotFoundError, KernelStateError, MessageTypeError
+from ._health import KernelHealth, RuntimeHealth, watch, watch_interval
 from ._instance import KernelInstance
 from ._kernel import KernelState, spec_for
 from ._report import KernelLeftovers, ShutdownReport
@@ -23,6 +25,7 @@ logger = logging.getLogger("pydotcompute")
 
 DEFAULT_DRAIN_TIMEOUT_S = 5.0
 DEFAULT_GRACE_S = 1.0
+_DRAIN_STEP_S = 0.05
 
 
 class RingKernelRuntime:
@@ -39,11 +42,14 @@ class RingKernelRuntime:
         enable_telemetry: bool = True,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT_S,
         grace_period: float = DEFAULT_GRACE_S,
+        dead_letter_capacity: int = DEFAULT_CAPACITY,
     ) -> None:
         self.enable_telemetry = enable_telemetry
         self.drain_timeout = drain_timeout
         self.grace_period = grace_period
         self._kernels: dict[str, KernelInstance] = {}
+        self._dead_letters = DeadLetterQueue(dead_letter_capacity)
+        self._watchdog: asyncio.Task[None] | None = None
         self._closing = False
         self.shutdown_report: ShutdownReport | None = None
 
@@ -78,7 +84,17 @@ class RingKernelRuntime:
             )
         spec = spec_for(kernel_id, func, settings)
         self._kernels[kernel_id] = KernelInstance(
-            spec, self, record_waits=self.enable_telemetry
+            spec, self, self._dead_letters, record_waits=self.enable_telemetry
+        )
+        if spec.stall_timeout is not None:
+            self._restart_watchdog()
+
+    def _restart_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        timeouts = [k.spec.stall_timeout for k in self._kernels.values() if k.spec.stall_timeout]
+        self._watchdog = asyncio.get_running_loop().create_task(
+            watch(self._kernels.values, watch_interval(timeouts)), name="pydotcompute-watchdog"
         )
 
     async def activate(self, kernel_id: str) -> None:
@@ -212,6 +228,53 @@ class RingKernelRuntime:
         """Snapshots for every kernel, by id."""
         return {kid: k.telemetry() for kid, k in self._kernels.items()}
 
+    # -- health and dead letters -------------------------------------------------------
+
+    def health(self) -> RuntimeHealth:
+        """Every kernel's state, restarts, stalls, queue depths and errors."""
+        letters = self._dead_letters.list()
+        kernels = {}
+        now = time.monotonic()
+        for kid, k in self._kernels.items():
+            k.check_stall(now)  # current, not as of the watchdog's last tick
+            failed = k.state is KernelState.FAILED
+            kernels[kid] = KernelHealth(
+                kernel_id=kid,
+                state=k.state.value,
+                healthy=not (failed or k.stalled or k.stuck),
+                stalled=k.stalled,
+                restarts=k.restarts.total,
+                stalls=k.stalls,
+                errors=k.errors,
+                input_queue_depth=len(k.input),
+                output_queue_depth=len(k.output),
+                dead_letters=sum(1 for d in letters if d.kernel_id == kid),
+                last_error=None if k.error is None else repr(k.error),
+            )
+        return RuntimeHealth(kernels, len(letters), self._dead_letters.discarded)
+
+    def dead_letters(self, kernel_id: str | None = None) -> list[DeadLetter]:
+        """The messages that failed, stalled or expired (of one kernel, or all),
+        oldest first, with the reason and the exception."""
+        return self._dead_letters.list(kernel_id)
+
+    async def replay_dead_letters(
+        self, kernel_id: str | None = None, *, to: str | None = None
+    ) -> int:
+        """Send the dead letters (of one kernel, or all) again: each to its own kernel,
+        or all to ``to``. They leave the dead letter queue; if a send fails, that
+        letter and the ones after it are put back and the error is raised. Returns
+        how many were sent."""
+        letters = self._dead_letters.take(kernel_id)
+        for index, letter in enumerate(letters):
+            try:
+                await self.send(to or letter.kernel_id, letter.message)
+            except BaseException:
+                for unsent in letters[index:]:
+                    self._dead_letters.add(unsent.kernel_id, unsent.message, unsent.reason, unsent.error)
+                raise
+        return len(letters)
+
     # -- shutdown ---------------------------------------------------------------------
 
     async def shutdown(self, timeout: float | None = None) -> ShutdownReport:
@@ -232,6 +295,9 @@ class RingKernelRuntime:
         for instance in self._kernels.values():
             instance.request_termination()
         await asyncio.gather(*(k.join(self.grace_period) for k in live))
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.wait({self._watchdog})
         report = ShutdownReport(
             kernels={kid: _leftovers(k) for kid, k in self._kernels.items()},
             drained=drained,
@@ -245,8 +311,14 @@ class RingKernelRuntime:
     async def _drain(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:
+            now = time.monotonic()
+            for k in self._kernels.values():
+                k.check_stall(now)
+            # A stalled kernel will not drain: waiting for it would only delay the rest.
             busy = [
-                k for k in self._kernels.values() if k.state is KernelState.ACTIVE and not k.idle
+                k
+                for k in self._kernels.values()
+                if k.state is KernelState.ACTIVE and not k.idle and not k.stalled
             ]
             if not busy:
                 return True
@@ -254,7 +326,8 @@ class RingKernelRuntime:
             if remaining <= 0:
                 return False
             for instance in busy:
-                await instance.wait_idle(max(deadline - time.monotonic(), 0.0))
+                # Short steps, so that a kernel found stalled meanwhile stops the wait.
+                await instance.wait_idle(min(max(deadline - time.monotonic(), 0.0), _DRAIN_STEP_S))
             # One more pass: draining one kernel may have fed another through a route.
 
     # -- lookup -----------------------------------------------------------------------

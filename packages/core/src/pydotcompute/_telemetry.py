@@ -21,18 +21,37 @@ class KernelTelemetry:
 
     kernel_id: str
     state: str  #: the lifecycle state's value, e.g. "active"
-    messages_received: int  #: accepted into the input queue
-    messages_processed: int  #: taken from the input queue by the kernel
+    messages_received: int  #: offered to the input queue: accepted or rejected
+    messages_processed: int  #: taken by the kernel (and not dead-lettered)
     messages_sent: int  #: sent on by the kernel (own output queue or routes)
-    messages_dropped: int  #: evicted by DROP_OLDEST, both queues
-    messages_rejected: int  #: refused by a full REJECT queue, both queues
+    messages_dropped: int  #: evicted from the input queue by DROP_OLDEST
+    messages_rejected: int  #: refused by the full input queue (REJECT)
+    messages_expired: int  #: deadline passed while queued: not processed, dead-lettered
+    messages_dead_lettered: int  #: taken, then dead-lettered by a failure or a stall
+    output_dropped: int  #: evicted from the output queue by DROP_OLDEST
+    output_rejected: int  #: refused by the full output queue (REJECT)
     errors: int  #: times the kernel function raised
+    restarts: int  #: times the kernel was restarted by its policy
+    stalls: int  #: times the watchdog found it stalled
     input_queue_depth: int  #: messages waiting in the input queue now
     output_queue_depth: int  #: messages waiting in the output queue now
     active_seconds: float  #: time spent ACTIVE
     throughput: float  #: messages_processed / active_seconds, msg/s
     queue_wait_p50_us: float  #: median time a message waited in the input queue, µs
     queue_wait_p99_us: float  #: 99th percentile of that wait, µs (recent messages)
+
+    @property
+    def books_balance(self) -> bool:
+        """Every message offered to the input queue is accounted for: received ==
+        processed + queued + dropped + rejected + expired + dead-lettered."""
+        return self.messages_received == (
+            self.messages_processed
+            + self.input_queue_depth
+            + self.messages_dropped
+            + self.messages_rejected
+            + self.messages_expired
+            + self.messages_dead_lettered
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
