@@ -43,8 +43,13 @@ def tests_interpreter(session: nox.Session) -> None:
     """Run the Triton kernels under TRITON_INTERPRET=1, then compile them for sm_80/sm_90."""
     install(session, "test")
     session.run(
-        "pytest", "packages/gpu-triton/tests", "tests", "-m", "interpreter and not gpu",
-        *session.posargs, env={"TRITON_INTERPRET": "1"},
+        "pytest",
+        "packages/gpu-triton/tests",
+        "tests",
+        "-m",
+        "interpreter and not gpu",
+        *session.posargs,
+        env={"TRITON_INTERPRET": "1"},
     )
     session.run("pytest", "packages/gpu-triton/tests", "-m", "compile_check", *session.posargs)
 
@@ -77,8 +82,13 @@ def bench(session: nox.Session) -> None:
     storage = ROOT / ".benchmarks"
     compare = ["--benchmark-compare"] if any(storage.rglob("*.json")) else []
     session.run(
-        "pytest", "benchmarks", "--ignore=benchmarks/gpu", *BENCH_ARGS,
-        "--benchmark-autosave", *compare, *session.posargs,
+        "pytest",
+        "benchmarks",
+        "--ignore=benchmarks/gpu",
+        *BENCH_ARGS,
+        "--benchmark-autosave",
+        *compare,
+        *session.posargs,
     )
 
 

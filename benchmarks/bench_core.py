@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from pydotcompute import KernelContext, RingKernelRuntime, message
 from pydotcompute._demo import make_inputs, run_demo
 
@@ -116,7 +115,9 @@ def test_d_guide_stage_code_alone(benchmark: Any) -> None:
             pre = PreprocessedData(
                 normalized=[(v - lo) / (hi - lo) for v in raw.values], correlation_id=raw.message_id
             )
-            ComputeResult(result=sum(pre.normalized) / len(pre.normalized), correlation_id=pre.message_id)
+            ComputeResult(
+                result=sum(pre.normalized) / len(pre.normalized), correlation_id=pre.message_id
+            )
         return PIPELINE_MESSAGES / (time.perf_counter() - started)
 
     rate = benchmark.pedantic(stage_code_only, rounds=3)

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from load_pipeline import STAGES, run_load  # noqa: E402
-
-from pydotcompute import BackpressureStrategy  # noqa: E402
+from load_pipeline import STAGES, run_load
+from pydotcompute import BackpressureStrategy
 
 
 def _measure(count: int, strategy: BackpressureStrategy) -> dict[str, Any]:
@@ -41,7 +40,9 @@ def _measure(count: int, strategy: BackpressureStrategy) -> dict[str, Any]:
 
 @pytest.mark.parametrize("count", [100_000, 1_000_000])
 @pytest.mark.parametrize("strategy", list(BackpressureStrategy), ids=lambda s: s.value)
-def test_load_three_stages_queues_of_8(benchmark: Any, strategy: BackpressureStrategy, count: int) -> None:
+def test_load_three_stages_queues_of_8(
+    benchmark: Any, strategy: BackpressureStrategy, count: int
+) -> None:
     figures = benchmark.pedantic(lambda: _measure(count, strategy), rounds=1)
     benchmark.extra_info.update(figures)
     assert figures["books_balance"] and figures["in_order_exactly_once"]

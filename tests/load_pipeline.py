@@ -48,9 +48,7 @@ class LoadResult:
     report: Any
 
 
-async def run_load(
-    count: int, strategy: BackpressureStrategy, queue_size: int = 8
-) -> LoadResult:
+async def run_load(count: int, strategy: BackpressureStrategy, queue_size: int = 8) -> LoadResult:
     runtime = RingKernelRuntime()
     delivered: list[int] = []
     host_rejected = 0
@@ -78,9 +76,7 @@ async def run_load(
                 try:
                     delivered.append((await runtime.receive("c", timeout=0.2)).n)
                 except TimeoutError:
-                    if feeding_done.is_set() and all(
-                        runtime._get(s).idle for s in STAGES
-                    ):
+                    if feeding_done.is_set() and all(runtime._get(s).idle for s in STAGES):
                         return
 
         await asyncio.gather(feed(), collect())

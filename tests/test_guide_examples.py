@@ -8,7 +8,6 @@ from typing import Any
 
 import guide_kernels as guide
 import pytest
-
 from pydotcompute import (
     BackpressureStrategy,
     RingKernelRuntime,
@@ -145,7 +144,10 @@ async def test_fan_out_distributor_round_robins_to_workers() -> None:
         sent = [guide.RawData(values=[float(i)]) for i in range(6)]
         for msg in sent:
             await runtime.send("distributor", msg)
-        got = {i: [await runtime.receive(f"worker_{i}", timeout=2.0) for _ in range(2)] for i in range(3)}
+        got = {
+            i: [await runtime.receive(f"worker_{i}", timeout=2.0) for _ in range(2)]
+            for i in range(3)
+        }
     assert got == {0: [sent[0], sent[3]], 1: [sent[1], sent[4]], 2: [sent[2], sent[5]]}
 
 
@@ -166,7 +168,7 @@ async def test_fan_in_aggregator_flushes_partial_batch_at_shutdown() -> None:
     async with runtime:
         await runtime.launch("aggregator")
         await runtime.activate("aggregator")
-        for i in range(4):
+        for _ in range(4):
             await runtime.send("aggregator", guide.ComputeResult(result=1.0))
     report = runtime.shutdown_report
     assert report is not None
@@ -227,7 +229,9 @@ async def test_error_handling_resilient_stage_reports_success_and_failure() -> N
     assert (bad.success, bad.error, bad.stage) == (False, "no data", "resilient_stage")
 
 
-async def test_monitoring_pipelines_reports_real_traffic(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_monitoring_pipelines_reports_real_traffic(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     async with RingKernelRuntime(enable_telemetry=True) as runtime:
         # ... run pipeline ...
         for stage in ["stage1", "stage2", "stage3"]:

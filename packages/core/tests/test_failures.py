@@ -5,7 +5,6 @@ import logging
 
 import pytest
 from core_helpers import Item, echo_kernel, until
-
 from pydotcompute import KernelContext, KernelFailedError, KernelState, RingKernelRuntime
 
 
@@ -25,7 +24,9 @@ async def fail_on_value(ctx: KernelContext) -> None:
         await ctx.send(msg)
 
 
-async def test_raising_kernel_is_failed_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+async def test_raising_kernel_is_failed_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.ERROR, logger="pydotcompute")
     async with RingKernelRuntime() as rt:
         await rt.launch("f", fail_on_value)
@@ -119,7 +120,9 @@ async def test_other_kernels_keep_running_after_one_fails() -> None:
         assert (await rt.receive("e", timeout=1)).value == 7
 
 
-async def test_kernel_that_returns_early_stops_taking_messages(caplog: pytest.LogCaptureFixture) -> None:
+async def test_kernel_that_returns_early_stops_taking_messages(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.WARNING, logger="pydotcompute")
 
     async def one_shot(ctx: KernelContext) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from core_helpers import Item, echo_kernel, until
-
 from pydotcompute import (
     DeadLetterReason,
     KernelContext,
@@ -150,7 +149,9 @@ async def test_stage_that_recovers_after_startup_failures_processes_everything()
         await echo_kernel(ctx)
 
     async with RingKernelRuntime() as rt:
-        await chain(rt, flaky_start, restart=RestartPolicy.on_failure(max_restarts=5, backoff=0.001))
+        await chain(
+            rt, flaky_start, restart=RestartPolicy.on_failure(max_restarts=5, backoff=0.001)
+        )
         for i in range(N):
             await rt.send("first", Item(value=i))
         got = [(await rt.receive("last", timeout=5)).value for _ in range(N)]
@@ -182,9 +183,11 @@ async def test_stage_that_leaves_its_loop_early_is_reported_with_its_leftovers()
         assert_books(runtime)
     report = runtime.shutdown_report
     assert report is not None
-    everywhere = got + [d.message.value for d in runtime.dead_letters()] + [
-        m.value for k in report.kernels.values() for m in (*k.unprocessed, *k.undeliverable)
-    ]
+    everywhere = (
+        got
+        + [d.message.value for d in runtime.dead_letters()]
+        + [m.value for k in report.kernels.values() for m in (*k.unprocessed, *k.undeliverable)]
+    )
     assert set(everywhere) == set(range(N))  # nothing lost without a trace
 
 
@@ -200,9 +203,7 @@ async def test_shutdown_in_the_middle_of_restarting_faults_accounts_for_everythi
     delivered = [m.value for m in report.kernels["last"].unread]
     dead = [d.message.value for d in runtime.dead_letters()]
     leftovers = [
-        m.value
-        for k in report.kernels.values()
-        for m in (*k.unprocessed, *k.undeliverable)
+        m.value for k in report.kernels.values() for m in (*k.unprocessed, *k.undeliverable)
     ]
     assert sorted(delivered + dead + leftovers) == list(range(N))
     for kid in runtime.kernel_ids:

@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 from core_helpers import Item, Other, echo_kernel, hold_kernel, until
-
 from pydotcompute import (
     BackpressureStrategy,
     KernelAlreadyExistsError,
@@ -57,7 +56,9 @@ async def test_illegal_transitions_raise_and_name_the_kernel(
         for step in setup:
             await getattr(rt, step)("k")
         before = rt.state("k")
-        with pytest.raises(KernelStateError, match=rf"cannot {operation} kernel 'k'.*needs it {needs}"):
+        with pytest.raises(
+            KernelStateError, match=rf"cannot {operation} kernel 'k'.*needs it {needs}"
+        ):
             await getattr(rt, operation)("k")
         assert rt.state("k") is before
 
@@ -81,7 +82,7 @@ async def test_launching_an_id_twice_is_refused() -> None:
 
 async def test_launch_settings_validation() -> None:
     async with RingKernelRuntime() as rt:
-        with pytest.raises(TypeError, match="unknown setting.*queue_sise"):
+        with pytest.raises(TypeError, match=r"unknown setting.*queue_sise"):
             await rt.launch("a", echo_kernel, queue_sise=3)
         with pytest.raises(ValueError, match="input_queue_size must be a positive int"):
             await rt.launch("b", echo_kernel, queue_size=0)
@@ -93,8 +94,13 @@ async def test_launch_settings_validation() -> None:
 
 
 async def test_decorator_settings_and_registration() -> None:
-    @ring_kernel(kernel_id="sized", queue_size=4, output_queue_size=2, backpressure="reject",
-                 ordering="priority")
+    @ring_kernel(
+        kernel_id="sized",
+        queue_size=4,
+        output_queue_size=2,
+        backpressure="reject",
+        ordering="priority",
+    )
     async def sized(ctx: KernelContext) -> None:
         await hold_kernel(ctx)
 
@@ -169,9 +175,11 @@ async def test_wait_active_returns_on_activation() -> None:
 async def test_input_type_mismatch_fails_at_the_sender_naming_both_types() -> None:
     async with RingKernelRuntime() as rt:
         await rt.launch("typed", echo_kernel, input_type=Item)
-        with pytest.raises(TypeError, match="host sent a Other to kernel 'typed', which takes Item"):
+        with pytest.raises(
+            TypeError, match="host sent a Other to kernel 'typed', which takes Item"
+        ):
             await rt.send("typed", Other())
-        with pytest.raises(MessageTypeError, match="sent a dict .* not a message"):
+        with pytest.raises(MessageTypeError, match=r"sent a dict .* not a message"):
             await rt.send("typed", {"value": 1})
         assert rt.get_telemetry("typed").messages_received == 0
 
@@ -242,7 +250,7 @@ async def test_ctx_receive_timeout_is_a_timeout_error() -> None:
     async def k(ctx: KernelContext) -> None:
         try:
             await ctx.receive(timeout=0.01)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             caught.append(exc)
         await hold_kernel(ctx)
 

@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
 import pytest
-
 from pydotcompute import MessageValidationError, RingKernelMessage, message
 
 
@@ -33,7 +32,11 @@ def test_dataclass_with_declared_standard_fields_keeps_them() -> None:
     msg = Declared(x=1.5)
     assert msg.priority == 7
     assert [f.name for f in dataclasses.fields(msg)] == [
-        "x", "message_id", "priority", "correlation_id", "deadline"
+        "x",
+        "message_id",
+        "priority",
+        "correlation_id",
+        "deadline",
     ]
 
 

@@ -4,7 +4,6 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
-
 from pydotcompute import BackpressureStrategy, QueueFullError, QueueTimeoutError, message
 from pydotcompute._queue import MessageQueue
 
@@ -192,7 +191,13 @@ async def test_statistics_snapshot() -> None:
         q.put_nowait(P())
     await q.get()
     stats = q.statistics()
-    assert (stats.size, stats.capacity, stats.accepted, stats.taken, stats.rejected) == (1, 2, 2, 1, 1)
+    assert (stats.size, stats.capacity, stats.accepted, stats.taken, stats.rejected) == (
+        1,
+        2,
+        2,
+        1,
+        1,
+    )
     assert stats.backpressure is BackpressureStrategy.REJECT
 
 

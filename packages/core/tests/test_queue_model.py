@@ -13,7 +13,6 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-
 from pydotcompute import BackpressureStrategy, QueueFullError, QueueTimeoutError, message
 from pydotcompute._queue import MessageQueue, QueueEmpty
 
@@ -37,7 +36,9 @@ class QueueModel:
     def next_index(self) -> int:
         if self.ordering == "fifo":
             return 0
-        return min(range(len(self.entries)), key=lambda i: (-self.entries[i][0], self.entries[i][1]))
+        return min(
+            range(len(self.entries)), key=lambda i: (-self.entries[i][0], self.entries[i][1])
+        )
 
     def pop(self) -> M:
         self.taken += 1
@@ -127,7 +128,11 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(n=st.integers(1, 6))
     def get_batch(self, n: int) -> None:
-        expected = [] if self.paused else [self.model.pop() for _ in range(min(n, len(self.model.entries)))]
+        expected = (
+            []
+            if self.paused
+            else [self.model.pop() for _ in range(min(n, len(self.model.entries)))]
+        )
         assert self.queue.get_batch_nowait(n) == expected
 
     @rule(priority=st.integers(0, 3))
@@ -168,7 +173,12 @@ class QueueMachine(RuleBasedStateMachine):
         q, m = self.queue, self.model
         assert len(q) == len(m.entries) <= CAPACITY
         assert q.snapshot() == m.order()
-        assert (q.accepted, q.taken, q.dropped, q.rejected) == (m.accepted, m.taken, m.dropped, m.rejected)
+        assert (q.accepted, q.taken, q.dropped, q.rejected) == (
+            m.accepted,
+            m.taken,
+            m.dropped,
+            m.rejected,
+        )
         # The books balance: every accepted message is queued, taken or dropped.
         assert q.accepted == q.taken + len(q) + q.dropped
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 from core_helpers import Item, Other, echo_kernel, hold_kernel, until
-
 from pydotcompute import (
     KernelStateError,
     MessageTypeError,
@@ -36,7 +35,10 @@ async def test_fan_out_round_robin() -> None:
         await rt.connect("src", ["w0", "w1", "w2"])
         for i in range(9):
             await rt.send("src", Item(value=i))
-        got = {w: [(await rt.receive(w, timeout=2)).value for _ in range(3)] for w in ("w0", "w1", "w2")}
+        got = {
+            w: [(await rt.receive(w, timeout=2)).value for _ in range(3)]
+            for w in ("w0", "w1", "w2")
+        }
     assert got == {"w0": [0, 3, 6], "w1": [1, 4, 7], "w2": [2, 5, 8]}
 
 

@@ -5,7 +5,6 @@ import logging
 
 import pytest
 from core_helpers import Item, echo_kernel, hold_kernel, until
-
 from pydotcompute import KernelContext, KernelState, KernelStateError, RingKernelRuntime
 
 
@@ -138,7 +137,7 @@ async def test_kernel_that_swallows_cancellation_forever_is_reported_stuck(
         while not release.is_set():
             try:
                 await asyncio.sleep(3600)
-            except BaseException:  # noqa: BLE001 - the point of the test
+            except BaseException:
                 continue
 
     caplog.set_level(logging.ERROR, logger="pydotcompute")

@@ -8,7 +8,6 @@ import time
 
 import pytest
 from core_helpers import Item, echo_kernel, until
-
 from pydotcompute import (
     DeadLetterReason,
     KernelContext,
@@ -48,10 +47,19 @@ async def test_restart_keeps_the_queue_and_dead_letters_the_poison() -> None:
         assert got == [1, 2, 3]
         assert rt.state("k") is KernelState.ACTIVE
         (letter,) = rt.dead_letters()
-        assert (letter.kernel_id, letter.message.value, letter.reason) == ("k", -1, DeadLetterReason.FAILED)
+        assert (letter.kernel_id, letter.message.value, letter.reason) == (
+            "k",
+            -1,
+            DeadLetterReason.FAILED,
+        )
         assert isinstance(letter.error, Poison)
         t = rt.get_telemetry("k")
-        assert (t.restarts, t.errors, t.messages_dead_lettered, t.messages_processed) == (1, 1, 1, 3)
+        assert (t.restarts, t.errors, t.messages_dead_lettered, t.messages_processed) == (
+            1,
+            1,
+            1,
+            3,
+        )
         assert t.books_balance
 
 
@@ -182,7 +190,9 @@ async def test_failed_replay_puts_the_letters_back() -> None:
         assert (await rt.receive("spare", timeout=2)).value == -1
 
 
-async def test_dead_letter_queue_is_bounded_and_counts_discards(caplog: pytest.LogCaptureFixture) -> None:
+async def test_dead_letter_queue_is_bounded_and_counts_discards(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.WARNING, logger="pydotcompute")
     async with RingKernelRuntime(dead_letter_capacity=2) as rt:
         await rt.launch("k", echo_kernel)

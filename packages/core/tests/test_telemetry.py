@@ -5,7 +5,6 @@ import math
 
 import pytest
 from core_helpers import Item, echo_kernel, hold_kernel
-
 from pydotcompute import QueueFullError, RingKernelRuntime
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from pydotcompute import MessageTypeError, MessageValidationError, message
 from pydotcompute._wire import decode_message
 
@@ -55,15 +54,29 @@ def test_round_trip_of_every_supported_field_type() -> None:
     )
     back = Everything.from_bytes(msg.to_bytes())
     assert isinstance(back, Everything)
-    for name in ("i", "f", "s", "b", "flag", "nothing", "items", "mapping", "ref",
-                 "message_id", "priority", "correlation_id"):
+    for name in (
+        "i",
+        "f",
+        "s",
+        "b",
+        "flag",
+        "nothing",
+        "items",
+        "mapping",
+        "ref",
+        "message_id",
+        "priority",
+        "correlation_id",
+    ):
         assert getattr(back, name) == getattr(msg, name), name
     np.testing.assert_array_equal(back.array, array)
     assert back.array.dtype == np.float32 and back.array.flags.writeable
     assert back.nested == msg.nested
 
 
-@pytest.mark.parametrize("dtype", ["bool", "int8", "uint16", "int64", "float16", "float64", "complex64"])
+@pytest.mark.parametrize(
+    "dtype", ["bool", "int8", "uint16", "int64", "float16", "float64", "complex64"]
+)
 def test_numpy_arrays_of_each_kind_round_trip(dtype: str) -> None:
     array = np.ones((2, 3), dtype=dtype)
     back = Everything.from_bytes(Everything(array=array).to_bytes())
@@ -73,7 +86,10 @@ def test_numpy_arrays_of_each_kind_round_trip(dtype: str) -> None:
 
 def test_non_contiguous_and_empty_arrays_round_trip() -> None:
     strided = np.arange(20, dtype=np.int32).reshape(4, 5)[:, ::2]
-    assert Everything.from_bytes(Everything(array=strided).to_bytes()).array.tolist() == strided.tolist()
+    assert (
+        Everything.from_bytes(Everything(array=strided).to_bytes()).array.tolist()
+        == strided.tolist()
+    )
     empty = np.zeros((0, 7), dtype=np.float32)
     assert Everything.from_bytes(Everything(array=empty).to_bytes()).array.shape == (0, 7)
 
@@ -103,16 +119,45 @@ def _envelope(name: str, fields: dict[str, Any]) -> bytes:
         (_envelope("no.such.Type", {}), "unknown message type 'no.such.Type'"),
         (_envelope(Inner.__wire_name__, {"nope": 1}), "Inner has no field"),
         (_envelope(Inner.__wire_name__, {"priority": 999}), r"Inner\.priority must be in"),
-        (msgpack.packb({"t": Inner.__wire_name__, "f": {"message_id": msgpack.ExtType(1, b"x")}}),
-         "UUID needs 16 bytes"),
-        (msgpack.packb({"t": Inner.__wire_name__, "f": {"label": msgpack.ExtType(9, b"")}}),
-         "unknown extension type code 9"),
-        (msgpack.packb({"t": Everything.__wire_name__, "f": {"array": msgpack.ExtType(
-            2, msgpack.packb([["<f4", [2, 2]], b"\x00" * 3]))}}), "needs 16 bytes, got 3"),
-        (msgpack.packb({"t": Everything.__wire_name__, "f": {"array": msgpack.ExtType(
-            2, msgpack.packb([["|O", [1]], b"\x00" * 8]))}}), "are not accepted"),
-        (msgpack.packb({"t": Everything.__wire_name__, "f": {"array": msgpack.ExtType(
-            2, msgpack.packb([["<f4", [-1]], b""]))}}), "malformed array shape"),
+        (
+            msgpack.packb(
+                {"t": Inner.__wire_name__, "f": {"message_id": msgpack.ExtType(1, b"x")}}
+            ),
+            "UUID needs 16 bytes",
+        ),
+        (
+            msgpack.packb({"t": Inner.__wire_name__, "f": {"label": msgpack.ExtType(9, b"")}}),
+            "unknown extension type code 9",
+        ),
+        (
+            msgpack.packb(
+                {
+                    "t": Everything.__wire_name__,
+                    "f": {
+                        "array": msgpack.ExtType(2, msgpack.packb([["<f4", [2, 2]], b"\x00" * 3]))
+                    },
+                }
+            ),
+            "needs 16 bytes, got 3",
+        ),
+        (
+            msgpack.packb(
+                {
+                    "t": Everything.__wire_name__,
+                    "f": {"array": msgpack.ExtType(2, msgpack.packb([["|O", [1]], b"\x00" * 8]))},
+                }
+            ),
+            "are not accepted",
+        ),
+        (
+            msgpack.packb(
+                {
+                    "t": Everything.__wire_name__,
+                    "f": {"array": msgpack.ExtType(2, msgpack.packb([["<f4", [-1]], b""]))},
+                }
+            ),
+            "malformed array shape",
+        ),
         (_envelope(Inner.__wire_name__, {}) + b"\x00", "malformed wire bytes"),
     ],
 )

@@ -27,7 +27,7 @@ class KernelContext:
     ``should_terminate`` ends promptly whatever it catches.
     """
 
-    __slots__ = ("_instance", "_input", "kernel_id", "runtime")
+    __slots__ = ("_input", "_instance", "kernel_id", "runtime")
 
     def __init__(self, instance: KernelInstance, runtime: RingKernelRuntime) -> None:
         self._instance = instance

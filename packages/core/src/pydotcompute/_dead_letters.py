@@ -68,12 +68,13 @@ class DeadLetterQueue:
             )
         self._letters.append(DeadLetter(kernel_id, message, reason, error, time.time()))
 
-    def list(self, kernel_id: str | None = None) -> list[DeadLetter]:
+    def select(self, kernel_id: str | None = None) -> list[DeadLetter]:
+        """The dead letters of one kernel, or all, oldest first."""
         return [d for d in self._letters if kernel_id is None or d.kernel_id == kernel_id]
 
     def take(self, kernel_id: str | None = None) -> list[DeadLetter]:
         """Remove and return the dead letters (of one kernel, or all)."""
-        taken = self.list(kernel_id)
+        taken = self.select(kernel_id)
         kept = [d for d in self._letters if not (kernel_id is None or d.kernel_id == kernel_id)]
         self._letters = deque(kept)
         return taken

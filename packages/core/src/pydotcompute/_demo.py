@@ -68,7 +68,7 @@ async def preprocess_stage(ctx: KernelContext) -> None:
             max_val = max(raw.values)
             normalized = [(v - min_val) / (max_val - min_val) for v in raw.values]
             await ctx.send(PreprocessedData(normalized=normalized, correlation_id=raw.message_id))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
 
 
@@ -82,7 +82,7 @@ async def compute_stage(ctx: KernelContext) -> None:
             data = await ctx.receive(timeout=0.1)
             result = sum(data.normalized) / len(data.normalized)
             await ctx.send(ComputeResult(result=result, correlation_id=data.message_id))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
 
 

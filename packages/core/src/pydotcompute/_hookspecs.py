@@ -18,7 +18,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def pydotcompute_register_stages() -> Mapping[str, Any]:
+def pydotcompute_register_stages() -> Mapping[str, Any]:  # type: ignore[empty-body]
     """Return the stages this plugin provides, as ``{stage name: stage definition}``.
 
     Names must be unique across installed plugins; a clash is reported with both
@@ -27,7 +27,7 @@ def pydotcompute_register_stages() -> Mapping[str, Any]:
 
 
 @hookspec
-def pydotcompute_register_backends() -> Mapping[str, Callable[[], Any]]:
+def pydotcompute_register_backends() -> Mapping[str, Callable[[], Any]]:  # type: ignore[empty-body]
     """Return the compute backends this plugin provides, as ``{name: factory}``.
 
     A factory takes no arguments and returns an object that satisfies

@@ -280,7 +280,7 @@ class KernelInstance:
         )
         with contextlib.suppress(TimeoutError):  # the backoff ran out: restart
             await asyncio.wait_for(self._stop_requested.wait(), delay)
-        if self.terminate_requested:
+        if self._stop_requested.is_set():  # terminated during the backoff
             return False
         self.state = resume_as
         if resume_as is KernelState.ACTIVE:
@@ -303,7 +303,12 @@ class KernelInstance:
         timeout = self.spec.stall_timeout
         taken = self.input.taken
         busy = bool(len(self.input) or self.holding)
-        if timeout is None or self.state is not KernelState.ACTIVE or not busy or taken != self._last_taken:
+        if (
+            timeout is None
+            or self.state is not KernelState.ACTIVE
+            or not busy
+            or taken != self._last_taken
+        ):
             self._last_taken, self._last_progress, self.stalled = taken, now, False
             return
         if self.stalled or now - self._last_progress < timeout:

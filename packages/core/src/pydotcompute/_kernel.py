@@ -17,7 +17,7 @@ from ._supervision import RestartPolicy
 if TYPE_CHECKING:
     from ._context import KernelContext
 
-__all__ = ["KernelSpec", "KernelState", "ring_kernel", "registered_kernel"]
+__all__ = ["KernelSpec", "KernelState", "registered_kernel", "ring_kernel"]
 
 logger = logging.getLogger("pydotcompute")
 
@@ -46,7 +46,10 @@ class KernelState(enum.Enum):
     @property
     def is_live(self) -> bool:
         return self in (
-            KernelState.LAUNCHED, KernelState.ACTIVE, KernelState.DEACTIVATED, KernelState.RESTARTING
+            KernelState.LAUNCHED,
+            KernelState.ACTIVE,
+            KernelState.DEACTIVATED,
+            KernelState.RESTARTING,
         )
 
 
@@ -62,7 +65,7 @@ class KernelSpec:
     input_type: type | None = None
     output_type: type | None = None
     ordering: Ordering = "fifo"
-    restart: RestartPolicy = RestartPolicy()
+    restart: RestartPolicy = RestartPolicy()  # noqa: RUF009 - frozen, so sharing it is safe
     stall_timeout: float | None = None
 
     def __post_init__(self) -> None:
@@ -77,7 +80,9 @@ class KernelSpec:
                 raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
         object.__setattr__(self, "backpressure", BackpressureStrategy.parse(self.backpressure))
         if self.ordering not in ("fifo", "priority"):
-            raise ValueError(f"{where}: ordering must be 'fifo' or 'priority', got {self.ordering!r}")
+            raise ValueError(
+                f"{where}: ordering must be 'fifo' or 'priority', got {self.ordering!r}"
+            )
         if not isinstance(self.restart, RestartPolicy):
             raise TypeError(f"{where}: restart must be a RestartPolicy, got {self.restart!r}")
         stall = self.stall_timeout
@@ -183,7 +188,9 @@ def registered_kernel(kernel_id: str) -> KernelSpec:
         ) from None
 
 
-def spec_for(kernel_id: str, func: Callable[..., Any] | None, settings: dict[str, Any]) -> KernelSpec:
+def spec_for(
+    kernel_id: str, func: Callable[..., Any] | None, settings: dict[str, Any]
+) -> KernelSpec:
     """The spec to launch ``kernel_id`` with: the registered one, or ``func``'s own
     decorator settings under the new id, or defaults for an undecorated function;
     then ``settings`` applied on top."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, TypeVar, overload
 import uuid
+from typing import Any, TypeVar, overload
 from uuid import UUID
 
 from ._errors import MessageTypeError, MessageValidationError
@@ -84,17 +84,13 @@ def _validate_standard_fields(msg: RingKernelMessage) -> None:
             f"{name}.priority must be in 0..{MAX_PRIORITY}, got {priority}"
         )
     if not isinstance(msg.message_id, UUID):
-        raise MessageValidationError(
-            f"{name}.message_id must be a UUID, got {msg.message_id!r}"
-        )
+        raise MessageValidationError(f"{name}.message_id must be a UUID, got {msg.message_id!r}")
     if msg.correlation_id is not None and not isinstance(msg.correlation_id, UUID):
         raise MessageValidationError(
             f"{name}.correlation_id must be a UUID or None, got {msg.correlation_id!r}"
         )
     deadline = msg.deadline
-    if deadline is not None and not (
-        type(deadline) in (int, float) and math.isfinite(deadline)
-    ):
+    if deadline is not None and not (type(deadline) in (int, float) and math.isfinite(deadline)):
         raise MessageValidationError(
             f"{name}.deadline must be None or a finite time.time() value, got {deadline!r}"
         )
@@ -140,7 +136,7 @@ def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernel
     if declared_id is not None and declared_id.default_factory is uuid.uuid4:
         # The same kind of id (random version 4), made four times faster: see _ids.
         missing.insert(0, _STANDARD_FIELDS[0])
-    params = base.__dataclass_params__  # type: ignore[attr-defined]
+    params = getattr(base, "__dataclass_params__")  # noqa: B009 - not in the type stubs
 
     user_post_init = getattr(base, "__post_init__", None)
 
@@ -158,7 +154,7 @@ def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernel
         ):
             _validate_standard_fields(self)
 
-    made = dataclasses.make_dataclass(
+    made: type[RingKernelMessage] = dataclasses.make_dataclass(
         cls.__name__,
         missing,
         bases=(base, RingKernelMessage),

@@ -21,7 +21,14 @@ from typing import Any, Generic, Literal, TypeVar
 
 from ._errors import QueueFullError, QueueTimeoutError
 
-__all__ = ["NOTHING", "BackpressureStrategy", "MessageQueue", "Ordering", "QueueEmpty", "QueueStatistics"]
+__all__ = [
+    "NOTHING",
+    "BackpressureStrategy",
+    "MessageQueue",
+    "Ordering",
+    "QueueEmpty",
+    "QueueStatistics",
+]
 
 _T = TypeVar("_T")
 Ordering = Literal["fifo", "priority"]

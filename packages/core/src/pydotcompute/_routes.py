@@ -31,7 +31,7 @@ class RouteMode(enum.Enum):
 class Route:
     """The outgoing route of one source kernel."""
 
-    __slots__ = ("destinations", "mode", "source_id", "_next")
+    __slots__ = ("_next", "destinations", "mode", "source_id")
 
     def __init__(self, source_id: str, mode: RouteMode) -> None:
         self.source_id = source_id

@@ -11,7 +11,12 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from ._dead_letters import DEFAULT_CAPACITY, DeadLetter, DeadLetterQueue
-from ._errors import KernelAlreadyExistsError, KernelNotFoundError, KernelStateError, MessageTypeError
+from ._errors import (
+    KernelAlreadyExistsError,
+    KernelNotFoundError,
+    KernelStateError,
+    MessageTypeError,
+)
 from ._health import KernelHealth, RuntimeHealth, watch, watch_interval
 from ._instance import KernelInstance
 from ._kernel import KernelState, spec_for
@@ -213,9 +218,7 @@ class RingKernelRuntime:
 
     def _refuse_send(self, kernel_id: str) -> NoReturn:
         if self._closing:
-            raise KernelStateError(
-                f"cannot send to {kernel_id!r}: the runtime is shutting down"
-            )
+            raise KernelStateError(f"cannot send to {kernel_id!r}: the runtime is shutting down")
         raise KernelNotFoundError(self._unknown(kernel_id))
 
     # -- telemetry --------------------------------------------------------------------
@@ -232,7 +235,7 @@ class RingKernelRuntime:
 
     def health(self) -> RuntimeHealth:
         """Every kernel's state, restarts, stalls, queue depths and errors."""
-        letters = self._dead_letters.list()
+        letters = self._dead_letters.select()
         kernels = {}
         now = time.monotonic()
         for kid, k in self._kernels.items():
@@ -256,7 +259,7 @@ class RingKernelRuntime:
     def dead_letters(self, kernel_id: str | None = None) -> list[DeadLetter]:
         """The messages that failed, stalled or expired (of one kernel, or all),
         oldest first, with the reason and the exception."""
-        return self._dead_letters.list(kernel_id)
+        return self._dead_letters.select(kernel_id)
 
     async def replay_dead_letters(
         self, kernel_id: str | None = None, *, to: str | None = None
@@ -271,7 +274,9 @@ class RingKernelRuntime:
                 await self.send(to or letter.kernel_id, letter.message)
             except BaseException:
                 for unsent in letters[index:]:
-                    self._dead_letters.add(unsent.kernel_id, unsent.message, unsent.reason, unsent.error)
+                    self._dead_letters.add(
+                        unsent.kernel_id, unsent.message, unsent.reason, unsent.error
+                    )
                 raise
         return len(letters)
 

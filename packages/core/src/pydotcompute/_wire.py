@@ -40,7 +40,7 @@ def _encode_ext(value: Any) -> msgpack.ExtType:
         body = np.ascontiguousarray(value).tobytes()
         return msgpack.ExtType(_EXT_NDARRAY, msgpack.packb([header, body]))
     if isinstance(value, np.generic):
-        return value.item()  # type: ignore[no-any-return]
+        return value.item()
     if isinstance(value, RingKernelMessage):
         return msgpack.ExtType(_EXT_MESSAGE, encode_message(value))
     raise TypeError(f"values of type {type(value).__qualname__} have no wire form")
@@ -116,9 +116,7 @@ def decode_message(data: bytes) -> RingKernelMessage:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise MessageValidationError(f"wire data must be bytes, got {type(data).__qualname__}")
     try:
-        envelope = msgpack.unpackb(
-            data, ext_hook=_decode_ext, raw=False, strict_map_key=False
-        )
+        envelope = msgpack.unpackb(data, ext_hook=_decode_ext, raw=False, strict_map_key=False)
     except MessageValidationError:
         raise
     except Exception as exc:  # msgpack raises many types for malformed input
