@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._errors import QueueClosedError
@@ -102,6 +103,11 @@ class KernelContext:
         else into its own output queue (read with ``runtime.receive``). Honours the
         receiving queue's backpressure."""
         await self._instance.emit(msg)
+
+    async def send_many(self, msgs: Sequence[Any]) -> None:
+        """Send ``msgs`` on, in order: the same as ``send`` for each (a round-robin
+        route deals them out one at a time), at one call's cost when there is room."""
+        await self._instance.emit_many(msgs)
 
     async def send_to(self, kernel_id: str, msg: Any) -> None:
         """Send ``msg`` straight into kernel ``kernel_id``'s input queue."""

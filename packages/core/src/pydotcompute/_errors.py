@@ -53,8 +53,14 @@ class KernelFailedError(RingKernelError):
 class QueueFullError(RingKernelError):
     """A queue with the REJECT strategy was full, so the message was not accepted.
 
-    Expected under load: the caller decides whether to retry, slow down or drop.
+    Expected under load: the caller decides whether to retry, slow down or drop. For
+    a bulk send, ``accepted`` says how many of the messages went in before the refusal
+    (they are the first ones, in order).
     """
+
+    def __init__(self, *args: object, accepted: int = 0) -> None:
+        super().__init__(*args)
+        self.accepted = accepted
 
 
 class QueueTimeoutError(RingKernelError, TimeoutError):

@@ -15,7 +15,7 @@ import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -226,6 +226,34 @@ class MessageQueue(Generic[_T]):
                 raise self._put_wait_error()
             await self._wait(self._putters, deadline, timeout, "room")
         self.put_nowait(item)
+
+    def try_put_many_nowait(self, items: Sequence[_T]) -> bool:
+        """Queue all of ``items`` if there is room for all of them now (FIFO queues,
+        no error set); else queue none and return False."""
+        if (
+            self._priority
+            or self._put_error is not None
+            or len(items) > self.capacity - len(self._fifo)
+        ):
+            return False
+        now = time.perf_counter()
+        self._fifo.extend([(now, item) for item in items])
+        self.accepted += len(items)
+        if self._getters:
+            _wake_next(self._getters)
+        return True
+
+    async def put_many(self, items: Sequence[_T], timeout: float | None = None) -> None:
+        """Queue ``items`` in order, as ``put`` would one by one; on QueueFullError
+        (REJECT), ``accepted`` says how many went in first."""
+        if self.try_put_many_nowait(items):
+            return
+        for index, item in enumerate(items):
+            try:
+                await self.put(item, timeout)
+            except QueueFullError as exc:
+                exc.accepted = index
+                raise
 
     def _drop_oldest(self) -> None:
         if self._priority:

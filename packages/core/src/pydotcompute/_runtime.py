@@ -160,6 +160,34 @@ class RingKernelRuntime:
             self._refuse_send(kernel_id)
         await instance.accept(msg, timeout)
 
+    async def send_many(
+        self, kernel_id: str, msgs: Sequence[Any], timeout: float | None = None
+    ) -> None:
+        """Send ``msgs`` in order, as ``send`` would one by one (all are type-checked
+        first, so a bad one is refused before any is queued). Under REJECT, the
+        QueueFullError's ``accepted`` says how many went in before the refusal."""
+        instance = self._kernels.get(kernel_id)
+        if instance is None or self._closing:
+            self._refuse_send(kernel_id)
+        await instance.accept_many(msgs, timeout)
+
+    async def receive_batch(
+        self, kernel_id: str, max_items: int, timeout: float | None = None
+    ) -> list[Any]:
+        """Wait for one result from ``kernel_id`` (as :meth:`receive`), then take
+        whatever else is queued, up to ``max_items`` in all."""
+        if type(max_items) is not int or max_items < 1:
+            raise ValueError(f"receive_batch: max_items must be a positive int, got {max_items!r}")
+        first = await self.receive(kernel_id, timeout)
+        batch = [first]
+        if max_items > 1:
+            batch.extend(self._kernels[kernel_id].output.get_batch_nowait(max_items - 1))
+        return batch
+
+    def kernel_error(self, kernel_id: str) -> BaseException | None:
+        """The exception that failed the kernel for good, or None."""
+        return self._get(kernel_id).error
+
     async def receive(self, kernel_id: str, timeout: float | None = None) -> Any:
         """The next message kernel ``kernel_id`` sent with ``ctx.send``.
 
