@@ -350,6 +350,11 @@ class KernelInstance:
 
     # -- traffic ----------------------------------------------------------------------
 
+    def accept_if_room(self, msg: Any) -> bool:
+        """Queue ``msg`` now if it is acceptable and there is room; else False, and the
+        caller takes the full ``accept`` path (which waits, or raises the right error)."""
+        return self.accepting and isinstance(msg, self._accept_type) and self.input.put_if_room(msg)
+
     async def accept(self, msg: Any, timeout: float | None = None, sender: str = "host") -> None:
         """Queue ``msg`` in this kernel's input, under its backpressure."""
         if not self.accepting:
@@ -436,6 +441,14 @@ class KernelInstance:
         """The kernel sends ``msg`` on: along its route, or into its output queue."""
         if self._output_type is not None or not isinstance(msg, RingKernelMessage):
             self._check_output(msg)
+        route = self.route
+        if route is None:
+            if self.output.put_if_room(msg):
+                self.sent += 1
+                return
+        elif route.single is not None and route.single.accept_if_room(msg):
+            self.sent += 1
+            return
         try:
             if self.route is None:
                 await self.output.put(msg)

@@ -210,6 +210,14 @@ class MessageQueue(Generic[_T]):
         if self._getters:
             _wake_next(self._getters)
 
+    def put_if_room(self, item: _T) -> bool:
+        """Queue ``item`` if there is room and no error is set; else do nothing and
+        return False (the caller takes the full ``put`` path). The hot path of sends."""
+        if self._put_error is None and len(self._items) < self.capacity:
+            self.put_nowait(item)
+            return True
+        return False
+
     async def put(self, item: _T, timeout: float | None = None) -> None:
         """Queue ``item``; under BLOCK wait for room, raising QueueTimeoutError after
         ``timeout`` seconds. Other strategies never wait."""

@@ -31,12 +31,13 @@ class RouteMode(enum.Enum):
 class Route:
     """The outgoing route of one source kernel."""
 
-    __slots__ = ("_next", "destinations", "mode", "source_id")
+    __slots__ = ("_next", "destinations", "mode", "single", "source_id")
 
     def __init__(self, source_id: str, mode: RouteMode) -> None:
         self.source_id = source_id
         self.mode = mode
         self.destinations: list[KernelInstance] = []
+        self.single: KernelInstance | None = None  # the destination, when there is one
         self._next = 0
 
     def add(self, destination: KernelInstance) -> None:
@@ -45,6 +46,7 @@ class Route:
                 f"kernel {self.source_id!r} is already connected to {destination.kernel_id!r}"
             )
         self.destinations.append(destination)
+        self.single = destination if len(self.destinations) == 1 else None
 
     async def deliver(self, msg: Any) -> None:
         """Put ``msg`` into the destination(s), honouring each one's backpressure.

@@ -20,6 +20,7 @@ from ._errors import (
 from ._health import KernelHealth, RuntimeHealth, watch, watch_interval
 from ._instance import KernelInstance
 from ._kernel import KernelState, spec_for
+from ._queue import NOTHING
 from ._report import KernelLeftovers, ShutdownReport
 from ._routes import Route, RouteMode
 from ._telemetry import KernelTelemetry
@@ -158,7 +159,8 @@ class RingKernelRuntime:
         instance = self._kernels.get(kernel_id)
         if instance is None or self._closing:
             self._refuse_send(kernel_id)
-        await instance.accept(msg, timeout)
+        if not instance.accept_if_room(msg):
+            await instance.accept(msg, timeout)
 
     async def send_many(
         self, kernel_id: str, msgs: Sequence[Any], timeout: float | None = None
@@ -201,7 +203,11 @@ class RingKernelRuntime:
                 f"kernel {kernel_id!r} sends along its route ({instance.route!r}), not to "
                 "its output queue: receive from the route's end instead"
             )
-        return await instance.output.get(timeout)
+        output = instance.output
+        msg = output.take()  # the hot path: a result is waiting
+        if msg is not NOTHING:
+            return msg
+        return await output.get(timeout)
 
     async def connect(
         self,
