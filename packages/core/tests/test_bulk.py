@@ -94,3 +94,28 @@ async def test_receive_batch_validates_and_reports_failure() -> None:
             await rt.receive_batch("b", 0)
         await rt.launch("ok", echo_kernel)
         assert rt.kernel_error("ok") is None
+
+
+async def test_ctx_send_many_into_full_reject_routes_says_how_many_went_in() -> None:
+    outcome: list[int] = []
+
+    async def burst(ctx: KernelContext) -> None:
+        await ctx.receive()
+        try:
+            await ctx.send_many([Item(value=i) for i in range(5)])
+        except QueueFullError as exc:
+            outcome.append(exc.accepted)
+
+    async with RingKernelRuntime() as rt:
+        await rt.launch("src", burst)
+        for kid in ("w0", "w1"):
+            await rt.launch(kid, hold_kernel, queue_size=1, backpressure="reject")
+        await rt.activate("src")
+        # Two destinations: a round-robin route deals messages one at a time, so this
+        # takes the one-by-one path; w0 is full again by the third message.
+        await rt.connect("src", ["w0", "w1"])
+        await rt.send("src", Item(value=-1))
+        await until(lambda: bool(outcome))
+        assert outcome == [2]
+        assert [m.value for m in rt._get("w0").input.snapshot()] == [0]
+        assert [m.value for m in rt._get("w1").input.snapshot()] == [1]

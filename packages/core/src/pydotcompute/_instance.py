@@ -16,6 +16,7 @@ from ._errors import (
     KernelStateError,
     MessageTypeError,
     QueueClosedError,
+    QueueFullError,
 )
 from ._kernel import KernelSpec, KernelState
 from ._message import RingKernelMessage
@@ -421,8 +422,13 @@ class KernelInstance:
         if fast:
             self.sent += len(msgs)
             return
-        for msg in msgs:
-            await self.emit(msg)
+        for index, msg in enumerate(msgs):
+            try:
+                await self.emit(msg)
+            except QueueFullError as exc:
+                # A REJECT queue refused msgs[index]: the sender learns how far it got.
+                exc.accepted = index
+                raise
 
     def _check_output(self, msg: Any) -> None:
         output_type = self._output_type

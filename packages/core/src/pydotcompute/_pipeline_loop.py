@@ -1,0 +1,280 @@
+"""The loop every pipeline stage runs: take a batch, compute on it, send on, end cleanly.
+
+A stage author writes a :class:`BatchStage` (``process`` a whole batch, optionally
+``finish`` at end of stream and a timer) and gets, from :func:`run_stage`:
+
+* batching: up to ``batch_size`` messages per ``ctx.receive_batch``;
+* end of stream: once every producer is done (see :mod:`._pipeline_ports`) and the
+  queue is empty, ``finish`` runs, then the end is passed to every downstream worker;
+* errors on data: if ``process`` raises, the batch's records travel on as one
+  :class:`StageError` per message naming the stage, and the loop keeps going. A failed
+  *delivery* (a stopped or failed receiver) is not data's fault: it ends the kernel;
+* pass-through of other stages' :class:`StageError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._errors import QueueClosedError, QueueFullError, QueueTimeoutError
+from ._pipeline_batching import record_count, sort_batch
+from ._pipeline_records import EndOfStream, RecordBatch, StageError, ids_to_array, root_id
+
+if TYPE_CHECKING:
+    from ._context import KernelContext
+    from ._pipeline_stage import KernelFunction, StageSetup
+
+__all__ = ["BatchStage", "Emitter", "run_stage"]
+
+# How long a sink waits between tries to put its end marker into a full REJECT queue.
+_RETRY_S = 0.001
+
+
+class _Undeliverable(Exception):
+    """Internal: a send failed because of the receiver, not the data."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Emitter:
+    """Where a stage sends its outputs: every downstream stage (one of its workers in
+    turn), or the sink's own output queue. Counts records as they go."""
+
+    __slots__ = (
+        "_bulk",
+        "_counters",
+        "_ctx",
+        "_groups",
+        "_next",
+        "_routed",
+        "kernel_id",
+        "stage",
+        "targets",
+    )
+
+    def __init__(self, ctx: KernelContext, setup: StageSetup) -> None:
+        ports = setup.ports
+        self._ctx = ctx
+        self._groups = ports.downstream
+        self._routed = ports.routed or ports.is_sink
+        self._bulk = self._routed and not ports.rejecting
+        self._next = [0] * len(ports.downstream)
+        self._counters = ports.counters
+        #: Every downstream worker's kernel id, stage by stage (empty for a sink).
+        self.targets: tuple[str, ...] = ports.targets
+        self.kernel_id: str = setup.kernel_id
+        self.stage: str = setup.stage
+
+    async def send(self, msg: Any) -> None:
+        """Send ``msg`` to every downstream stage (or out of the pipeline, from a sink).
+
+        A full REJECT queue downstream refuses it: it is counted and dropped (that is
+        what REJECT asks for), and the stage goes on.
+        """
+        try:
+            if self._routed:
+                await self._ctx.send(msg)
+            else:
+                for i, group in enumerate(self._groups):
+                    index = self._next[i]
+                    self._next[i] = (index + 1) % len(group)
+                    await self._ctx.send_to(group[index], msg)
+        except QueueFullError:
+            self._counters.records_rejected += record_count(msg)
+            return
+        except Exception as exc:
+            raise _Undeliverable(exc) from exc
+        cls = type(msg)
+        if cls is RecordBatch:
+            self._counters.records_out += len(msg)
+            # Let the receiver start on a big message now: work flows through the
+            # stages batch by batch, and the arrays in flight stay few and cache-warm.
+            await asyncio.sleep(0)
+        elif cls is not StageError:
+            self._counters.records_out += 1
+
+    async def send_many(self, msgs: Sequence[Any]) -> None:
+        """:meth:`send` each message, in order (in one runtime call where it can)."""
+        if not self._bulk or len(msgs) < 2:
+            for msg in msgs:
+                await self.send(msg)
+            return
+        try:
+            await self._ctx.send_many(msgs)
+        except Exception as exc:
+            raise _Undeliverable(exc) from exc
+        counters = self._counters
+        columnar = False
+        for msg in msgs:
+            cls = type(msg)
+            if cls is RecordBatch:
+                counters.records_out += len(msg)
+                columnar = True
+            elif cls is not StageError:
+                counters.records_out += 1
+        if columnar:
+            await asyncio.sleep(0)  # as in send()
+
+    async def send_to_target(self, index: int, msg: Any) -> None:
+        """Send ``msg`` to downstream worker ``targets[index]`` only (for distributors).
+
+        Raises:
+            IndexError: no such target (a sink has none).
+        """
+        target = self.targets[index]
+        try:
+            await self._ctx.send_to(target, msg)
+        except QueueFullError:
+            self._counters.records_rejected += record_count(msg)
+            return
+        except Exception as exc:
+            raise _Undeliverable(exc) from exc
+        if type(msg) is RecordBatch:
+            self._counters.records_out += len(msg)
+            await asyncio.sleep(0)  # as in send()
+        elif type(msg) is not StageError:
+            self._counters.records_out += 1
+
+    async def send_error(self, messages: Sequence[Any], error: BaseException | str) -> None:
+        """Turn ``messages`` (records or batches) into StageErrors and send them on.
+
+        One StageError per message; a per-message record's carries its root id as
+        ``correlation_id`` too.
+        """
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        for msg in messages:
+            if type(msg) is RecordBatch:
+                ids = msg.record_ids
+                cid = root_id(msg)
+            else:
+                cid = root_id(msg)
+                ids = ids_to_array([cid])
+            self._counters.records_failed += len(ids)
+            await self.send(
+                StageError(
+                    stage=self.stage,
+                    kernel=self.kernel_id,
+                    error=text,
+                    record_ids=ids,
+                    correlation_id=cid,
+                )
+            )
+
+    async def _end(self, setup: StageSetup) -> None:
+        tracker = setup.ports.tracker
+        marker = EndOfStream(source=self.kernel_id)
+        if not self.targets:
+            tracker.finish(self.kernel_id)
+            while True:
+                try:
+                    await self._ctx.send(marker)
+                    return
+                except QueueFullError:  # REJECT output queue: the host is reading
+                    await asyncio.sleep(_RETRY_S)
+        for target in self.targets:
+            tracker.producer_done(target)
+        tracker.finish(self.kernel_id)
+        for target in self.targets:
+            # A full queue wakes its worker anyway; the tracker holds the truth.
+            with contextlib.suppress(QueueFullError):
+                await self._ctx.send_to(target, marker)
+
+
+class BatchStage:
+    """Base class of batch-first stages; subclass it and override :meth:`process`.
+
+    One instance serves one worker (so it may keep state). ``setup`` is the
+    :class:`StageSetup`; ``backend`` and ``params`` are shortcuts into it.
+    """
+
+    def __init__(self, setup: StageSetup) -> None:
+        self.setup = setup
+        self.backend = setup.backend
+        self.params = setup.params
+
+    async def process(self, batch: list[Any], out: Emitter) -> None:
+        """Compute on ``batch`` (per-message records and RecordBatches, never control
+        messages or StageErrors) and send the results with ``out``. If it raises, the
+        batch's records become StageErrors."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement process()")
+
+    async def finish(self, out: Emitter) -> None:
+        """End of stream: send whatever is held back. Default: nothing."""
+
+    def timer(self) -> float | None:
+        """Seconds until :meth:`on_timer` is due, or None for no timer (the default).
+        Asked before each wait for input."""
+        return None
+
+    async def on_timer(self, out: Emitter) -> None:
+        """Called when :meth:`timer`'s time passed with no input. Default: nothing."""
+
+    @classmethod
+    def factory(cls, setup: StageSetup) -> KernelFunction:
+        """A :class:`StageDefinition` factory: builds the stage now (so a bad setting
+        fails before launch) and returns the kernel that runs it."""
+        stage = cls(setup)
+
+        async def kernel(ctx: KernelContext) -> None:
+            await run_stage(ctx, setup, stage)
+
+        kernel.__qualname__ = f"{cls.__qualname__}.kernel[{setup.kernel_id}]"
+        return kernel
+
+
+async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) -> None:
+    """Run ``stage`` as worker ``setup.kernel_id`` until the kernel is told to stop.
+
+    Raises only what ends the kernel: a failed delivery downstream (its original
+    error) or an exception from ``finish``/``on_timer``; ``CancelledError`` passes.
+    """
+    out = Emitter(ctx, setup)
+    tracker = setup.ports.tracker
+    counters = setup.ports.counters
+    me = setup.kernel_id
+    batch_size = setup.batch_size
+    finished = False
+    while not ctx.should_terminate:
+        if not ctx.is_active:
+            await ctx.wait_active()
+            continue
+        draining = not finished and tracker.upstream_done(me)
+        timeout = 0.0 if draining else stage.timer()
+        try:
+            batch = await ctx.receive_batch(batch_size, timeout)
+        except QueueClosedError:
+            return
+        except QueueTimeoutError:
+            try:
+                if draining:
+                    await stage.finish(out)
+                    await out._end(setup)
+                    finished = True
+                else:
+                    await stage.on_timer(out)
+            except _Undeliverable as exc:
+                raise exc.error from None
+            continue
+        parts = sort_batch(batch)
+        try:
+            for error in parts.errors:
+                await out.send(error)
+            data: list[Any] = parts.records
+            if parts.batches:
+                data = data + parts.batches if data else list(parts.batches)
+            if not data:
+                continue
+            counters.records_in += len(parts.records) + sum(len(b) for b in parts.batches)
+            try:
+                await stage.process(data, out)
+            except _Undeliverable:
+                raise
+            except Exception as exc:
+                await out.send_error(data, exc)
+        except _Undeliverable as exc:
+            raise exc.error from None

@@ -1,0 +1,291 @@
+"""The CLI's readers and writers: every format, every kind of bad record, no good row lost."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pydotcompute._io import (
+    InputFileError,
+    InputRecordError,
+    ResultWriter,
+    format_of,
+    read_input,
+    result_rows,
+)
+from pydotcompute._pipeline_records import (
+    Record,
+    RecordBatch,
+    StageError,
+    array_to_ids,
+    record_ids_for_rows,
+    row_indices,
+)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# -- JSON Lines -------------------------------------------------------------------------
+
+
+def test_jsonl_objects_and_bare_lists(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "in.jsonl",
+        '{"values": [1, 2.5, 3], "id": "a", "key": 4}\n'
+        "\n"
+        "[4, 5, 6]\n"
+        '{"values": [7, null, 9], "id": 17}\n',
+    )
+    data = read_input(path)
+    assert data.errors == []
+    np.testing.assert_array_equal(data.values, [[1, 2.5, 3], [4, 5, 6], [7, math.nan, 9]])
+    assert data.values.dtype == np.float32
+    assert data.ids == ["a", None, 17] and data.index.tolist() == [0, 1, 2]
+    assert data.keys is None  # not every record has a key
+    assert [data.label(i) for i in range(3)] == ["a", 1, 17]
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "problem"),
+    [
+        ('{"values": [1, 2, "x"]}', "values[2]", "not a number: 'x'"),
+        ('{"values": [1, true, 3]}', "values[1]", "not a number: True"),
+        ('{"vals": [1, 2, 3]}', "values", "missing"),
+        ('{"values": "1,2,3"}', "values", "must be a list of numbers"),
+        ('{"values": [1, 2, 3], "key": "k"}', "key", "must be an integer"),
+        ('{"values": [1, 2, 3], "key": 1.5}', "key", "must be an integer"),
+        ('{"values": [1, 2, 3], "id": [1]}', "id", "must be a string or an integer"),
+        ('{"values": [1, 2, 3', "<line>", "not valid JSON"),
+        ('"just a string"', "<line>", "must be a JSON object or a list of numbers"),
+        ('{"values": [1, 2]}', "values", "has 2 values, but the records before it have 3"),
+    ],
+)
+def test_jsonl_bad_record_is_reported_and_the_good_ones_kept(
+    tmp_path: Path, line: str, field: str, problem: str
+) -> None:
+    path = write(
+        tmp_path, "in.jsonl", f'{{"values": [1, 2, 3]}}\n{line}\n{{"values": [4, 5, 6]}}\n'
+    )
+    data = read_input(path)
+    np.testing.assert_array_equal(data.values, [[1, 2, 3], [4, 5, 6]])
+    assert data.index.tolist() == [0, 2]  # positions in the file are kept
+    (error,) = data.errors
+    assert (error.path, error.line, error.field) == (str(path), 2, field)
+    assert problem in error.problem
+    assert str(error).startswith(f"{path}:2: field {field!r}: ")
+
+
+def test_jsonl_keys_when_every_record_has_one(tmp_path: Path) -> None:
+    path = write(tmp_path, "k.jsonl", '{"values": [1], "key": -3}\n{"values": [2], "key": 8}\n')
+    assert read_input(path).keys.tolist() == [-3, 8]  # type: ignore[union-attr]
+
+
+def test_a_file_with_no_good_record_names_the_first_problem(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.jsonl", '{"values": ["a"]}\nnope\n')
+    with pytest.raises(
+        InputFileError,
+        match=r"bad.jsonl: no good record; the first problem: .*bad.jsonl:1: field 'values\[0\]'",
+    ):
+        read_input(path)
+
+
+def test_an_empty_file(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="holds no records"):
+        read_input(write(tmp_path, "empty.jsonl", "\n\n"))
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(b'{"values": [1]}\n\xff\xfe\n')
+    with pytest.raises(InputFileError, match="not UTF-8"):
+        read_input(path)
+
+
+# -- CSV --------------------------------------------------------------------------------
+
+
+def test_csv_with_header_id_and_key_columns(tmp_path: Path) -> None:
+    path = write(tmp_path, "in.csv", "id,a,b,key\nr1,1,2,5\nr2,3,,6\n")
+    data = read_input(path)
+    np.testing.assert_array_equal(data.values, [[1, 2], [3, math.nan]])  # empty cell: missing
+    assert data.ids == ["r1", "r2"] and data.keys.tolist() == [5, 6]  # type: ignore[union-attr]
+
+
+def test_csv_without_header(tmp_path: Path) -> None:
+    data = read_input(write(tmp_path, "in.csv", "1,2,3\n4,5,6\n"))
+    np.testing.assert_array_equal(data.values, [[1, 2, 3], [4, 5, 6]])
+    assert data.ids == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "problem"),
+    [
+        ("r9,1,abc,1", "b", "not a number: 'abc'"),
+        ("r9,1,2", "<row>", "has 3 cells, the header has 4"),
+        ("r9,1,2,x", "key", "must be an integer"),
+    ],
+)
+def test_csv_bad_row_is_reported_and_the_good_ones_kept(
+    tmp_path: Path, row: str, field: str, problem: str
+) -> None:
+    path = write(tmp_path, "in.csv", f"id,a,b,key\nr1,1,2,1\n{row}\nr3,5,6,1\n")
+    data = read_input(path)
+    np.testing.assert_array_equal(data.values, [[1, 2], [5, 6]])
+    (error,) = data.errors
+    assert (error.line, error.field) == (3, field) and problem in error.problem
+
+
+def test_csv_line_numbers_count_quoted_newlines(tmp_path: Path) -> None:
+    path = write(tmp_path, "in.csv", 'id,a\n"two\nlines",1\nr2,zz\n')
+    (error,) = read_input(path).errors
+    assert error.line == 4 and error.field == "a"
+
+
+# -- .npy -------------------------------------------------------------------------------
+
+
+def test_npy_2d_and_1d(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.arange(6, dtype=np.int32).reshape(3, 2))
+    data = read_input(tmp_path / "a.npy")
+    assert data.values.dtype == np.float32 and data.values.shape == (3, 2)
+    np.save(tmp_path / "b.npy", np.arange(4.0))
+    assert read_input(tmp_path / "b.npy").values.shape == (4, 1)
+
+
+@pytest.mark.parametrize(
+    ("array", "match"),
+    [
+        (np.zeros((2, 2, 2)), r"shape \(2, 2, 2\)"),
+        (np.array(["a", "b"]), "numeric array is needed"),
+    ],
+)
+def test_npy_of_the_wrong_kind(tmp_path: Path, array: Any, match: str) -> None:
+    np.save(tmp_path / "x.npy", array)
+    with pytest.raises(InputFileError, match=match):
+        read_input(tmp_path / "x.npy")
+
+
+def test_npy_that_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "bad.npy"
+    path.write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(InputFileError, match=r"bad.npy: not a readable .npy file"):
+        read_input(path)
+
+
+def test_npy_with_objects_is_refused_without_unpickling(tmp_path: Path) -> None:
+    np.save(tmp_path / "obj.npy", np.array([object()], dtype=object), allow_pickle=True)
+    with pytest.raises(InputFileError, match=r"obj\.npy"):
+        read_input(tmp_path / "obj.npy")
+
+
+# -- formats ----------------------------------------------------------------------------
+
+
+def test_format_from_extension_or_override(tmp_path: Path) -> None:
+    assert format_of("x.JSONL", None, ("jsonl",)) == "jsonl"
+    assert format_of("x.ndjson", None, ("jsonl",)) == "jsonl"
+    assert format_of("x.txt", "csv", ("csv",)) == "csv"
+    with pytest.raises(InputFileError, match=r"cannot tell the format from the extension '\.txt'"):
+        format_of("x.txt", None, ("csv",))
+    with pytest.raises(InputFileError, match="format 'csv' is not supported here"):
+        format_of("out.csv", None, ("jsonl", "npy"))
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match=r"nope\.csv: no such file"):
+        read_input(tmp_path / "nope.csv")
+
+
+# -- results ----------------------------------------------------------------------------
+
+
+def label_rows(ids: Any) -> list[Any]:
+    return [f"row{r}" for r in row_indices(ids).tolist()]
+
+
+def test_result_rows_of_each_kind() -> None:
+    ids = record_ids_for_rows(0, 2, 1)
+    batch = RecordBatch(
+        values=np.array([[1.0, 2.0], [3.0, 4.0]]),
+        record_ids=ids,
+        columns=("mean", "std"),
+        keys=np.array([7, 8]),
+    )
+    assert list(result_rows(batch, label_rows)) == [
+        ("row0", {"mean": 1.0, "std": 2.0, "key": 7}),
+        ("row1", {"mean": 3.0, "std": 4.0, "key": 8}),
+    ]
+    vectors = RecordBatch(
+        values=np.ones((1, 2)), record_ids=ids[:1], field="normalized", counts=np.array([3])
+    )
+    assert list(result_rows(vectors, label_rows)) == [
+        ("row0", {"normalized": [1.0, 1.0], "count": 3})
+    ]
+    second = array_to_ids(ids)[1]
+    assert list(
+        result_rows(Record(values=np.array([0.5]), key=2, correlation_id=second), label_rows)
+    ) == [("row1", {"values": [0.5], "key": 2})]
+    error = StageError(stage="s", kernel="s_0", error="ValueError: x", record_ids=ids)
+    assert list(result_rows(error, label_rows)) == [
+        ("row0", {"error": "ValueError: x", "stage": "s"}),
+        ("row1", {"error": "ValueError: x", "stage": "s"}),
+    ]
+
+
+def test_jsonl_writer_writes_nan_as_null(tmp_path: Path) -> None:
+    ids = record_ids_for_rows(0, 1, 1)
+    with ResultWriter(
+        tmp_path / "o.jsonl", None, label=label_rows, row_of=row_indices, input_rows=1
+    ) as w:
+        w.write(
+            RecordBatch(values=np.array([[math.nan, math.inf]]), record_ids=ids, columns=("a", "b"))
+        )
+    assert json.loads((tmp_path / "o.jsonl").read_text()) == {"id": "row0", "a": None, "b": None}
+    assert w.records == 1
+
+
+def test_npy_writer_puts_rows_back_in_input_order(tmp_path: Path) -> None:
+    ids = record_ids_for_rows(0, 4, 1)
+    w = ResultWriter(tmp_path / "o.npy", None, label=label_rows, row_of=row_indices, input_rows=5)
+    w.write(RecordBatch(values=np.array([[3.0], [1.0]]), record_ids=ids[[3, 1]]))
+    w.write(StageError(stage="s", kernel="s", error="E", record_ids=ids[[2]]))
+    w.write(Record(values=[0.0], correlation_id=array_to_ids(ids)[0]))
+    w.close()
+    out = np.load(tmp_path / "o.npy")
+    np.testing.assert_array_equal(out, [[0.0], [1.0], [np.nan], [3.0], [np.nan]])
+    assert (w.records, w.errors) == (4, 1)
+
+
+def test_npy_writer_keeps_completion_order_for_new_records(tmp_path: Path) -> None:
+    def row_of(ids: Any) -> Any:
+        return np.full(len(ids), -1)
+
+    w = ResultWriter(tmp_path / "o.npy", None, label=label_rows, row_of=row_of, input_rows=9)
+    w.write(RecordBatch(values=np.array([[5.0], [6.0]]), record_ids=record_ids_for_rows(0, 2, 3)))
+    w.close()
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), [[5.0], [6.0]])
+
+
+def test_input_record_error_to_dict() -> None:
+    error = InputRecordError("f.csv", 3, "a", "bad")
+    assert error.to_dict() == {"path": "f.csv", "line": 3, "field": "a", "problem": "bad"}
+
+
+def test_a_big_file_is_read_in_packs_without_losing_order(tmp_path: Path) -> None:
+    lines = [json.dumps({"values": [i, i + 0.5]}) for i in range(9000)]
+    lines[5000] = '{"values": [1, "bad"]}'
+    path = write(tmp_path, "big.jsonl", "\n".join(lines) + "\n")
+    data = read_input(path)
+    assert len(data) == 8999 and [e.line for e in data.errors] == [5001]
+    expected = np.array([[i, i + 0.5] for i in range(9000) if i != 5000], dtype=np.float32)
+    np.testing.assert_array_equal(data.values, expected)
+    assert data.index[4999:5002].tolist() == [4999, 5001, 5002]
