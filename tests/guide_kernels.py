@@ -76,6 +76,7 @@ def slow_processing(data: Any) -> Any:
 
 # ---- "Define Stages" (verbatim) -------------------------------------------------------
 
+
 # Stage 1: Preprocess
 @message
 @dataclass
@@ -85,6 +86,7 @@ class RawData:
     priority: int = 128
     correlation_id: UUID | None = None
 
+
 @message
 @dataclass
 class PreprocessedData:
@@ -92,6 +94,7 @@ class PreprocessedData:
     message_id: UUID = field(default_factory=uuid4)
     priority: int = 128
     correlation_id: UUID | None = None
+
 
 @ring_kernel(kernel_id="preprocess")
 async def preprocess_stage(ctx):
@@ -108,12 +111,15 @@ async def preprocess_stage(ctx):
             max_val = max(raw.values)
             normalized = [(v - min_val) / (max_val - min_val) for v in raw.values]
 
-            await ctx.send(PreprocessedData(
-                normalized=normalized,
-                correlation_id=raw.message_id,
-            ))
+            await ctx.send(
+                PreprocessedData(
+                    normalized=normalized,
+                    correlation_id=raw.message_id,
+                )
+            )
         except:
             continue
+
 
 # Stage 2: Compute
 @message
@@ -123,6 +129,7 @@ class ComputeResult:
     message_id: UUID = field(default_factory=uuid4)
     priority: int = 128
     correlation_id: UUID | None = None
+
 
 @ring_kernel(kernel_id="compute")
 async def compute_stage(ctx):
@@ -137,15 +144,18 @@ async def compute_stage(ctx):
             # Compute statistics
             result = sum(data.normalized) / len(data.normalized)
 
-            await ctx.send(ComputeResult(
-                result=result,
-                correlation_id=data.message_id,
-            ))
+            await ctx.send(
+                ComputeResult(
+                    result=result,
+                    correlation_id=data.message_id,
+                )
+            )
         except:
             continue
 
 
 # ---- "Connect Pipeline" (verbatim, returning the result for the test) -----------------
+
 
 async def run_pipeline():
     async with RingKernelRuntime() as runtime:
@@ -177,6 +187,7 @@ async def run_pipeline():
 
 # ---- "Pipeline Coordinator" (verbatim) --------------------------------------------------
 
+
 @ring_kernel(kernel_id="pipeline_coordinator")
 async def pipeline_coordinator(ctx):
     """Coordinates multi-stage pipeline execution."""
@@ -203,24 +214,29 @@ async def pipeline_coordinator(ctx):
 
                 if not current_data.success:
                     # Pipeline failed at this stage
-                    await ctx.send(PipelineError(
-                        failed_stage=stage,
-                        error=current_data.error,
-                        correlation_id=request.message_id,
-                    ))
+                    await ctx.send(
+                        PipelineError(
+                            failed_stage=stage,
+                            error=current_data.error,
+                            correlation_id=request.message_id,
+                        )
+                    )
                     break
             else:
                 # All stages completed
-                await ctx.send(PipelineResult(
-                    result=current_data,
-                    correlation_id=request.message_id,
-                ))
+                await ctx.send(
+                    PipelineResult(
+                        result=current_data,
+                        correlation_id=request.message_id,
+                    )
+                )
 
         except asyncio.TimeoutError:
             continue
 
 
 # ---- "Parallel Pipelines" (verbatim) ------------------------------------------------------
+
 
 async def parallel_pipeline():
     async with RingKernelRuntime() as runtime:
@@ -247,6 +263,7 @@ async def parallel_pipeline():
 
 # ---- "Fan-Out" and "Fan-In" (verbatim) ----------------------------------------------------
 
+
 @ring_kernel(kernel_id="distributor")
 async def distributor(ctx):
     """Distributes work to multiple workers."""
@@ -267,6 +284,7 @@ async def distributor(ctx):
 
         except:
             continue
+
 
 @ring_kernel(kernel_id="aggregator")
 async def aggregator(ctx):
@@ -299,6 +317,7 @@ async def aggregator(ctx):
 
 # ---- "DAG Pipelines" (verbatim) -------------------------------------------------------------
 
+
 @ring_kernel(kernel_id="dag_coordinator")
 async def dag_coordinator(ctx):
     while not ctx.should_terminate:
@@ -326,16 +345,19 @@ async def dag_coordinator(ctx):
             await runtime.send("stage_d", d_input)
             d_result = await runtime.receive("stage_d", timeout=5.0)
 
-            await ctx.send(FinalResult(
-                result=d_result,
-                correlation_id=request.message_id,
-            ))
+            await ctx.send(
+                FinalResult(
+                    result=d_result,
+                    correlation_id=request.message_id,
+                )
+            )
 
         except:
             continue
 
 
 # ---- "Backpressure Handling" (verbatim) -------------------------------------------------------
+
 
 @ring_kernel(
     kernel_id="slow_stage",
@@ -354,6 +376,7 @@ async def slow_stage(ctx):
 
 # ---- "Error Handling in Pipelines" (verbatim) ---------------------------------------------------
 
+
 @message
 @dataclass
 class StageResult:
@@ -361,6 +384,7 @@ class StageResult:
     success: bool = True
     error: str | None = None
     stage: str = ""
+
 
 @ring_kernel(kernel_id="resilient_stage")
 async def resilient_stage(ctx):
@@ -374,18 +398,22 @@ async def resilient_stage(ctx):
 
             try:
                 result = process(input_data)
-                await ctx.send(StageResult(
-                    data=result,
-                    success=True,
-                    stage=ctx.kernel_id,
-                ))
+                await ctx.send(
+                    StageResult(
+                        data=result,
+                        success=True,
+                        stage=ctx.kernel_id,
+                    )
+                )
             except Exception as e:
-                await ctx.send(StageResult(
-                    data=None,
-                    success=False,
-                    error=str(e),
-                    stage=ctx.kernel_id,
-                ))
+                await ctx.send(
+                    StageResult(
+                        data=None,
+                        success=False,
+                        error=str(e),
+                        stage=ctx.kernel_id,
+                    )
+                )
 
         except asyncio.TimeoutError:
             continue

@@ -1,0 +1,75 @@
+"""A third-party pydotcompute stage: ``clip`` limits every value to ``[low, high]``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from pydotcompute import (
+    BatchStage,
+    Emitter,
+    Param,
+    Record,
+    RecordBatch,
+    StageDefinition,
+    hookimpl,
+    root_id,
+    sort_batch,
+    stack_records,
+)
+
+__all__ = ["CLIP", "Clip", "pydotcompute_register_stages"]
+
+
+class Clip(BatchStage):
+    """Clip each value to ``[low, high]`` (NaN stays NaN).
+
+    Takes per-message records and RecordBatches; emits a :class:`Record` per record and
+    a RecordBatch per RecordBatch, ids and keys kept.
+    """
+
+    async def process(self, batch: list[Any], out: Emitter) -> None:
+        low, high = self.params["low"], self.params["high"]
+        if low > high:
+            raise ValueError(f"low ({low}) is above high ({high})")
+        parts = sort_batch(batch)
+        groups, bad = stack_records(parts.records)
+        for record, reason in bad:
+            await out.send_error([record], reason)
+        for group in groups:
+            clipped = np.clip(group.values, low, high)  # one call for the whole group
+            await out.send_many(
+                [
+                    Record(values=row, key=getattr(r, "key", None), correlation_id=root_id(r))
+                    for r, row in zip(group.records, clipped, strict=True)
+                ]
+            )
+        for columnar in parts.batches:
+            await out.send(
+                RecordBatch(
+                    values=np.clip(columnar.values, low, high),
+                    record_ids=columnar.record_ids,
+                    keys=columnar.keys,
+                    correlation_id=root_id(columnar),
+                )
+            )
+
+
+CLIP = StageDefinition(
+    name="clip",
+    factory=Clip.factory,
+    summary="clip every value to [low, high]",
+    params={
+        "low": Param(float, default=0.0, doc="smallest value kept"),
+        "high": Param(float, default=1.0, doc="largest value kept"),
+    },
+    accepts="per-message records and RecordBatch",
+    emits="Record per record; RecordBatch per RecordBatch",
+)
+
+
+@hookimpl
+def pydotcompute_register_stages() -> Mapping[str, StageDefinition]:
+    """The stages of this distribution."""
+    return {"clip": CLIP}

@@ -1,0 +1,137 @@
+"""The ``compute`` stage: per-record statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from ._core import (
+    Param,
+    RecordBatch,
+    RecordGroup,
+    StageDefinition,
+    StageSetup,
+    root_id,
+)
+from ._map import MapStage
+from ._messages import ComputeResult
+
+__all__ = ["COMPUTE", "STATISTICS", "Compute"]
+
+#: Every statistic ``compute`` offers, in the order listings show them.
+STATISTICS: Final = ("mean", "std", "var", "min", "max", "sum", "range")
+
+
+def _reducers(backend: Any) -> dict[str, Callable[[Any], Any]]:
+    def var(x: Any) -> Any:
+        std = backend.to_numpy(backend.row_std(x))
+        return np.square(std, dtype=np.float32)
+
+    def span(x: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return np.subtract(
+                backend.to_numpy(backend.row_max(x)), backend.to_numpy(backend.row_min(x))
+            )
+
+    return {
+        "mean": backend.row_mean,
+        "std": backend.row_std,
+        "var": var,
+        "min": backend.row_min,
+        "max": backend.row_max,
+        "sum": backend.row_sum,
+        "range": span,
+    }
+
+
+class Compute(MapStage):
+    """Statistics of each record, through the stage's backend, in float32.
+
+    ``mean``, ``std`` (population, ddof 0), ``var`` (``std**2``), ``min``, ``max``,
+    ``sum``, ``range`` (``max - min``); NaN in a record propagates to every statistic
+    (``sum`` of an empty record is 0.0, the rest NaN).
+
+    Takes per-message records (``values`` or ``normalized``) and RecordBatches. Emits,
+    per record, a :class:`ComputeResult` (``result`` = the first statistic asked for,
+    ``stats`` = all of them); per RecordBatch, a RecordBatch with one column per
+    statistic (``columns`` names them), same ids and keys.
+    """
+
+    def __init__(self, setup: StageSetup) -> None:
+        super().__init__(setup)
+        self.stats: tuple[str, ...] = tuple(setup.params["stats"])
+        reducers = _reducers(setup.backend)
+        self._reducers = [reducers[name] for name in self.stats]
+
+    def compute(self, values: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+        backend = self.backend
+        x = backend.asarray(values)
+        out = np.empty((values.shape[0], len(self.stats)), dtype=np.float32)
+        for column, reduce in enumerate(self._reducers):
+            out[:, column] = backend.to_numpy(reduce(x))
+        return out
+
+    def records_out(self, group: RecordGroup, result: npt.NDArray[Any]) -> list[Any]:
+        names = self.stats
+        make = ComputeResult
+        if len(names) == 1:
+            name = names[0]
+            return [
+                make(
+                    result=value,
+                    stats={name: value},
+                    key=getattr(record, "key", None),
+                    correlation_id=root_id(record),
+                )
+                for record, value in zip(group.records, result[:, 0].tolist(), strict=True)
+            ]
+        return [
+            make(
+                result=row[0],
+                stats=dict(zip(names, row, strict=True)),
+                key=getattr(record, "key", None),
+                correlation_id=root_id(record),
+            )
+            for record, row in zip(group.records, result.tolist(), strict=True)
+        ]
+
+    def batch_out(self, batch: RecordBatch, result: npt.NDArray[Any]) -> RecordBatch:
+        return RecordBatch(
+            values=result,
+            record_ids=batch.record_ids,
+            keys=batch.keys,
+            columns=self.stats,
+            field="stats",
+            counts=batch.counts,
+            correlation_id=root_id(batch),
+        )
+
+
+def _distinct_and_not_empty(stats: tuple[str, ...]) -> None:
+    if not stats:
+        raise ValueError("name at least one statistic")
+    repeated = sorted({s for s in stats if stats.count(s) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(map(repr, repeated))} named more than once")
+
+
+COMPUTE = StageDefinition(
+    name="compute",
+    factory=Compute.factory,
+    summary="per-record statistics: " + ", ".join(STATISTICS),
+    params={
+        "stats": Param(
+            tuple,
+            default=("mean",),
+            items=str,
+            choices=STATISTICS,
+            doc="statistics to compute, in output order; the first is ComputeResult.result",
+            validate=_distinct_and_not_empty,
+        ),
+    },
+    accepts="per-message records (values or normalized) and RecordBatch",
+    emits="ComputeResult per record; RecordBatch with one column per statistic per RecordBatch",
+)

@@ -1,0 +1,39 @@
+"""The pydotcompute names the stages build on, imported in one place.
+
+All come from pydotcompute's public API; this module pins which ones the stages use,
+so a rename in core is one edit here.
+"""
+
+from __future__ import annotations
+
+from pydotcompute import (
+    BatchStage,
+    Emitter,
+    Param,
+    RecordBatch,
+    RecordGroup,
+    StageDefinition,
+    StageSetup,
+    ids_to_array,
+    new_record_ids,
+    record_count,
+    root_id,
+    sort_batch,
+    stack_records,
+)
+
+__all__ = [
+    "BatchStage",
+    "Emitter",
+    "Param",
+    "RecordBatch",
+    "RecordGroup",
+    "StageDefinition",
+    "StageSetup",
+    "ids_to_array",
+    "new_record_ids",
+    "record_count",
+    "root_id",
+    "sort_batch",
+    "stack_records",
+]

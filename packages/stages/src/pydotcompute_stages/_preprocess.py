@@ -1,0 +1,63 @@
+"""The ``preprocess`` stage: row-wise min-max normalization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._core import RecordBatch, RecordGroup, StageDefinition, root_id
+from ._map import MapStage
+from ._messages import PreprocessedData
+
+__all__ = ["PREPROCESS", "Preprocess"]
+
+
+class Preprocess(MapStage):
+    """Min-max normalize each record to [0, 1] through the stage's backend.
+
+    Numeric policy (the backend's): per record, ``(x - min) / (max - min)`` over its
+    non-NaN values; a constant record (or one with no usable range) becomes all 0.0;
+    NaN entries stay NaN.
+
+    Takes per-message records (``values`` or ``normalized``: a list or 1-D array) and
+    RecordBatches. Emits, per record, a :class:`PreprocessedData` (``normalized`` a
+    float32 array, ``key`` and root id kept); per RecordBatch, a RecordBatch of the same
+    ids and keys with ``field="normalized"``.
+    """
+
+    def compute(self, values: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+        backend = self.backend
+        result: npt.NDArray[Any] = backend.to_numpy(
+            backend.minmax_normalize(backend.asarray(values))
+        )
+        return result
+
+    def records_out(self, group: RecordGroup, result: npt.NDArray[Any]) -> list[Any]:
+        make = PreprocessedData
+        return [
+            make(normalized=row, key=getattr(record, "key", None), correlation_id=root_id(record))
+            for record, row in zip(group.records, result, strict=True)
+        ]
+
+    def batch_out(self, batch: RecordBatch, result: npt.NDArray[Any]) -> RecordBatch:
+        return RecordBatch(
+            values=result,
+            record_ids=batch.record_ids,
+            keys=batch.keys,
+            columns=batch.columns,
+            field="normalized",
+            counts=batch.counts,
+            correlation_id=root_id(batch),
+        )
+
+
+PREPROCESS = StageDefinition(
+    name="preprocess",
+    factory=Preprocess.factory,
+    summary="min-max normalize each record to [0, 1] (constant records -> 0, NaN stays NaN)",
+    params={},
+    accepts="per-message records (values: list or 1-D array) and RecordBatch",
+    emits="PreprocessedData per record; RecordBatch(field='normalized') per RecordBatch",
+)
