@@ -1,0 +1,184 @@
+"""The ``torch`` compute backend: eager torch ops on any device, numpy's policies exactly.
+
+Same readings of the policies as pydotcompute's numpy backend: ``minmax_normalize``
+keeps floating dtypes (float16/bfloat16/float64 computed in float32 and cast back) and
+returns float32 for integer and bool input; reductions and ``segment_sum`` return
+float32 and accumulate in float32 (``torch.amin``/``amax`` propagate NaN, which is the
+reduction policy; ``minmax_normalize`` masks NaN out itself); ``partition`` returns
+``offsets`` of length ``n + 1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy.typing as npt
+import torch
+
+from ._checks import (
+    check_2d,
+    check_keys,
+    check_n,
+    check_offsets_shape,
+    check_offsets_values,
+    keys_for_modulo,
+)
+from ._convert import as_device_tensor, as_tensor, to_numpy
+
+__all__ = ["TorchBackend"]
+
+
+def default_device() -> torch.device:
+    """``cuda`` when torch sees a CUDA device, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class TorchBackend:
+    """The ``torch`` compute backend: tensors on one device, float32 arithmetic.
+
+    Methods take tensors (moved to the backend's device if elsewhere) or anything numpy
+    can convert; 2-D operations raise ``ValueError`` naming the shape otherwise. Results
+    stay on the device. Stateless apart from the device; safe to share.
+    """
+
+    name: str = "torch"
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        """Compute on ``device`` (default: ``cuda`` when available, else ``cpu``)."""
+        self.device = torch.device(device) if device is not None else default_device()
+
+    def __repr__(self) -> str:
+        return f"TorchBackend(device={str(self.device)!r})"
+
+    # -- conversion --------------------------------------------------------------------
+
+    def asarray(self, data: Any, dtype: str = "float32") -> torch.Tensor:
+        """Convert host data (numpy array, nested lists, tensor) to a tensor of ``dtype``."""
+        return as_tensor(data, dtype, self.device)
+
+    def to_numpy(self, x: Any) -> npt.NDArray[Any]:
+        """Copy a tensor back to a host numpy array (bfloat16 comes back as float32)."""
+        return to_numpy(x)
+
+    def _tensor(self, x: Any) -> torch.Tensor:
+        """``x`` on this backend's device, keeping its dtype (tensors are not copied)."""
+        return as_device_tensor(x, self.device)
+
+    def _float32_2d(self, x: Any, op: str) -> torch.Tensor:
+        t = self._tensor(x)
+        check_2d(t, op)
+        return t.to(torch.float32)
+
+    # -- element-wise ------------------------------------------------------------------
+
+    def minmax_normalize(self, x: Any) -> torch.Tensor:
+        """Row-wise min-max normalise a 2-D tensor into a new one (policy: module docstring).
+
+        Raises:
+            ValueError: ``x`` is not 2-D.
+        """
+        t = self._tensor(x)
+        check_2d(t, "minmax_normalize")
+        out_dtype = t.dtype if t.dtype.is_floating_point else torch.float32
+        rows, width = t.shape
+        if rows == 0 or width == 0:
+            return torch.empty((rows, width), dtype=out_dtype, device=self.device)
+        x32 = t.to(torch.float32)
+        nan = torch.isnan(x32)
+        lo = torch.where(nan, torch.inf, x32).amin(dim=1, keepdim=True)
+        hi = torch.where(nan, -torch.inf, x32).amax(dim=1, keepdim=True)
+        span = hi - lo  # NaN for inf - inf, -inf for all-NaN rows
+        good = span > 0
+        out = (x32 - lo) / torch.where(good, span, 1.0)
+        out = torch.where(good, out, 0.0)
+        out = torch.where(nan, x32, out)
+        return out.to(out_dtype)
+
+    # -- row reductions ----------------------------------------------------------------
+
+    def row_sum(self, x: Any) -> torch.Tensor:
+        """Sum of each row, float32; width-0 rows give 0.0; NaN propagates."""
+        return self._float32_2d(x, "row_sum").sum(dim=1)
+
+    def row_mean(self, x: Any) -> torch.Tensor:
+        """Mean of each row, float32; width-0 rows give NaN; NaN propagates."""
+        x32 = self._float32_2d(x, "row_mean")
+        if x32.shape[1] == 0:
+            return torch.full((x32.shape[0],), torch.nan, device=self.device)
+        return x32.sum(dim=1) / x32.shape[1]
+
+    def row_min(self, x: Any) -> torch.Tensor:
+        """Minimum of each row, float32; width-0 rows and rows with NaN give NaN."""
+        x32 = self._float32_2d(x, "row_min")
+        if x32.shape[1] == 0 or x32.shape[0] == 0:
+            return torch.full((x32.shape[0],), torch.nan, device=self.device)
+        return x32.amin(dim=1)
+
+    def row_max(self, x: Any) -> torch.Tensor:
+        """Maximum of each row, float32; width-0 rows and rows with NaN give NaN."""
+        x32 = self._float32_2d(x, "row_max")
+        if x32.shape[1] == 0 or x32.shape[0] == 0:
+            return torch.full((x32.shape[0],), torch.nan, device=self.device)
+        return x32.amax(dim=1)
+
+    def row_std(self, x: Any) -> torch.Tensor:
+        """Population standard deviation of each row, float32, two-pass; width 0 gives NaN."""
+        x32 = self._float32_2d(x, "row_std")
+        width = x32.shape[1]
+        if width == 0:
+            return torch.full((x32.shape[0],), torch.nan, device=self.device)
+        mean = x32.sum(dim=1, keepdim=True) / width
+        dev = x32 - mean
+        return torch.sqrt((dev * dev).sum(dim=1) / width)
+
+    # -- segments and partitions ------------------------------------------------------
+
+    def segment_sum(self, x: Any, offsets: Any) -> torch.Tensor:
+        """Sum the rows of each segment ``offsets[i]:offsets[i+1]``: float32 ``(k, width)``.
+
+        ``offsets`` has ``k + 1`` non-decreasing integer entries within ``[0, len(x)]``;
+        rows outside ``offsets[0]:offsets[-1]`` are ignored; empty segments sum to zeros.
+        Synchronises with the host (validation and slicing read the offsets).
+
+        Raises:
+            ValueError: ``x`` is not 2-D, or ``offsets`` is not a non-empty 1-D
+                non-decreasing integer sequence within ``[0, len(x)]``.
+        """
+        x32 = self._float32_2d(x, "segment_sum")
+        offs = self._tensor(offsets)
+        check_offsets_shape(offs)
+        rows, width = x32.shape
+        check_offsets_values(offs, rows)
+        offs = offs.to(torch.int64)
+        k = offs.numel() - 1
+        out = torch.zeros((k, width), dtype=torch.float32, device=self.device)
+        if k == 0 or width == 0:
+            return out
+        lengths = offs[1:] - offs[:-1]
+        first, last = (int(v) for v in offs[[0, -1]].tolist())
+        segment_of_row = torch.repeat_interleave(
+            torch.arange(k, device=self.device), lengths, output_size=last - first
+        )
+        return out.index_add_(0, segment_of_row, x32[first:last])
+
+    def partition(self, keys: Any, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stable bucketing of ``keys % n`` (Python modulo): ``(counts, offsets, permutation)``.
+
+        All int64 on the backend's device; ``offsets`` has ``n + 1`` entries starting at 0.
+
+        Raises:
+            ValueError: ``n < 1``, or ``keys`` is not 1-D.
+            TypeError: ``keys`` is not an integer array, or ``n`` is not an int.
+        """
+        n = check_n(n)
+        k = self._tensor(keys)
+        if k.numel() == 0 and k.dim() == 1:
+            k = k.to(torch.int64)
+        check_keys(k)
+        buckets = torch.remainder(keys_for_modulo(k, n), n)
+        counts = torch.zeros((n,), dtype=torch.int64, device=self.device)
+        counts.scatter_add_(0, buckets, torch.ones_like(buckets))
+        offsets = torch.zeros((n + 1,), dtype=torch.int64, device=self.device)
+        torch.cumsum(counts, 0, out=offsets[1:])
+        permutation = torch.sort(buckets, stable=True).indices
+        return counts, offsets, permutation

@@ -1,0 +1,122 @@
+"""The ``triton`` compute backend: pydotcompute's batch operations as Triton kernels.
+
+Results match the numpy backend's policies (see :mod:`._torch_backend` for the readings
+shared by every backend). The kernels take float32, float16 and bfloat16; other inputs
+are converted first (float64 computes in float32 anyway, by policy, and integer or bool
+input normalises to float32), at the cost of one conversion launch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy.typing as npt
+import torch
+
+from ._availability import interpreter_active, require_triton
+from ._checks import KERNEL_FLOAT_DTYPES, check_2d
+from ._convert import as_device_tensor, as_tensor, to_numpy
+
+__all__ = ["TritonBackend"]
+
+
+class TritonBackend:
+    """The ``triton`` compute backend: Triton kernels on CUDA tensors.
+
+    With ``TRITON_INTERPRET=1`` set before ``triton`` is first imported, the same kernels
+    run interpreted on CPU tensors (slowly; for tests). Methods take tensors (moved to the
+    backend's device if elsewhere) or anything numpy can convert; results stay on the
+    device. Launches per call are listed in :mod:`pydotcompute_triton.ops`; only
+    ``segment_sum`` synchronises with the host (to validate its offsets).
+
+    Raises (constructor):
+        TritonUnavailableError: ``triton`` is not installed, or there is no CUDA device
+            and the interpreter is off; the message names which.
+    """
+
+    name: str = "triton"
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        """Compute on ``device``: default ``cpu`` under the interpreter, else ``cuda``."""
+        require_triton("the 'triton' backend")
+        from . import ops
+
+        self._ops = ops
+        if device is None:
+            device = "cpu" if interpreter_active() else "cuda"
+        self.device = torch.device(device)
+
+    def __repr__(self) -> str:
+        return f"TritonBackend(device={str(self.device)!r})"
+
+    # -- conversion --------------------------------------------------------------------
+
+    def asarray(self, data: Any, dtype: str = "float32") -> torch.Tensor:
+        """Convert host data (numpy array, nested lists, tensor) to a tensor of ``dtype``."""
+        return as_tensor(data, dtype, self.device)
+
+    def to_numpy(self, x: Any) -> npt.NDArray[Any]:
+        """Copy a tensor back to a host numpy array (bfloat16 comes back as float32)."""
+        return to_numpy(x)
+
+    def _kernel_input(self, x: Any, op: str) -> torch.Tensor:
+        """``x`` as a 2-D tensor of a dtype the kernels take, on this backend's device."""
+        t = as_device_tensor(x, self.device)
+        check_2d(t, op)
+        return t if t.dtype in KERNEL_FLOAT_DTYPES else t.to(torch.float32)
+
+    # -- operations --------------------------------------------------------------------
+
+    def minmax_normalize(self, x: Any) -> torch.Tensor:
+        """Row-wise min-max normalise a 2-D tensor: one launch (policy: ``pydotcompute``).
+
+        Floating dtypes are kept; integer and bool input gives float32.
+
+        Raises:
+            ValueError: ``x`` is not 2-D.
+        """
+        t = as_device_tensor(x, self.device)
+        out = self._ops.minmax_normalize(self._kernel_input(t, "minmax_normalize"))
+        if t.dtype.is_floating_point and out.dtype != t.dtype:
+            return out.to(t.dtype)
+        return out
+
+    def row_sum(self, x: Any) -> torch.Tensor:
+        """Sum of each row, float32; width-0 rows give 0.0; NaN propagates."""
+        return self._ops.row_sum(self._kernel_input(x, "row_sum"))
+
+    def row_mean(self, x: Any) -> torch.Tensor:
+        """Mean of each row, float32; width-0 rows give NaN; NaN propagates."""
+        return self._ops.row_mean(self._kernel_input(x, "row_mean"))
+
+    def row_min(self, x: Any) -> torch.Tensor:
+        """Minimum of each row, float32; width-0 rows and rows with NaN give NaN."""
+        return self._ops.row_min(self._kernel_input(x, "row_min"))
+
+    def row_max(self, x: Any) -> torch.Tensor:
+        """Maximum of each row, float32; width-0 rows and rows with NaN give NaN."""
+        return self._ops.row_max(self._kernel_input(x, "row_max"))
+
+    def row_std(self, x: Any) -> torch.Tensor:
+        """Population standard deviation of each row, float32; width 0 gives NaN."""
+        return self._ops.row_std(self._kernel_input(x, "row_std"))
+
+    def segment_sum(self, x: Any, offsets: Any) -> torch.Tensor:
+        """Sum the rows of each segment ``offsets[i]:offsets[i+1]``: float32 ``(k, width)``.
+
+        Validates ``offsets`` (one host sync). Raises as the numpy backend does.
+        """
+        offs = as_device_tensor(offsets, self.device)
+        return self._ops.segment_sum(self._kernel_input(x, "segment_sum"), offs)
+
+    def partition(self, keys: Any, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stable bucketing of ``keys % n``: ``(counts, offsets, permutation)``, int64.
+
+        Raises:
+            ValueError: ``n < 1``, or ``keys`` is not 1-D.
+            TypeError: ``keys`` is not an integer array, or ``n`` is not an int.
+        """
+        k = as_device_tensor(keys, self.device)
+        if k.numel() == 0 and k.dim() == 1:
+            k = k.to(torch.int64)
+        return self._ops.partition(k, n)
