@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from guide_pipeline import make_inputs, run_demo
 from pydotcompute import KernelContext, RingKernelRuntime, message
-from pydotcompute._demo import make_inputs, run_demo
 
 ROUND_TRIPS = 5_000
 PIPELINED = 50_000
@@ -104,7 +104,7 @@ def test_d_guide_pipeline_connected(benchmark: Any) -> None:
 def test_d_guide_stage_code_alone(benchmark: Any) -> None:
     """The guide's per-message Python (normalize, mean, two message constructions) with
     no runtime at all: the floor that (c) and (d) are compared with."""
-    from pydotcompute._demo import ComputeResult, PreprocessedData
+    from guide_pipeline import ComputeResult, PreprocessedData
 
     inputs = make_inputs(PIPELINE_MESSAGES, width=64)
 

@@ -1,5 +1,5 @@
-"""The guide's two-stage pipeline (preprocess -> compute), runnable as a demo and a
-benchmark: the stage kernels are the guide's own code, run over a stream of messages.
+"""The guide's two-stage pipeline (preprocess -> compute) as ring kernels, for the core
+benchmarks (``pydotcompute demo`` runs the same pipeline through the installed stages): the stage kernels are the guide's own code, run over a stream of messages.
 
 Two ways to join the stages: ``"relay"`` (the host receives from the first stage and
 sends to the second, as the guide's "Connect Pipeline" does) and ``"connect"`` (a
@@ -16,11 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from ._context import KernelContext
-from ._kernel import ring_kernel
-from ._message import message
-from ._runtime import RingKernelRuntime
-from ._telemetry import KernelTelemetry
+from pydotcompute import KernelContext, KernelTelemetry, RingKernelRuntime, message, ring_kernel
 
 __all__ = ["ComputeResult", "DemoRun", "PreprocessedData", "RawData", "make_inputs", "run_demo"]
 
