@@ -24,10 +24,13 @@ import time
 from typing import Any
 
 import numpy as np
-from pydotcompute._numpy_backend import NumpyBackend
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_feed import records_from_array
-from pydotcompute._plugins import PluginManager, create_plugin_manager
+from pydotcompute import (
+    NumpyBackend,
+    Pipeline,
+    PluginManager,
+    create_plugin_manager,
+    records_from_array,
+)
 
 RECORDS = int(os.environ.get("PYDOTCOMPUTE_BENCH_RECORDS", "1000000"))
 WIDTH = 64

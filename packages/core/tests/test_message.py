@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
@@ -148,3 +150,55 @@ def test_declared_uuid4_factory_still_gives_version_4_ids() -> None:
     assert all(i.version == 4 and i.variant == "specified in RFC 4122" for i in ids)
     parsed = next(iter(ids))
     assert UUID(str(parsed)) == parsed and hash(UUID(str(parsed))) == hash(parsed)
+
+
+@message(name="tests.LazyId")
+@dataclass
+class LazyId:
+    x: int = 0
+
+
+def test_a_message_id_is_drawn_once_and_kept_by_copies_pickles_and_the_wire() -> None:
+    msg = LazyId(x=1)
+    first = msg.message_id
+    assert msg.message_id is first  # read twice: the same id
+    assert copy.copy(msg).message_id == first
+    assert pickle.loads(pickle.dumps(msg)).message_id == first
+    assert LazyId.from_bytes(msg.to_bytes()).message_id == first
+    assert dataclasses.replace(msg, x=2).message_id == first
+    assert msg.reply(LazyId).correlation_id == first
+    # Copied or pickled before anyone read the id: both sides still agree on one.
+    fresh = LazyId(x=3)
+    assert copy.deepcopy(fresh).message_id == fresh.message_id
+    fresh = LazyId(x=4)
+    assert pickle.loads(pickle.dumps(fresh)).message_id == fresh.message_id
+    ids = {LazyId().message_id for _ in range(1000)}
+    assert len(ids) == 1000 and all(i.version == 4 for i in ids)
+
+
+def test_a_given_message_id_is_kept_and_a_frozen_one_cannot_be_reassigned() -> None:
+    @message
+    @dataclass(frozen=True)
+    class Frozen:
+        x: int = 0
+
+    given = uuid4()
+    msg = Frozen(x=1, message_id=given)
+    assert msg.message_id is given
+    lazy = Frozen()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lazy.message_id = given  # type: ignore[misc]
+    assert lazy.message_id != given and hash(lazy) == hash(lazy)
+
+
+def test_a_user_post_init_sees_a_real_id() -> None:
+    seen: list[object] = []
+
+    @message
+    @dataclass
+    class Watched:
+        def __post_init__(self) -> None:
+            seen.append(self.message_id)
+
+    msg = Watched()
+    assert isinstance(seen[0], UUID) and seen[0] == msg.message_id

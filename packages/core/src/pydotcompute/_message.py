@@ -96,8 +96,46 @@ def _validate_standard_fields(msg: RingKernelMessage) -> None:
         )
 
 
+class _AutoId:
+    """The ``message_id`` default: a fresh id, drawn the first time it is read."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<new uuid4>"
+
+
+_AUTO_ID: Any = _AutoId()
+
+
+class _LazyMessageId:
+    """``message_id`` of a message built without one: drawn on first read, then kept.
+
+    Most messages are built, queued, computed on and dropped without anyone reading
+    their id, and drawing one is half the cost of building a message. A non-data
+    descriptor: once the id is in the instance ``__dict__`` (given, or drawn here),
+    reads and writes go straight to it, at plain attribute speed.
+    """
+
+    __slots__ = ()
+
+    def __get__(self, msg: Any, owner: type[Any] | None = None) -> Any:
+        if msg is None:
+            return self
+        # setdefault: two threads reading a new id at once agree on one.
+        return msg.__dict__.setdefault("message_id", new_message_id())
+
+
+_LAZY_MESSAGE_ID = _LazyMessageId()
+
+
+def _getstate_with_id(self: Any) -> Any:
+    self.message_id  # noqa: B018 - a copy or a pickle keeps the id the original has
+    return object.__getstate__(self)
+
+
 _STANDARD_FIELDS: tuple[tuple[str, Any, Any], ...] = (
-    ("message_id", UUID, dataclasses.field(default_factory=new_message_id)),
+    ("message_id", UUID, dataclasses.field(default=_AUTO_ID)),
     ("priority", int, dataclasses.field(default=DEFAULT_PRIORITY)),
     ("correlation_id", "UUID | None", dataclasses.field(default=None)),
     ("deadline", "float | None", dataclasses.field(default=None)),
@@ -133,22 +171,30 @@ def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernel
     declared = {f.name: f for f in dataclasses.fields(base)}
     missing = [spec for spec in _STANDARD_FIELDS if spec[0] not in declared]
     declared_id = declared.get("message_id")
-    if declared_id is not None and declared_id.default_factory is uuid.uuid4:
-        # The same kind of id (random version 4), made four times faster: see _ids.
+    if declared_id is not None and declared_id.default_factory in (uuid.uuid4, new_message_id):
+        # The same kind of id (random version 4), made faster and lazily: see _ids.
         missing.insert(0, _STANDARD_FIELDS[0])
+    lazy_id = bool(missing) and missing[0] is _STANDARD_FIELDS[0]
     params = getattr(base, "__dataclass_params__")  # noqa: B009 - not in the type stubs
 
     user_post_init = getattr(base, "__post_init__", None)
 
     def __post_init__(self: RingKernelMessage, *args: Any) -> None:
+        if lazy_id and self.__dict__["message_id"] is _AUTO_ID:
+            del self.__dict__["message_id"]  # drawn on first read: see _LazyMessageId
         if user_post_init is not None:
             user_post_init(self, *args)
+        if lazy_id:
+            given_id = self.__dict__.get("message_id", _AUTO_ID)
+            id_ok = given_id is _AUTO_ID or type(given_id) is UUID
+        else:
+            id_ok = type(self.message_id) is UUID
         # The common, valid case in one expression; the helper names what is wrong.
         priority, correlation_id = self.priority, self.correlation_id
         if not (
             type(priority) is int
             and 0 <= priority <= MAX_PRIORITY
-            and type(self.message_id) is UUID
+            and id_ok
             and (correlation_id is None or type(correlation_id) is UUID)
             and self.deadline is None
         ):
@@ -163,6 +209,10 @@ def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernel
         eq=params.eq,
         order=params.order,
     )
+    if lazy_id:
+        made.message_id = _LAZY_MESSAGE_ID  # type: ignore[assignment]
+        if getattr(base, "__getstate__", None) is object.__getstate__:
+            made.__getstate__ = _getstate_with_id  # type: ignore[method-assign]
     made.__module__ = cls.__module__
     made.__qualname__ = cls.__qualname__
     made.__wire_name__ = wire_name or f"{cls.__module__}.{cls.__qualname__}"
