@@ -9,7 +9,7 @@ import numpy as np
 from pydotcompute import KernelContext, hookimpl
 from pydotcompute._pipeline import Pipeline
 from pydotcompute._pipeline_batching import sort_batch, stack_records
-from pydotcompute._pipeline_loop import BatchStage, Emitter
+from pydotcompute._pipeline_loop import BatchStage, Emitter, run_stage
 from pydotcompute._pipeline_records import Record, RecordBatch, root_id
 from pydotcompute._pipeline_stage import Param, StageDefinition, StageSetup
 from pydotcompute._plugins import PluginManager, create_plugin_manager
@@ -70,6 +70,22 @@ def crashing_factory(setup: StageSetup) -> Any:
     return kernel
 
 
+def flaky_factory(setup: StageSetup) -> Any:
+    """A scale stage whose kernel crashes ``crashes`` times (holding one message each
+    time) before it runs normally; the count is shared across restarts."""
+    stage = Scale(setup)
+    left = [int(setup.params["crashes"])]
+
+    async def kernel(ctx: KernelContext) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            await ctx.receive()
+            raise RuntimeError("the flaky stage crashed")
+        await run_stage(ctx, setup, stage)
+
+    return kernel
+
+
 SCALE = StageDefinition(
     name="scale",
     factory=Scale.factory,
@@ -81,6 +97,16 @@ SCALE = StageDefinition(
 )
 HOLD = StageDefinition(name="hold", factory=Hold.factory, summary="hold until the end")
 CRASH = StageDefinition(name="crash", factory=crashing_factory, summary="crashes")
+FLAKY = StageDefinition(
+    name="flaky",
+    factory=flaky_factory,
+    summary="crashes a few times, then scales",
+    params={
+        "crashes": Param(int, default=1, minimum=0, doc="crashes before it works"),
+        "factor": Param(float, default=2.0),
+        "poison": Param(float, default=None, nullable=True),
+    },
+)
 NEEDS = StageDefinition(
     name="needs",
     factory=Scale.factory,
@@ -98,7 +124,7 @@ NEEDS = StageDefinition(
 class TestStages:
     @hookimpl
     def pydotcompute_register_stages(self) -> dict[str, StageDefinition]:
-        return {s.name: s for s in (SCALE, HOLD, CRASH, NEEDS)}
+        return {s.name: s for s in (SCALE, HOLD, CRASH, FLAKY, NEEDS)}
 
 
 def make_plugins() -> PluginManager:

@@ -24,6 +24,7 @@ from ._pipeline_plan import PipelinePlan, StageSpec, plan_pipeline
 from ._pipeline_run import PipelineRun
 from ._plugins import PluginManager, get_plugin_manager
 from ._runtime import RingKernelRuntime
+from ._supervision import RestartPolicy
 
 __all__ = ["Pipeline"]
 
@@ -35,7 +36,7 @@ class Pipeline:
     backends, settings, parameters, inputs, cycles) and returns the plan that
     :meth:`open` and :meth:`run` launch. ``defaults`` change the per-stage setting
     defaults (``workers``, ``queue_size``, ``backpressure``, ``batch_size``,
-    ``backend``).
+    ``backend``, ``restart``).
     """
 
     def __init__(
@@ -65,12 +66,16 @@ class Pipeline:
         backpressure: Any = None,
         batch_size: int | None = None,
         backend: str | None = None,
+        restart: RestartPolicy | Mapping[str, Any] | str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> Pipeline:
         """Add stage ``name`` running the registered stage ``stage`` (default: ``name``).
 
         ``inputs``: upstream stage names (None: the stage added just before; ``[]``: a
-        source). Settings left None take the pipeline's defaults. Returns ``self``.
+        source). Settings left None take the pipeline's defaults. ``restart``: each
+        worker's :class:`RestartPolicy` (or ``"never"``, the default, or a mapping of
+        its fields); a worker past its policy's limit stops the run with
+        :class:`StageFailedError`. Returns ``self``.
         """
         self._specs.append(
             StageSpec(
@@ -82,6 +87,7 @@ class Pipeline:
                 backpressure=backpressure,
                 batch_size=batch_size,
                 backend=backend,
+                restart=restart,
                 params=dict(params or {}),
             )
         )

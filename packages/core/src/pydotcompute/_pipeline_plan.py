@@ -23,6 +23,7 @@ from ._pipeline_errors import (
     UnknownParameterError,
 )
 from ._queue import BackpressureStrategy
+from ._supervision import RestartPolicy
 
 if TYPE_CHECKING:
     from ._backend import ComputeBackend
@@ -45,7 +46,10 @@ DEFAULT_SETTINGS: Final[Mapping[str, Any]] = {
     "backpressure": "block",
     "batch_size": 1024,
     "backend": "numpy",
+    # A RestartPolicy, "never", or a table of RestartPolicy's fields.
+    "restart": "never",
 }
+_RESTART_FIELDS: Final = tuple(f.name for f in dataclasses.fields(RestartPolicy))
 #: Every key a stage entry may hold besides its parameters.
 SETTINGS: Final = ("stage", "inputs", *DEFAULT_SETTINGS, "params")
 
@@ -68,6 +72,7 @@ class StageSpec:
     backpressure: Any = None
     batch_size: Any = None
     backend: Any = None
+    restart: Any = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     locations: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
@@ -92,6 +97,7 @@ class PlannedStage:
     queue_size: int
     backpressure: BackpressureStrategy
     batch_size: int
+    restart: RestartPolicy  #: each worker kernel's restart policy
     inputs: tuple[str, ...]  #: upstream stage names (empty: fed by the pipeline)
     outputs: tuple[str, ...]  #: downstream stage names (empty: a sink)
     kernel_ids: tuple[str, ...]  #: one per worker
@@ -332,6 +338,7 @@ class _Checker:
             raise self.error(
                 ParameterValueError, f"backpressure: {exc}", spec, "backpressure"
             ) from None
+        restart = self._restart_policy(spec, settings["restart"])
         backend_name = settings["backend"]
         if not isinstance(backend_name, str) or not backend_name:
             raise self.error(
@@ -371,10 +378,37 @@ class _Checker:
             queue_size=queue_size,
             backpressure=backpressure,
             batch_size=batch_size,
+            restart=restart,
             inputs=inputs,
             outputs=tuple(outputs),
             kernel_ids=kernel_ids,
         )
+
+    def _restart_policy(self, spec: StageSpec, value: Any) -> RestartPolicy:
+        if isinstance(value, RestartPolicy):
+            return value
+        if value == "never":
+            return RestartPolicy.never()
+        if not isinstance(value, Mapping):
+            raise self.error(
+                ParameterValueError,
+                f"restart must be 'never' or a table of {', '.join(_RESTART_FIELDS)}; "
+                f"got {value!r}",
+                spec,
+                "restart",
+            )
+        unknown = sorted(set(value) - set(_RESTART_FIELDS))
+        if unknown:
+            raise self.error(
+                UnknownParameterError,
+                f"restart: unknown field {unknown[0]!r} (fields: {', '.join(_RESTART_FIELDS)})",
+                spec,
+                "restart",
+            )
+        try:
+            return RestartPolicy(**value)
+        except (TypeError, ValueError) as exc:
+            raise self.error(ParameterValueError, f"restart: {exc}", spec, "restart") from None
 
     def _positive_int(self, spec: StageSpec, key: str, value: Any) -> int:
         if type(value) is not int or value < 1:

@@ -167,6 +167,7 @@ class PipelineRun:
                     queue_size=stage.queue_size,
                     backpressure=stage.backpressure,
                     ordering="fifo",
+                    restart=stage.restart,
                 )
         for stage in self.plan.stages:
             downstream = tuple(self._ids[name] for name in stage.outputs)

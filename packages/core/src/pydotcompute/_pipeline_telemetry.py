@@ -30,6 +30,9 @@ class StageTelemetry:
     messages_sent: int  #: messages sent on
     messages_dropped: int  #: messages evicted by DROP_OLDEST queues
     messages_rejected: int  #: messages refused by REJECT queues
+    messages_expired: int  #: messages whose deadline passed while queued (dead-lettered)
+    messages_dead_lettered: int  #: messages a worker took and then failed on (dead letters)
+    restarts: int  #: worker restarts by the stage's restart policy
     input_queue_depth: int  #: messages waiting in the input queues now
     output_queue_depth: int  #: messages waiting in the output queues now
     seconds: float  #: wall time since the run started (until it ended)
@@ -66,6 +69,9 @@ def stage_telemetry(
         messages_sent=sum(k.messages_sent for k in kernels),
         messages_dropped=sum(k.messages_dropped for k in kernels),
         messages_rejected=sum(k.messages_rejected for k in kernels),
+        messages_expired=sum(k.messages_expired for k in kernels),
+        messages_dead_lettered=sum(k.messages_dead_lettered for k in kernels),
+        restarts=sum(k.restarts for k in kernels),
         input_queue_depth=sum(k.input_queue_depth for k in kernels),
         output_queue_depth=sum(k.output_queue_depth for k in kernels),
         seconds=seconds,

@@ -5,7 +5,7 @@
     [pipeline]                 # optional
     name = "guide"
     batch_size = 1024          # defaults for every stage: workers, queue_size,
-    backend = "numpy"          # backpressure, batch_size, backend
+    backend = "numpy"          # backpressure, batch_size, backend, restart
 
     [stages.preprocess]        # the table name is the stage's name
     stage = "preprocess"       # the registered stage it runs (default: the name)
@@ -17,6 +17,7 @@
     backpressure = "block"     # block, reject or drop_oldest
     batch_size = 512
     backend = "numpy"
+    restart = { max_restarts = 3, window = 60.0, backoff = 0.05 }   # default "never"
 
     [stages.compute.params]    # the stage's own parameters (or params = {...})
     stats = ["mean", "std"]
@@ -220,6 +221,7 @@ def parse_pipeline(text: str, *, source: str = "<string>") -> Pipeline:
                 backpressure=table.get("backpressure"),
                 batch_size=table.get("batch_size"),
                 backend=table.get("backend"),
+                restart=table.get("restart"),
                 params=params,
                 locations={k: v for k, v in locations.items() if v is not None},
             )

@@ -36,6 +36,10 @@ class RestartPolicy:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if not (isinstance(self.backoff_factor, (int, float)) and self.backoff_factor >= 1):
             raise ValueError(f"backoff_factor must be >= 1, got {self.backoff_factor!r}")
+        if type(self.restart_on_stall) is not bool:
+            raise ValueError(
+                f"restart_on_stall must be true or false, got {self.restart_on_stall!r}"
+            )
 
     @classmethod
     def never(cls) -> RestartPolicy:
