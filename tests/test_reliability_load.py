@@ -14,6 +14,7 @@ MESSAGES = 1_000_000
 def test_block_delivers_every_message_exactly_once_in_order() -> None:
     result = asyncio.run(run_load(MESSAGES, BackpressureStrategy.BLOCK))
     assert result.delivered == list(range(MESSAGES))
+    assert result.in_order and result.delivered_count == MESSAGES
     assert result.host_rejected == 0
     for stage in STAGES:
         t = result.telemetry[stage]
@@ -33,6 +34,7 @@ def test_lossy_strategies_keep_order_and_balance_the_books(strategy: Backpressur
     result = asyncio.run(run_load(MESSAGES, strategy))
     delivered = result.delivered
     assert delivered == sorted(set(delivered))  # each at most once, in order
+    assert result.in_order and result.delivered_count == len(delivered)
     lost = sum(
         result.telemetry[s].messages_dropped + result.telemetry[s].messages_rejected for s in STAGES
     )
