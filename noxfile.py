@@ -68,7 +68,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Type-check every package's sources with mypy --strict."""
-    install(session, "typecheck")
+    # core's `cli` extra brings rich, which _cli_display imports (when installed).
+    install(session, "typecheck", packages=["packages/core[cli]", *PACKAGES[1:]])
     session.run("mypy", *(f"{pkg}/src" for pkg in PACKAGES))
 
 
