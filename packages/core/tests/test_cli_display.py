@@ -36,3 +36,42 @@ def test_the_json_report_has_no_nan(capsys: pytest.CaptureFixture[str]) -> None:
         "seconds": None,
         "stages": {"a": {"x": None}},
     }
+
+
+def test_the_report_says_when_workers_restarted_and_messages_were_dead_lettered(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def stage(name: str, restarts: int, held: int) -> dict[str, object]:
+        return {
+            "stage": name,
+            "stage_type": "compute",
+            "workers": 1,
+            "backend": "numpy",
+            "records_in": 10,
+            "records_out": 10 - held,
+            "records_failed": 0,
+            "records_per_s": 100.0,
+            "messages_processed": 10 - held,
+            "messages_dropped": 0,
+            "messages_rejected": 0,
+            "records_rejected": 0,
+            "messages_expired": 0,
+            "messages_dead_lettered": held,
+            "restarts": restarts,
+            "input_queue_depth": 0,
+            "state": "active",
+        }
+
+    report = {
+        "pipeline": "p",
+        "stages": {"a": stage("a", 0, 0), "b": stage("b", 2, 2)},
+        "records_fed": 10,
+        "mode": "per-message",
+        "results": 8,
+        "seconds": 0.1,
+        "records_per_s": 100.0,
+    }
+    print_report(report, False)
+    out = capsys.readouterr().out
+    assert "stage 'b': 2 worker restarts; 2 messages held by a crashed" in out
+    assert "stage 'a':" not in out

@@ -68,6 +68,15 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
     ]
     if report.get("stage_errors"):
         lines.append(f"{report['stage_errors']:,} records failed in a stage (written as errors)")
+    for t in report["stages"].values():
+        # Supervision at work: say so, since what a crashed worker held is not in the output.
+        restarts, held = t.get("restarts", 0), t.get("messages_dead_lettered", 0)
+        expired = t.get("messages_expired", 0)
+        if restarts or held or expired:
+            lines.append(
+                f"stage {t['stage']!r}: {restarts:,} worker restarts; {held:,} messages held by "
+                f"a crashed or stalled worker and {expired:,} expired went to dead letters"
+            )
     if report.get("records_rejected_at_input"):
         lines.append(
             f"{report['records_rejected_at_input']:,} records refused at the input (reject)"
