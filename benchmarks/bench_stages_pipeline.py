@@ -70,10 +70,28 @@ def _rounds(benchmark: Any, fn: Any) -> Any:
     return benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=0)
 
 
-def _rates(benchmark: Any) -> tuple[float, float]:
-    """(median, best) records/s over the rounds just run."""
+def _record_rate(benchmark: Any, figure: str, **info: Any) -> float:
+    """Record the median records/s of the rounds just run (and the best round's) as
+    ``figure``, with ``info``, in the benchmark's extra_info; returns the median."""
     stats = benchmark.stats.stats
-    return RECORDS / stats.median, RECORDS / stats.min
+    rate = RECORDS / stats.median
+    _figures[figure] = rate
+    benchmark.extra_info.update(
+        info,
+        records=RECORDS,
+        width=WIDTH,
+        rounds=ROUNDS,
+        records_per_s=round(rate),
+        best_round_records_per_s=round(RECORDS / stats.min),
+    )
+    return rate
+
+
+def _discovered_plugins() -> PluginManager:
+    """The installed plugins, discovered now, so that the clock does not see it."""
+    plugins = create_plugin_manager()
+    plugins.stages()
+    return plugins
 
 
 def _per_message(benchmark: Any, relax_gc: bool) -> None:
@@ -81,22 +99,18 @@ def _per_message(benchmark: Any, relax_gc: bool) -> None:
     built = time.perf_counter()
     inputs = list(records_from_array(x, columnar=False))
     build_s = time.perf_counter() - built
-    plugins = create_plugin_manager()
-    plugins.stages()  # discovery happens before the clock starts
+    plugins = _discovered_plugins()
     _, records = _rounds(benchmark, lambda: asyncio.run(_run(inputs, plugins, relax_gc)))
     assert records == RECORDS
-    rate, best = _rates(benchmark)
-    _figures["e_relaxed_gc" if relax_gc else "e"] = rate
-    benchmark.extra_info.update(
+    rate = _record_rate(
+        benchmark,
+        "e_relaxed_gc" if relax_gc else "e",
         mode="per-message",
         relax_gc=relax_gc,
-        records=RECORDS,
-        width=WIDTH,
-        rounds=ROUNDS,
-        records_per_s=round(rate),
-        best_round_records_per_s=round(best),
-        records_per_s_with_message_building=round(RECORDS / (RECORDS / rate + build_s)),
         target_records_per_s=100_000,
+    )
+    benchmark.extra_info["records_per_s_with_message_building"] = round(
+        RECORDS / (RECORDS / rate + build_s)
     )
 
 
@@ -113,47 +127,23 @@ def test_e_per_message_pipeline_relaxed_gc(benchmark: Any) -> None:
 def test_f_columnar_pipeline(benchmark: Any) -> None:
     x = _data()
     inputs = list(records_from_array(x, batch_size=CHUNK))
-    plugins = create_plugin_manager()
-    plugins.stages()
+    plugins = _discovered_plugins()
     _, records = _rounds(benchmark, lambda: asyncio.run(_run(inputs, plugins)))
     assert records == RECORDS
-    rate, best = _rates(benchmark)
-    _figures["f"] = rate
-    benchmark.extra_info.update(
-        mode="columnar",
-        records=RECORDS,
-        width=WIDTH,
-        batch=CHUNK,
-        rounds=ROUNDS,
-        records_per_s=round(rate),
-        best_round_records_per_s=round(best),
-        target_records_per_s=2_000_000,
-    )
+    _record_rate(benchmark, "f", mode="columnar", batch=CHUNK, target_records_per_s=2_000_000)
 
 
 def test_g_bare_numpy(benchmark: Any) -> None:
     x = _data()
     backend = NumpyBackend()
 
-    def loop() -> float:
-        started = time.perf_counter()
+    def loop() -> None:
         for lo in range(0, RECORDS, CHUNK):
             backend.row_mean(backend.minmax_normalize(x[lo : lo + CHUNK]))
-        return time.perf_counter() - started
 
     loop()  # warm up
     _rounds(benchmark, loop)
-    rate, best = _rates(benchmark)
-    _figures["g"] = rate
-    benchmark.extra_info.update(
-        mode="bare numpy, same operations and chunks",
-        records=RECORDS,
-        width=WIDTH,
-        batch=CHUNK,
-        rounds=ROUNDS,
-        records_per_s=round(rate),
-        best_round_records_per_s=round(best),
-    )
+    rate = _record_rate(benchmark, "g", mode="bare numpy, same operations and chunks", batch=CHUNK)
     if "f" in _figures:
         benchmark.extra_info["efficiency_f_over_g"] = round(_figures["f"] / rate, 3)
         benchmark.extra_info["target_efficiency"] = 0.5

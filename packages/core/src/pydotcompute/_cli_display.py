@@ -70,8 +70,8 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
         lines.append(f"{report['stage_errors']:,} records failed in a stage (written as errors)")
     for t in report["stages"].values():
         # Supervision at work: say so, since what a crashed worker held is not in the output.
-        restarts, held = t.get("restarts", 0), t.get("messages_dead_lettered", 0)
-        expired = t.get("messages_expired", 0)
+        restarts, held = t["restarts"], t["messages_dead_lettered"]
+        expired = t["messages_expired"]
         if restarts or held or expired:
             lines.append(
                 f"stage {t['stage']!r}: {restarts:,} worker restarts; {held:,} messages held by "

@@ -22,6 +22,7 @@ are expected float outcomes here, not errors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
@@ -44,6 +45,32 @@ def _as_2d_float32(x: Any, op: str) -> npt.NDArray[np.float32]:
     if arr.dtype != _F32:
         arr = arr.astype(_F32)
     return arr
+
+
+def _reduce_rows(
+    x: Any, op: str, reduce: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+) -> npt.NDArray[np.float32]:
+    """``reduce`` the rows of ``x`` (as float32, floating-point warnings off); rows of
+    width 0 give NaN without calling it. Raises ValueError when ``x`` is not 2-D."""
+    x32 = _as_2d_float32(x, op)
+    rows, width = x32.shape
+    if width == 0:
+        return np.full(rows, np.nan, dtype=_F32)
+    with np.errstate(all="ignore"):
+        return reduce(x32)
+
+
+def _row_mean(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    total: npt.NDArray[np.float32] = np.add.reduce(x32, axis=1, dtype=_F32)
+    total /= np.float32(x32.shape[1])
+    return total
+
+
+def _row_std(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    dev = np.subtract(x32, _row_mean(x32)[:, None])  # two-pass: no catastrophic cancelling
+    np.multiply(dev, dev, out=dev)
+    std: npt.NDArray[np.float32] = np.sqrt(_row_mean(dev))
+    return std
 
 
 def _nan_ignoring_min_max(
@@ -144,14 +171,7 @@ class NumpyBackend:
         Raises:
             ValueError: ``x`` is not 2-D.
         """
-        x32 = _as_2d_float32(x, "row_mean")
-        rows, width = x32.shape
-        if width == 0:
-            return np.full(rows, np.nan, dtype=_F32)
-        with np.errstate(all="ignore"):
-            total: npt.NDArray[np.float32] = np.add.reduce(x32, axis=1, dtype=_F32)
-            total /= np.float32(width)
-        return total
+        return _reduce_rows(x, "row_mean", _row_mean)
 
     def row_min(self, x: Any) -> npt.NDArray[np.float32]:
         """Minimum of each row, float32, NaN propagating; a width-0 row gives NaN.
@@ -159,13 +179,7 @@ class NumpyBackend:
         Raises:
             ValueError: ``x`` is not 2-D.
         """
-        x32 = _as_2d_float32(x, "row_min")
-        rows, width = x32.shape
-        if width == 0:
-            return np.full(rows, np.nan, dtype=_F32)
-        with np.errstate(all="ignore"):
-            low: npt.NDArray[np.float32] = np.minimum.reduce(x32, axis=1)
-        return low
+        return _reduce_rows(x, "row_min", lambda x32: np.minimum.reduce(x32, axis=1))
 
     def row_max(self, x: Any) -> npt.NDArray[np.float32]:
         """Maximum of each row, float32, NaN propagating; a width-0 row gives NaN.
@@ -173,13 +187,7 @@ class NumpyBackend:
         Raises:
             ValueError: ``x`` is not 2-D.
         """
-        x32 = _as_2d_float32(x, "row_max")
-        rows, width = x32.shape
-        if width == 0:
-            return np.full(rows, np.nan, dtype=_F32)
-        with np.errstate(all="ignore"):
-            high: npt.NDArray[np.float32] = np.maximum.reduce(x32, axis=1)
-        return high
+        return _reduce_rows(x, "row_max", lambda x32: np.maximum.reduce(x32, axis=1))
 
     def row_std(self, x: Any) -> npt.NDArray[np.float32]:
         """Population standard deviation (ddof=0) of each row, float32, two-pass.
@@ -190,19 +198,7 @@ class NumpyBackend:
         Raises:
             ValueError: ``x`` is not 2-D.
         """
-        x32 = _as_2d_float32(x, "row_std")
-        rows, width = x32.shape
-        if width == 0:
-            return np.full(rows, np.nan, dtype=_F32)
-        with np.errstate(all="ignore"):
-            mean = np.add.reduce(x32, axis=1, dtype=_F32)
-            mean /= np.float32(width)
-            dev = np.subtract(x32, mean[:, None])
-            np.multiply(dev, dev, out=dev)
-            var = np.add.reduce(dev, axis=1, dtype=_F32)
-            var /= np.float32(width)
-            std: npt.NDArray[np.float32] = np.sqrt(var)
-        return std
+        return _reduce_rows(x, "row_std", _row_std)
 
     # -- segments and partitions ------------------------------------------------------
 
