@@ -1,10 +1,16 @@
 """The built-in stages give the numpy backend's results on every other CPU backend:
-the same pipeline, backend switched per stage by name."""
+the same pipeline, backend switched per stage by name. Between two stages that share a
+backend the records stay in its arrays (through device rings where it makes them), and
+the pipeline hands out numpy.
+
+The ``triton`` cases run in the interpreter session (``nox -s tests-interpreter``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydotcompute._numpy_backend import NumpyBackend
 from pydotcompute._pipeline import Pipeline
 from pydotcompute._pipeline_feed import records_from_array
 from pydotcompute._pipeline_records import RecordBatch, row_indices
@@ -22,12 +28,26 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return x, np.arange(500) % 7 - 3
 
 
-async def run(backend: str, x: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, RecordBatch]:
+def require_backend(backend: str) -> None:
+    pytest.importorskip("pydotcompute_triton")
+    if backend == "triton":
+        from pydotcompute_triton import triton_unavailable_reason
+
+        reason = triton_unavailable_reason()
+        if reason is not None:
+            pytest.skip(reason)
+    if backend not in create_plugin_manager().backends():
+        pytest.skip(f"backend {backend!r} is not installed")
+
+
+async def run(
+    backend: str, x: np.ndarray, keys: np.ndarray, ring_rows: int = 262_144
+) -> tuple[np.ndarray, RecordBatch]:
     plugins = create_plugin_manager()
     stats_pipeline = (
         Pipeline()
         .add_stage("preprocess", backend=backend)
-        .add_stage("compute", backend=backend, params={"stats": STATS})
+        .add_stage("compute", backend=backend, ring_rows=ring_rows, params={"stats": STATS})
     )
     results = [
         r async for r in stats_pipeline.run(records_from_array(x, batch_size=64), plugins=plugins)
@@ -40,6 +60,7 @@ async def run(backend: str, x: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray
         .add_stage(
             "aggregator",
             backend=backend,
+            ring_rows=ring_rows,
             params={"size": 10_000, "reduce": "sum", "timeout": 3600.0},
         )
     )
@@ -52,15 +73,119 @@ async def run(backend: str, x: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray
     return table, sums
 
 
-@pytest.mark.parametrize("backend", ["torch"])
-async def test_a_cpu_backend_matches_numpy(backend: str) -> None:
-    pytest.importorskip("pydotcompute_triton")
-    if backend not in create_plugin_manager().backends():
-        pytest.skip(f"backend {backend!r} is not installed")
+@pytest.mark.parametrize(
+    ("backend", "ring_rows"),
+    [
+        ("torch", 262_144),
+        pytest.param("triton", 262_144, marks=pytest.mark.interpreter),
+        # Rings smaller than a batch: block sends each batch in pieces.
+        pytest.param("triton", 40, marks=pytest.mark.interpreter),
+    ],
+)
+async def test_a_cpu_backend_matches_numpy(backend: str, ring_rows: int) -> None:
+    require_backend(backend)
     x, keys = data()
     expected_table, expected_sums = await run("numpy", x, keys)
-    table, sums = await run(backend, x, keys)
+    table, sums = await run(backend, x, keys, ring_rows)
+    assert type(table) is np.ndarray and type(sums.values) is np.ndarray
     np.testing.assert_allclose(table, expected_table, rtol=1e-5, atol=1e-6, equal_nan=True)
     assert sums.keys.tolist() == expected_sums.keys.tolist()
     assert sums.counts.tolist() == expected_sums.counts.tolist()
     np.testing.assert_allclose(sums.values, expected_sums.values, rtol=1e-5, atol=1e-5)
+
+
+async def test_torch_records_stay_tensors_between_stages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """preprocess -> compute on one backend: nothing becomes numpy until the sink, which
+    converts once per result batch."""
+    require_backend("torch")
+    import torch
+
+    def refuse(self: torch.Tensor, *args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a {tuple(self.shape)} tensor was turned into numpy implicitly")
+
+    plugins = create_plugin_manager()
+    backend = plugins.backend("torch")
+    conversions: list[tuple[int, ...]] = []
+    to_numpy = type(backend).to_numpy
+
+    def counted(self: object, x: torch.Tensor) -> np.ndarray:
+        conversions.append(tuple(x.shape))
+        return to_numpy(self, x)
+
+    monkeypatch.setattr(torch.Tensor, "__array__", refuse)
+    monkeypatch.setattr(type(backend), "to_numpy", counted)
+    x, _ = data()
+    pipeline = (
+        Pipeline()
+        .add_stage("preprocess", backend="torch")
+        .add_stage("compute", backend="torch", params={"stats": ["mean", "range"]})
+    )
+    results = [
+        r async for r in pipeline.run(records_from_array(x, batch_size=100), plugins=plugins)
+    ]
+    monkeypatch.undo()
+    assert [type(r.values) for r in results] == [np.ndarray] * 5
+    assert sorted(conversions) == [(100, 2)] * 5  # the sink's results, nothing before
+    expected = NumpyBackend().row_mean(NumpyBackend().minmax_normalize(x))
+    rows = np.concatenate([row_indices(r.record_ids) for r in results])
+    table = np.concatenate([r.values for r in results])[np.argsort(rows)]
+    np.testing.assert_allclose(table[:, 0], expected, rtol=1e-5, equal_nan=True)
+
+
+@pytest.mark.interpreter
+async def test_triton_stages_pass_batches_through_device_rings() -> None:
+    """Between two triton stages every row goes through the consumer's DeviceRing, and
+    the host's mirror of each ring agrees with the ring's own counters."""
+    require_backend("triton")
+    x, _ = data()
+    pipeline = (
+        Pipeline()
+        .add_stage("preprocess", backend="triton")
+        .add_stage("compute", backend="triton", ring_rows=48, params={"stats": ["max"]})
+    )
+    async with pipeline.open(plugins=create_plugin_manager()) as run:
+        results = [r async for r in run.process(records_from_array(x, batch_size=100))]
+        links = run.ring_links()
+        telemetry = run.telemetry()
+    (link,) = links["preprocess"].values()
+    stats = link.ring.statistics()
+    assert (stats.pushed, stats.popped, stats.size, stats.dropped) == (500, 500, 0, 0)
+    assert len(link) == 0 and link.rows_skipped == 0
+    assert telemetry["compute"].records_in == 500
+    assert telemetry["compute"].ring_records_dropped == 0
+    assert sum(len(r) for r in results) == 500
+    # 100-row batches through a 48-row ring: each arrives in pieces of at most 48 rows.
+    assert telemetry["compute"].messages_processed >= 5 * 3
+
+
+async def test_batches_leave_for_another_backend_as_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch -> numpy: the torch stage hands numpy to the numpy stage (no tensor reaches
+    numpy code), and the results match an all-numpy run."""
+    require_backend("torch")
+    import torch
+
+    def refuse(self: torch.Tensor, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a tensor reached numpy code")
+
+    monkeypatch.setattr(torch.Tensor, "__array__", refuse)
+    x, _ = data()
+
+    async def stats(first: str) -> np.ndarray:
+        pipeline = (
+            Pipeline()
+            .add_stage("preprocess", backend=first)
+            .add_stage("compute", backend="numpy", params={"stats": ["mean", "std"]})
+        )
+        results = [
+            r
+            async for r in pipeline.run(
+                records_from_array(x, batch_size=128), plugins=create_plugin_manager()
+            )
+        ]
+        assert not any(r.__class__.__name__ == "StageError" for r in results)
+        rows = np.concatenate([row_indices(r.record_ids) for r in results])
+        return np.concatenate([r.values for r in results])[np.argsort(rows)]
+
+    np.testing.assert_allclose(
+        await stats("torch"), await stats("numpy"), rtol=1e-5, atol=1e-6, equal_nan=True
+    )

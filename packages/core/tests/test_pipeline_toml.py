@@ -41,6 +41,7 @@ workers = 2
 queue_size = 64
 backpressure = "drop_oldest"
 backend = "numpy"
+ring_rows = 4096
 
 [stages.second.params]
 factor = 3
@@ -60,6 +61,7 @@ def test_a_full_file_reads_into_a_plan(pm: PluginManager, tmp_path: Path) -> Non
     assert [s.name for s in plan.stages] == ["first", "second", "third"]
     second = plan["second"]
     assert (second.workers, second.queue_size, second.batch_size) == (2, 64, 32)
+    assert second.ring_rows == 4096 and plan["first"].ring_rows == 262_144
     assert second.backpressure.value == "drop_oldest" and second.params["factor"] == 3.0
     assert plan["third"].inputs == ("second",)  # the stage defined before
     assert plan["third"].params["factor"] == 0.5
@@ -229,3 +231,11 @@ def test_the_line_scanner_understands_toml_shapes() -> None:
     assert lines.line("stages", "b", "params", "zz") == 6  # else the nearest ancestor
     assert lines.line("runs", "k") == 9
     assert lines.line("nowhere") is None
+
+
+def test_a_bad_ring_size_names_the_stage_and_line(pm: PluginManager) -> None:
+    text = "[stages.scale]\nring_rows = 0\n"
+    with pytest.raises(
+        PipelineValidationError, match=r":2: .*'scale'.*ring_rows must be a positive"
+    ):
+        Pipeline.from_toml_text(text, source="p.toml").validate(pm)

@@ -64,6 +64,7 @@ from ._pipeline_records import (
     row_index,
     row_indices,
 )
+from ._pipeline_ring import DeviceQueue, RingLink, RingRows
 from ._pipeline_run import PipelineRun
 from ._pipeline_stage import REQUIRED, Param, StageDefinition, StageSetup
 from ._pipeline_telemetry import StageTelemetry
@@ -94,6 +95,7 @@ __all__ = [
     "DanglingInputError",
     "DeadLetter",
     "DeadLetterReason",
+    "DeviceQueue",
     "Emitter",
     "EndOfStream",
     "InputFileError",
@@ -134,6 +136,8 @@ __all__ = [
     "RingKernelError",
     "RingKernelMessage",
     "RingKernelRuntime",
+    "RingLink",
+    "RingRows",
     "RouteMode",
     "RuntimeHealth",
     "ShutdownReport",

@@ -17,6 +17,17 @@ across backends:
   ``offsets[i]:offsets[i+1]`` of ``x``; an empty segment sums to zeros.
 * ``partition(keys, n)``: bucket ``keys % n`` (Python modulo, so always in ``[0, n)``),
   stable within a bucket. Returns ``(counts, offsets, permutation)`` as int64.
+
+Optional methods, which the built-in stages use when a backend has them (and otherwise
+do the same on the host, through ``to_numpy``):
+
+* ``concat_rows(parts)``: 2-D arrays of one width, their rows one after another.
+* ``stack_columns(columns)``: equal-length 1-D arrays as the float32 columns of a
+  2-D array.
+* ``make_ring(capacity, like, backpressure)``: a bounded FIFO of rows like ``like``
+  on the backend's device (see :class:`pydotcompute._pipeline_ring.DeviceQueue`), or
+  None when it cannot hold them. With it, batches between two stages on this backend
+  travel through device rings instead of the host queues.
 """
 
 from __future__ import annotations

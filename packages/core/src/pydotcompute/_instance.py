@@ -386,6 +386,11 @@ class KernelInstance:
             and self.input.try_put_many_nowait(msgs)
         )
 
+    def check_accepting(self) -> None:
+        """Raise what a send to this kernel would raise, if it takes no more messages."""
+        if not self.accepting:
+            self._refuse()
+
     def _refuse(self) -> NoReturn:
         if self.state is KernelState.FAILED:
             raise self._failed_error()

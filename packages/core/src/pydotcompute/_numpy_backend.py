@@ -22,7 +22,7 @@ are expected float outcomes here, not errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -120,6 +120,30 @@ class NumpyBackend:
         is; callers that go on to mutate the result must copy it themselves.
         """
         return np.asarray(x)
+
+    # -- joining -----------------------------------------------------------------------
+
+    def concat_rows(self, parts: Sequence[Any]) -> npt.NDArray[Any]:
+        """The rows of ``parts`` (2-D, equal widths) one after another.
+
+        Raises:
+            ValueError: ``parts`` is empty, or the widths differ.
+        """
+        if not parts:
+            raise ValueError("concat_rows needs at least one array")
+        if len(parts) == 1:
+            return np.asarray(parts[0])
+        return np.concatenate([np.asarray(p) for p in parts])
+
+    def stack_columns(self, columns: Sequence[Any]) -> npt.NDArray[np.float32]:
+        """1-D arrays of equal length as the float32 columns of a 2-D array.
+
+        Raises:
+            ValueError: ``columns`` is empty, or the lengths differ.
+        """
+        if not columns:
+            raise ValueError("stack_columns needs at least one column")
+        return np.stack([np.asarray(c, dtype=_F32) for c in columns], axis=1)
 
     # -- element-wise ------------------------------------------------------------------
 

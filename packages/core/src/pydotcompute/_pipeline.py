@@ -36,7 +36,7 @@ class Pipeline:
     backends, settings, parameters, inputs, cycles) and returns the plan that
     :meth:`open` and :meth:`run` launch. ``defaults`` change the per-stage setting
     defaults (``workers``, ``queue_size``, ``backpressure``, ``batch_size``,
-    ``backend``, ``restart``).
+    ``backend``, ``restart``, ``ring_rows``).
     """
 
     def __init__(
@@ -67,6 +67,7 @@ class Pipeline:
         batch_size: int | None = None,
         backend: str | None = None,
         restart: RestartPolicy | Mapping[str, Any] | str | None = None,
+        ring_rows: int | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> Pipeline:
         """Add stage ``name`` running the registered stage ``stage`` (default: ``name``).
@@ -75,7 +76,9 @@ class Pipeline:
         source). Settings left None take the pipeline's defaults. ``restart``: each
         worker's :class:`RestartPolicy` (or ``"never"``, the default, or a mapping of
         its fields); a worker past its policy's limit stops the run with
-        :class:`StageFailedError`. Returns ``self``.
+        :class:`StageFailedError`. ``ring_rows``: rows each device ring into a worker
+        holds, when this stage and the one feeding it share a device backend (see
+        :mod:`pydotcompute._pipeline_ring`). Returns ``self``.
         """
         self._specs.append(
             StageSpec(
@@ -88,6 +91,7 @@ class Pipeline:
                 batch_size=batch_size,
                 backend=backend,
                 restart=restart,
+                ring_rows=ring_rows,
                 params=dict(params or {}),
             )
         )

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._pipeline_records import EndOfStream, RecordBatch, StageError, payload_of
+from ._pipeline_ring import RingRows
 
 __all__ = ["RecordGroup", "Sorted", "record_count", "sort_batch", "stack_records"]
 
@@ -136,6 +137,6 @@ def _stack_slowly(records: Sequence[Any]) -> tuple[list[RecordGroup], list[tuple
 def record_count(msg: Any) -> int:
     """How many records a message stands for (a batch's rows; 1 otherwise)."""
     cls = type(msg)
-    if cls is RecordBatch or cls is StageError:
+    if cls is RecordBatch or cls is StageError or cls is RingRows:
         return len(msg)
     return 1

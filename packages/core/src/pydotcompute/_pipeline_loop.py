@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ._errors import QueueClosedError, QueueFullError, QueueTimeoutError
 from ._pipeline_batching import record_count, sort_batch
 from ._pipeline_records import EndOfStream, RecordBatch, StageError, ids_to_array, root_id
+from ._pipeline_ring import RingRows
 
 if TYPE_CHECKING:
     from ._context import KernelContext
@@ -43,15 +47,24 @@ class _Undeliverable(Exception):
 
 class Emitter:
     """Where a stage sends its outputs: every downstream stage (one of its workers in
-    turn), or the sink's own output queue. Counts records as they go."""
+    turn), or the sink's own output queue. Counts records as they go.
+
+    RecordBatch values leave as they are when the downstream stages share this stage's
+    backend (``StagePorts.native_out``), else as numpy: a pipeline's results are always
+    host arrays. To a worker reached through a device ring, a batch on the device goes
+    into the ring (see :mod:`._pipeline_ring`).
+    """
 
     __slots__ = (
+        "_backend",
         "_bulk",
         "_counters",
         "_ctx",
         "_groups",
         "_next",
+        "_rings",
         "_routed",
+        "_to_host",
         "kernel_id",
         "stage",
         "targets",
@@ -60,9 +73,12 @@ class Emitter:
     def __init__(self, ctx: KernelContext, setup: StageSetup) -> None:
         ports = setup.ports
         self._ctx = ctx
+        self._backend = setup.backend
         self._groups = ports.downstream
-        self._routed = ports.routed or ports.is_sink
+        self._rings = ports.rings
+        self._routed = (ports.routed and not ports.rings) or ports.is_sink
         self._bulk = self._routed and not ports.rejecting
+        self._to_host = not ports.native_out or ports.is_sink
         self._next = [0] * len(ports.downstream)
         self._counters = ports.counters
         #: Every downstream worker's kernel id, stage by stage (empty for a sink).
@@ -76,6 +92,9 @@ class Emitter:
         A full REJECT queue downstream refuses it: it is counted and dropped (that is
         what REJECT asks for), and the stage goes on.
         """
+        cls = type(msg)
+        if cls is RecordBatch and self._to_host:
+            self._host_values(msg)
         try:
             if self._routed:
                 await self._ctx.send(msg)
@@ -83,13 +102,12 @@ class Emitter:
                 for i, group in enumerate(self._groups):
                     index = self._next[i]
                     self._next[i] = (index + 1) % len(group)
-                    await self._ctx.send_to(group[index], msg)
+                    await self._send_to(group[index], msg)
         except QueueFullError:
             self._counters.records_rejected += record_count(msg)
             return
         except Exception as exc:
             raise _Undeliverable(exc) from exc
-        cls = type(msg)
         if cls is RecordBatch:
             self._counters.records_out += len(msg)
             # Let the receiver start on a big message now: work flows through the
@@ -104,19 +122,22 @@ class Emitter:
             for msg in msgs:
                 await self.send(msg)
             return
-        try:
-            await self._ctx.send_many(msgs)
-        except Exception as exc:
-            raise _Undeliverable(exc) from exc
-        counters = self._counters
+        records = 0
         columnar = False
         for msg in msgs:
             cls = type(msg)
             if cls is RecordBatch:
-                counters.records_out += len(msg)
+                if self._to_host:
+                    self._host_values(msg)
+                records += len(msg)
                 columnar = True
             elif cls is not StageError:
-                counters.records_out += 1
+                records += 1
+        try:
+            await self._ctx.send_many(msgs)
+        except Exception as exc:
+            raise _Undeliverable(exc) from exc
+        self._counters.records_out += records
         if columnar:
             await asyncio.sleep(0)  # as in send()
 
@@ -127,18 +148,38 @@ class Emitter:
             IndexError: no such target (a sink has none).
         """
         target = self.targets[index]
+        cls = type(msg)
+        if cls is RecordBatch and self._to_host:
+            self._host_values(msg)
         try:
-            await self._ctx.send_to(target, msg)
+            await self._send_to(target, msg)
         except QueueFullError:
             self._counters.records_rejected += record_count(msg)
             return
         except Exception as exc:
             raise _Undeliverable(exc) from exc
-        if type(msg) is RecordBatch:
+        if cls is RecordBatch:
             self._counters.records_out += len(msg)
             await asyncio.sleep(0)  # as in send()
-        elif type(msg) is not StageError:
+        elif cls is not StageError:
             self._counters.records_out += 1
+
+    async def _send_to(self, target: str, msg: Any) -> None:
+        ring = self._rings.get(target) if self._rings else None
+        if (
+            ring is not None
+            and type(msg) is RecordBatch
+            and len(msg)
+            and type(msg.values) is not np.ndarray
+            and ring.holds(msg.values)
+        ):
+            await ring.put(msg, functools.partial(self._ctx.send_to, target))
+        else:
+            await self._ctx.send_to(target, msg)
+
+    def _host_values(self, batch: RecordBatch) -> None:
+        if type(batch.values) is not np.ndarray:
+            batch.values = np.asarray(self._backend.to_numpy(batch.values))
 
     async def send_error(self, messages: Sequence[Any], error: BaseException | str) -> None:
         """Turn ``messages`` (records or batches) into StageErrors and send them on.
@@ -238,6 +279,7 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
     counters = setup.ports.counters
     me = setup.kernel_id
     batch_size = setup.batch_size
+    ringed_in = setup.ports.ringed_in
     finished = False
     while not ctx.should_terminate:
         if not ctx.is_active:
@@ -260,6 +302,8 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
             except _Undeliverable as exc:
                 raise exc.error from None
             continue
+        if ringed_in:
+            _take_from_rings(batch)
         parts = sort_batch(batch)
         try:
             for error in parts.errors:
@@ -278,3 +322,13 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
                 await out.send_error(data, exc)
         except _Undeliverable as exc:
             raise exc.error from None
+
+
+def _take_from_rings(batch: list[Any]) -> None:
+    """Turn each RingRows in ``batch`` back into its RecordBatch, in place (the list is
+    what the kernel holds, so a crash dead-letters the records themselves); a RingRows
+    whose rows drop_oldest evicted, all of them, leaves the list."""
+    if not any(type(msg) is RingRows for msg in batch):
+        return
+    taken = [msg.link.take(msg) if type(msg) is RingRows else msg for msg in batch]
+    batch[:] = [msg for msg in taken if msg is not None]

@@ -48,6 +48,9 @@ DEFAULT_SETTINGS: Final[Mapping[str, Any]] = {
     "backend": "numpy",
     # A RestartPolicy, "never", or a table of RestartPolicy's fields.
     "restart": "never",
+    # Rows each device ring into a worker holds (one ring per upstream worker); rings
+    # carry batches between stages that share a device backend (see _pipeline_ring).
+    "ring_rows": 262_144,
 }
 _RESTART_FIELDS: Final = tuple(f.name for f in dataclasses.fields(RestartPolicy))
 #: Every key a stage entry may hold besides its parameters.
@@ -73,6 +76,7 @@ class StageSpec:
     batch_size: Any = None
     backend: Any = None
     restart: Any = None
+    ring_rows: Any = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     locations: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
@@ -98,6 +102,7 @@ class PlannedStage:
     backpressure: BackpressureStrategy
     batch_size: int
     restart: RestartPolicy  #: each worker kernel's restart policy
+    ring_rows: int  #: rows of each device ring into a worker (when rows travel on a device)
     inputs: tuple[str, ...]  #: upstream stage names (empty: fed by the pipeline)
     outputs: tuple[str, ...]  #: downstream stage names (empty: a sink)
     kernel_ids: tuple[str, ...]  #: one per worker
@@ -332,6 +337,7 @@ class _Checker:
         workers = self._positive_int(spec, "workers", settings["workers"])
         queue_size = self._positive_int(spec, "queue_size", settings["queue_size"])
         batch_size = self._positive_int(spec, "batch_size", settings["batch_size"])
+        ring_rows = self._positive_int(spec, "ring_rows", settings["ring_rows"])
         try:
             backpressure = BackpressureStrategy.parse(settings["backpressure"])
         except ValueError as exc:
@@ -379,6 +385,7 @@ class _Checker:
             backpressure=backpressure,
             batch_size=batch_size,
             restart=restart,
+            ring_rows=ring_rows,
             inputs=inputs,
             outputs=tuple(outputs),
             kernel_ids=kernel_ids,

@@ -11,6 +11,11 @@ is done and its input queue is empty: the marker only makes sure it looks.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._pipeline_ring import RingLink
 
 __all__ = ["StageCounters", "StagePorts", "StreamTracker"]
 
@@ -76,6 +81,13 @@ class StagePorts:
     queue, where the pipeline reads them. ``rejecting`` is True when a queue it sends
     into refuses when full (REJECT): then it sends one message at a time, so that each
     refusal is counted against the right message.
+
+    ``native_out`` is True when every downstream stage computes with this stage's own
+    backend: RecordBatch values then stay in the backend's arrays (on its device);
+    otherwise, and always from a sink, they leave as numpy. ``rings`` holds, by
+    downstream worker, the device ring that batches on the backend's device take to it
+    (see :mod:`._pipeline_ring`); ``ringed_in`` is True when some upstream worker
+    sends this one RingRows to take back out of a ring.
     """
 
     downstream: tuple[tuple[str, ...], ...]
@@ -83,6 +95,9 @@ class StagePorts:
     tracker: StreamTracker
     counters: StageCounters
     rejecting: bool = False
+    native_out: bool = False
+    rings: Mapping[str, RingLink] = dataclasses.field(default_factory=dict)
+    ringed_in: bool = False
 
     @property
     def is_sink(self) -> bool:

@@ -158,7 +158,10 @@ class RecordBatch:
 
     Fields:
         values: ``(n, width)`` array, one record per row (float32 from the built-in
-            stages).
+            stages). A numpy array, or a compute backend's own array (anything with
+            ``__dlpack__``, such as a torch tensor on a GPU), which is kept as it is:
+            between two stages on one device the records stay there, and a pipeline
+            hands its results out as numpy (see :class:`pydotcompute.Emitter`).
         record_ids: ``(n, 2)`` uint64, each record's root id (see :func:`ids_to_array`).
         keys: ``(n,)`` int64 or ``None``: per-record keys (see :class:`Record`).
         columns: names of the ``width`` columns when each is a named scalar (e.g. the
@@ -186,12 +189,15 @@ class RecordBatch:
     def __post_init__(self) -> None:
         from ._errors import MessageValidationError
 
-        values = np.asarray(self.values)
-        if values.ndim != 2:
+        values = self.values
+        if type(values) is not np.ndarray and not hasattr(values, "__dlpack__"):
+            values = np.asarray(values)
+        shape = tuple(values.shape)
+        if len(shape) != 2:
             raise MessageValidationError(
-                f"RecordBatch.values must be 2-D (records, width); got shape {values.shape}"
+                f"RecordBatch.values must be 2-D (records, width); got shape {shape}"
             )
-        n = values.shape[0]
+        n = shape[0]
         ids = np.asarray(self.record_ids)
         if ids.shape != (n, 2) or ids.dtype != np.uint64:
             raise MessageValidationError(
@@ -215,20 +221,21 @@ class RecordBatch:
                 )
             self.counts = counts.astype(np.int64, copy=False)
         self.columns = tuple(self.columns)
-        if self.columns and len(self.columns) != values.shape[1]:
+        if self.columns and len(self.columns) != shape[1]:
             raise MessageValidationError(
-                f"RecordBatch.columns names {len(self.columns)} columns but values has "
-                f"{values.shape[1]}"
+                f"RecordBatch.columns names {len(self.columns)} columns but values has {shape[1]}"
             )
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
-    def take(self, index: npt.ArrayLike) -> RecordBatch:
+    def take(self, index: npt.ArrayLike, values_index: Any = None) -> RecordBatch:
         """The records at ``index`` (an int array or slice) as a new batch, same
-        columns; its ``correlation_id`` is this batch's root id."""
+        columns; its ``correlation_id`` is this batch's root id. ``values_index``, if
+        given, is the same positions as an index of the values' own kind (a device
+        tensor for values on a device), so the rows are gathered where they live."""
         return RecordBatch(
-            values=self.values[index],
+            values=self.values[index if values_index is None else values_index],
             record_ids=self.record_ids[index],
             keys=None if self.keys is None else self.keys[index],
             columns=self.columns,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
@@ -28,9 +29,11 @@ from ._kernel import KernelState
 from ._pipeline_batching import record_count
 from ._pipeline_errors import StageFailedError
 from ._pipeline_gc import relaxed_gc
+from ._pipeline_loop import BatchStage
 from ._pipeline_plan import PipelinePlan, PlannedStage
 from ._pipeline_ports import StageCounters, StagePorts, StreamTracker
 from ._pipeline_records import EndOfStream, RecordBatch
+from ._pipeline_ring import RingLink
 from ._pipeline_stage import StageSetup
 from ._pipeline_telemetry import StageTelemetry, stage_telemetry
 from ._queue import BackpressureStrategy
@@ -95,6 +98,7 @@ class PipelineRun:
         self._stage_of: dict[str, PlannedStage] = {}
         self._ids: dict[str, tuple[str, ...]] = {}
         self._sources: list[_Source] = []
+        self._rings: dict[str, dict[str, RingLink]] = {}
         self._started = False
         self._closed = False
         self._input_ended = False
@@ -129,11 +133,11 @@ class PipelineRun:
         runtime = self._runtime
         for stage in self.plan.stages:
             self._ids[stage.name] = tuple(self.prefix + kid for kid in stage.kernel_ids)
+        self._rings = self._ring_links(runtime)
+        ringed_in = {consumer for links in self._rings.values() for consumer in links}
         for stage in self.plan.stages:
             downstream = tuple(self._ids[name] for name in stage.outputs)
-            routed = len(downstream) == 1 or (
-                len(downstream) > 1 and all(len(group) == 1 for group in downstream)
-            )
+            routed = self._routed(stage)
             rejecting = any(
                 self.plan[name].backpressure is BackpressureStrategy.REJECT
                 for name in stage.outputs
@@ -158,6 +162,10 @@ class PipelineRun:
                         tracker=self._tracker,
                         counters=counters,
                         rejecting=rejecting,
+                        native_out=bool(stage.outputs)
+                        and all(self.plan[name].backend is stage.backend for name in stage.outputs),
+                        rings=self._rings.get(kid, {}),
+                        ringed_in=kid in ringed_in,
                     ),
                 )
                 kernel = stage.definition.factory(setup)
@@ -171,6 +179,8 @@ class PipelineRun:
                 )
         for stage in self.plan.stages:
             downstream = tuple(self._ids[name] for name in stage.outputs)
+            if not self._routed(stage):
+                continue
             if len(downstream) == 1:
                 for kid in self._ids[stage.name]:
                     await runtime.connect(kid, list(downstream[0]), mode="round_robin")
@@ -182,6 +192,41 @@ class PipelineRun:
             for kid in self._ids[stage.name]:
                 await runtime.activate(kid)
         self.started_at = time.perf_counter()
+
+    def _routed(self, stage: PlannedStage) -> bool:
+        """Whether the runtime routes ``stage``'s sends (else its workers address each
+        downstream worker themselves, as they must to reach one through a ring)."""
+        n = len(stage.outputs)
+        if n == 0 or any(kid in self._rings for kid in self._ids[stage.name]):
+            return False
+        return n == 1 or all(self.plan[name].workers == 1 for name in stage.outputs)
+
+    def _ring_links(self, runtime: RingKernelRuntime) -> dict[str, dict[str, RingLink]]:
+        """Producer worker -> consumer worker -> the device ring between them, for every
+        pair of stages that share one backend able to make rings."""
+        links: dict[str, dict[str, RingLink]] = {}
+        for stage in self.plan.stages:
+            if not callable(getattr(stage.backend, "make_ring", None)):
+                continue
+            for name in stage.outputs:
+                consumer = self.plan[name]
+                if consumer.backend is not stage.backend or not _runs_stage_loop(consumer):
+                    continue
+                for producer_id in self._ids[stage.name]:
+                    for consumer_id in self._ids[name]:
+                        links.setdefault(producer_id, {})[consumer_id] = RingLink(
+                            stage.backend,
+                            consumer.ring_rows,
+                            consumer.backpressure,
+                            consumer_id,
+                            functools.partial(_check_accepting, runtime, consumer_id),
+                        )
+        return links
+
+    def ring_links(self) -> dict[str, dict[str, RingLink]]:
+        """Producer worker -> consumer worker -> :class:`RingLink`: the device rings of
+        this run (a ring is built on the first batch that goes through it)."""
+        return {kid: dict(links) for kid, links in self._rings.items()}
 
     async def close(self) -> ShutdownReport | None:
         """Stop the run: cancel a feeder still going; shut the runtime down if this run
@@ -488,6 +533,12 @@ class PipelineRun:
                 [runtime.get_telemetry(kid) for kid in self._ids[stage.name]],
                 [self._counters[kid] for kid in self._ids[stage.name]],
                 seconds,
+                sum(
+                    link.rows_dropped
+                    for links in self._rings.values()
+                    for consumer, link in links.items()
+                    if consumer in self._ids[stage.name]
+                ),
             )
             for stage in self.plan.stages
         }
@@ -496,3 +547,20 @@ class PipelineRun:
 def _kernel_error(runtime: RingKernelRuntime, kid: str) -> BaseException | None:
     """Why kernel ``kid`` failed (None if it did not)."""
     return runtime.kernel_error(kid)
+
+
+def _runs_stage_loop(stage: PlannedStage) -> bool:
+    """Whether ``stage``'s workers run :func:`run_stage` (built by ``BatchStage.factory``),
+    which takes batches back out of device rings; a stage with a kernel of its own gets
+    its batches through its queue instead."""
+    factory = stage.definition.factory
+    owner = getattr(factory, "__self__", None)
+    return (
+        isinstance(owner, type)
+        and issubclass(owner, BatchStage)
+        and getattr(factory, "__func__", None) is getattr(BatchStage.factory, "__func__", None)
+    )
+
+
+def _check_accepting(runtime: RingKernelRuntime, kernel_id: str) -> None:
+    runtime._get(kernel_id).check_accepting()

@@ -167,7 +167,10 @@ class StageDefinition:
 
     ``factory(setup)`` returns the ``async def kernel(ctx)`` for one worker; it must
     honour the pipeline protocol, which :func:`pydotcompute.run_stage` implements for
-    any :class:`pydotcompute.BatchStage`. ``params`` declares every parameter (others
+    any :class:`pydotcompute.BatchStage`. A stage whose factory is
+    ``BatchStage.factory`` (of a subclass) may be fed through device rings (see
+    :mod:`pydotcompute._pipeline_ring`); one with a kernel of its own gets every
+    message, device batches included, through its queue. ``params`` declares every parameter (others
     are refused); ``summary`` is one line for listings; ``accepts`` and ``emits`` say
     which message shapes the stage takes and sends.
     """

@@ -29,6 +29,7 @@ class StageTelemetry:
     messages_processed: int  #: messages taken from the input queues
     messages_sent: int  #: messages sent on
     messages_dropped: int  #: messages evicted by DROP_OLDEST queues
+    ring_records_dropped: int  #: records evicted from device rings into it (DROP_OLDEST)
     messages_rejected: int  #: messages refused by REJECT queues
     messages_expired: int  #: messages whose deadline passed while queued (dead-lettered)
     messages_dead_lettered: int  #: messages a worker took and then failed on (dead letters)
@@ -49,9 +50,12 @@ def stage_telemetry(
     kernels: Sequence[KernelTelemetry],
     counters: Sequence[StageCounters],
     seconds: float,
+    ring_records_dropped: int = 0,
 ) -> StageTelemetry:
     """Add up one stage's workers: their runtime telemetry and record counters, over a
-    run that has lasted ``seconds``."""
+    run that has lasted ``seconds``; ``ring_records_dropped``: rows the device rings into
+    its workers evicted (rows whose message a queue refused or evicted are counted with
+    that message instead)."""
     state = next((k.state for k in kernels if k.state != "active"), "active")
     records_in = sum(c.records_in for c in counters)
     processed = sum(k.messages_processed for k in kernels)
@@ -68,6 +72,7 @@ def stage_telemetry(
         messages_processed=processed,
         messages_sent=sum(k.messages_sent for k in kernels),
         messages_dropped=sum(k.messages_dropped for k in kernels),
+        ring_records_dropped=ring_records_dropped,
         messages_rejected=sum(k.messages_rejected for k in kernels),
         messages_expired=sum(k.messages_expired for k in kernels),
         messages_dead_lettered=sum(k.messages_dead_lettered for k in kernels),

@@ -5,7 +5,7 @@
     [pipeline]                 # optional
     name = "guide"
     batch_size = 1024          # defaults for every stage: workers, queue_size,
-    backend = "numpy"          # backpressure, batch_size, backend, restart
+    backend = "numpy"          # backpressure, batch_size, backend, restart, ring_rows
 
     [stages.preprocess]        # the table name is the stage's name
     stage = "preprocess"       # the registered stage it runs (default: the name)
@@ -18,6 +18,7 @@
     batch_size = 512
     backend = "numpy"
     restart = { max_restarts = 3, window = 60.0, backoff = 0.05 }   # default "never"
+    ring_rows = 262144         # device ring rows per upstream worker (device backends)
 
     [stages.compute.params]    # the stage's own parameters (or params = {...})
     stats = ["mean", "std"]
@@ -222,6 +223,7 @@ def parse_pipeline(text: str, *, source: str = "<string>") -> Pipeline:
                 batch_size=table.get("batch_size"),
                 backend=table.get("backend"),
                 restart=table.get("restart"),
+                ring_rows=table.get("ring_rows"),
                 params=params,
                 locations={k: v for k, v in locations.items() if v is not None},
             )

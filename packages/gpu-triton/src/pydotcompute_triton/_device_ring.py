@@ -24,7 +24,7 @@ __all__ = ["DeviceRing", "DeviceRingStatistics"]
 # The kernels copy bits, so one compiled variant per element size serves every dtype of
 # that size; these are the bit types the ring's storage is viewed as.
 _BITS: Final = {2: torch.int16, 4: torch.int32, 8: torch.int64}
-_DTYPES: Final = (
+RING_DTYPES: Final = (
     torch.float32,
     torch.float16,
     torch.bfloat16,
@@ -101,8 +101,8 @@ class DeviceRing:
                 raise TypeError(f"DeviceRing {name} must be an int; got {type(value).__name__}")
             if value < low:
                 raise ValueError(f"DeviceRing {name} must be at least {low}; got {value}")
-        if dtype not in _DTYPES:
-            names = ", ".join(str(d).removeprefix("torch.") for d in _DTYPES)
+        if dtype not in RING_DTYPES:
+            names = ", ".join(str(d).removeprefix("torch.") for d in RING_DTYPES)
             raise TypeError(f"DeviceRing dtype must be one of {names}; got {dtype}")
         self._capacity = capacity
         self._width = width

@@ -24,6 +24,7 @@ from ._checks import (
     keys_for_modulo,
 )
 from ._convert import as_device_tensor, as_tensor, to_numpy
+from ._tensor_rows import TensorRows
 
 __all__ = ["TorchBackend"]
 
@@ -33,7 +34,7 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-class TorchBackend:
+class TorchBackend(TensorRows):
     """The ``torch`` compute backend: tensors on one device, float32 arithmetic.
 
     Methods take tensors (moved to the backend's device if elsewhere) or anything numpy

@@ -16,11 +16,12 @@ import torch
 from ._availability import interpreter_active, require_triton
 from ._checks import KERNEL_FLOAT_DTYPES, check_2d
 from ._convert import as_device_tensor, as_tensor, to_numpy
+from ._tensor_rows import TensorRows
 
 __all__ = ["TritonBackend"]
 
 
-class TritonBackend:
+class TritonBackend(TensorRows):
     """The ``triton`` compute backend: Triton kernels on CUDA tensors.
 
     With ``TRITON_INTERPRET=1`` set before ``triton`` is first imported, the same kernels

@@ -9,6 +9,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from ._arrays import concat_rows, on_backend, to_host
 from ._core import (
     BatchStage,
     Emitter,
@@ -30,9 +31,9 @@ REDUCTIONS: Final = ("none", "sum", "mean")
 
 @dataclasses.dataclass
 class _Piece:
-    """Held records of one shape, in arrival order."""
+    """Held records of one shape, in arrival order; values in the backend's arrays."""
 
-    values: npt.NDArray[Any]
+    values: Any
     record_ids: npt.NDArray[np.uint64]
     keys: npt.NDArray[np.int64] | None
     counts: npt.NDArray[np.int64] | None
@@ -50,7 +51,7 @@ class _Piece:
         )
 
 
-def _concat(pieces: list[_Piece]) -> _Piece:
+def _concat(backend: Any, pieces: list[_Piece]) -> _Piece:
     if len(pieces) == 1:
         return pieces[0]
     first = pieces[0]
@@ -67,7 +68,7 @@ def _concat(pieces: list[_Piece]) -> _Piece:
         else None
     )
     return _Piece(
-        values=np.concatenate([p.values for p in pieces]),
+        values=concat_rows(backend, [p.values for p in pieces]),
         record_ids=np.concatenate([p.record_ids for p in pieces]),
         keys=keys,
         counts=counts,
@@ -128,7 +129,7 @@ class Aggregator(BatchStage):
                 keys = [getattr(r, "key", None) for r in group.records]
                 pieces.append(
                     _Piece(
-                        values=group.values,
+                        values=on_backend(self.backend, group.values),
                         record_ids=ids_to_array([root_id(r) for r in group.records]),
                         keys=None
                         if any(k is None for k in keys)
@@ -141,7 +142,7 @@ class Aggregator(BatchStage):
         for columnar in parts.batches:
             pieces.append(
                 _Piece(
-                    values=np.asarray(columnar.values),
+                    values=on_backend(self.backend, columnar.values),
                     record_ids=columnar.record_ids,
                     keys=columnar.keys,
                     counts=columnar.counts,
@@ -176,7 +177,7 @@ class Aggregator(BatchStage):
             self._oldest = time.monotonic()
         if self._count < self.size:
             return
-        merged = _concat(self._held)
+        merged = _concat(self.backend, self._held)
         full = (len(merged) // self.size) * self.size
         rest = _slice(merged, full, len(merged))
         self._held = [rest] if len(rest) else []
@@ -188,7 +189,7 @@ class Aggregator(BatchStage):
     async def _flush(self, out: Emitter) -> None:
         if not self._held:
             return
-        merged = _concat(self._held)
+        merged = _concat(self.backend, self._held)
         self._held, self._count, self._oldest = [], 0, None
         await out.send(self._package(merged))
 
@@ -212,17 +213,18 @@ class Aggregator(BatchStage):
             group_keys, inverse = np.unique(piece.keys, return_inverse=True)
             n_groups = len(group_keys)
         counts, offsets, perm = backend.partition(backend.asarray(inverse, "int64"), n_groups)
-        counts = np.asarray(backend.to_numpy(counts), dtype=np.int64)
-        offsets = backend.to_numpy(offsets)
-        perm = np.asarray(backend.to_numpy(perm))
-        sums = np.asarray(
-            backend.to_numpy(backend.segment_sum(backend.asarray(piece.values[perm]), offsets)),
-            dtype=np.float32,
-        )
+        # The sums stay in the backend's arrays; the group sizes (one per key) come to
+        # the host for the counts column.
+        sums = backend.segment_sum(backend.asarray(piece.values[perm]), offsets)
+        counts = to_host(backend, counts).astype(np.int64, copy=False)
         if self.reduce == "mean":
             with np.errstate(all="ignore"):
-                sums /= counts.astype(np.float32)[:, None]
-        weights = counts if piece.counts is None else _group_total(piece.counts[perm], offsets)
+                sums = sums / backend.asarray(counts[:, None], "float32")
+        if piece.counts is None:
+            weights = counts
+        else:
+            host_offsets = to_host(backend, offsets)
+            weights = _group_total(piece.counts[to_host(backend, perm)], host_offsets)
         return RecordBatch(
             values=sums,
             record_ids=new_record_ids(n_groups),

@@ -8,6 +8,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from ._arrays import stack_columns
 from ._core import (
     Param,
     RecordBatch,
@@ -26,15 +27,14 @@ STATISTICS: Final = ("mean", "std", "var", "min", "max", "sum", "range")
 
 
 def _reducers(backend: Any) -> dict[str, Callable[[Any], Any]]:
+    # In the backend's own arrays: numpy arrays and tensors share these operators.
     def var(x: Any) -> Any:
-        std = backend.to_numpy(backend.row_std(x))
-        return np.square(std, dtype=np.float32)
+        std = backend.row_std(x)
+        return std * std
 
     def span(x: Any) -> Any:
-        with np.errstate(all="ignore"):
-            return np.subtract(
-                backend.to_numpy(backend.row_max(x)), backend.to_numpy(backend.row_min(x))
-            )
+        with np.errstate(all="ignore"):  # inf - inf is NaN by policy, not a warning
+            return backend.row_max(x) - backend.row_min(x)
 
     return {
         "mean": backend.row_mean,
@@ -66,13 +66,9 @@ class Compute(MapStage):
         reducers = _reducers(setup.backend)
         self._reducers = [reducers[name] for name in self.stats]
 
-    def compute(self, values: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
-        backend = self.backend
-        x = backend.asarray(values)
-        out = np.empty((values.shape[0], len(self.stats)), dtype=np.float32)
-        for column, reduce in enumerate(self._reducers):
-            out[:, column] = backend.to_numpy(reduce(x))
-        return out
+    def compute(self, values: Any) -> Any:
+        x = self.backend.asarray(values)
+        return stack_columns(self.backend, [reduce(x) for reduce in self._reducers])
 
     def records_out(self, group: RecordGroup, result: npt.NDArray[Any]) -> list[Any]:
         names = self.stats
@@ -98,7 +94,7 @@ class Compute(MapStage):
             for record, row in zip(group.records, result.tolist(), strict=True)
         ]
 
-    def batch_out(self, batch: RecordBatch, result: npt.NDArray[Any]) -> RecordBatch:
+    def batch_out(self, batch: RecordBatch, result: Any) -> RecordBatch:
         return RecordBatch(
             values=result,
             record_ids=batch.record_ids,

@@ -6,7 +6,16 @@ from typing import Any, Final
 
 import numpy as np
 
-from ._core import BatchStage, Emitter, Param, RecordBatch, StageDefinition, StageSetup, sort_batch
+from ._arrays import to_host
+from ._core import (
+    BatchStage,
+    Emitter,
+    Param,
+    RecordBatch,
+    StageDefinition,
+    StageSetup,
+    sort_batch,
+)
 
 __all__ = ["DISTRIBUTOR", "Distributor"]
 
@@ -87,14 +96,15 @@ class Distributor(BatchStage):
             return
         backend = self.backend
         counts, offsets, perm = backend.partition(backend.asarray(batch.keys, "int64"), n)
-        counts = backend.to_numpy(counts).tolist()
-        offsets = backend.to_numpy(offsets).tolist()
-        perm = np.asarray(backend.to_numpy(perm))
+        counts = to_host(backend, counts).tolist()
+        offsets = to_host(backend, offsets).tolist()
+        host_perm = to_host(backend, perm)
+        # Rows move where they are: a batch on the device is split there.
+        values_perm = host_perm if type(batch.values) is np.ndarray else perm
         for target in range(n):
             if counts[target]:
-                await out.send_to_target(
-                    target, batch.take(perm[offsets[target] : offsets[target + 1]])
-                )
+                rows = slice(offsets[target], offsets[target + 1])
+                await out.send_to_target(target, batch.take(host_perm[rows], values_perm[rows]))
 
 
 DISTRIBUTOR = StageDefinition(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
 from ._core import RecordBatch, RecordGroup, StageDefinition, root_id
@@ -27,12 +26,9 @@ class Preprocess(MapStage):
     ids and keys with ``field="normalized"``.
     """
 
-    def compute(self, values: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+    def compute(self, values: Any) -> Any:
         backend = self.backend
-        result: npt.NDArray[Any] = backend.to_numpy(
-            backend.minmax_normalize(backend.asarray(values))
-        )
-        return result
+        return backend.minmax_normalize(backend.asarray(values))
 
     def records_out(self, group: RecordGroup, result: npt.NDArray[Any]) -> list[Any]:
         make = PreprocessedData
@@ -41,7 +37,7 @@ class Preprocess(MapStage):
             for record, row in zip(group.records, result, strict=True)
         ]
 
-    def batch_out(self, batch: RecordBatch, result: npt.NDArray[Any]) -> RecordBatch:
+    def batch_out(self, batch: RecordBatch, result: Any) -> RecordBatch:
         return RecordBatch(
             values=result,
             record_ids=batch.record_ids,

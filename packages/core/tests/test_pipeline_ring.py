@@ -1,0 +1,272 @@
+"""RingLink: batches through a device ring between two workers, the host's mirror of the
+ring's counters, and each backpressure strategy applied to rows.
+
+The ring here is a host model with pydotcompute_triton.DeviceRing's semantics (the
+interpreter tests of pydotcompute-triton run the same link over the real ring). It
+fills rows it was asked for but does not hold with NaN, so a mirror that ran ahead of
+the ring would show up as NaN records rather than pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import types
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydotcompute import BackpressureStrategy, KernelStateError, QueueFullError
+from pydotcompute._pipeline_records import RecordBatch, record_ids_for_rows, row_indices
+from pydotcompute._pipeline_ring import RingLink, RingRows
+
+WIDTH = 3
+
+
+class ModelRing:
+    """DeviceRing's push/pop semantics over a deque of host rows."""
+
+    def __init__(self, capacity: int, like: Any, backpressure: BackpressureStrategy) -> None:
+        self.capacity = capacity
+        self.width = like.shape[1]
+        self.backpressure = backpressure
+        self.rows: collections.deque[np.ndarray] = collections.deque()
+        self.pushed = self.popped = self.dropped = 0
+
+    def push_device(self, rows: Any) -> int:
+        rows = list(np.asarray(rows))
+        if self.backpressure is not BackpressureStrategy.DROP_OLDEST:
+            rows = rows[: self.capacity - len(self.rows)]
+        for row in rows:
+            self.rows.append(row)
+            if len(self.rows) > self.capacity:
+                self.rows.popleft()
+                self.dropped += 1
+        self.pushed += len(rows)
+        return len(rows)
+
+    def pop_device(self, max_rows: int) -> tuple[np.ndarray, None, int]:
+        m = min(max_rows, self.capacity)
+        out = np.full((m, self.width), np.nan, dtype=np.float32)
+        k = min(m, len(self.rows))
+        for i in range(k):
+            out[i] = self.rows.popleft()
+        self.popped += k
+        return out, None, k
+
+
+def ok() -> None:
+    return None
+
+
+def make_link(capacity: int, strategy: str, check: Any = ok) -> RingLink:
+    backend = types.SimpleNamespace(make_ring=ModelRing)
+    return RingLink(backend, capacity, BackpressureStrategy.parse(strategy), "consumer", check)
+
+
+def batch(start: int, n: int) -> RecordBatch:
+    """Rows whose every value is the row's index, with ids that encode it."""
+    values = np.repeat(np.arange(start, start + n, dtype=np.float32)[:, None], WIDTH, axis=1)
+    keys = np.arange(start, start + n) % 5
+    return RecordBatch(values=values, record_ids=record_ids_for_rows(start, n, 7), keys=keys)
+
+
+def check_rows(got: RecordBatch) -> list[int]:
+    """The batch's row indices, after checking each row holds its own index."""
+    index = row_indices(got.record_ids)
+    assert not np.isnan(got.values).any()
+    np.testing.assert_array_equal(got.values[:, 0], index.astype(np.float32))
+    np.testing.assert_array_equal(got.keys, index % 5)
+    return index.tolist()
+
+
+async def pump(link: RingLink, sizes: list[int], consumer_delay: float = 0.0) -> list[int]:
+    """One producer putting batches of ``sizes`` through ``link``, one consumer taking
+    them through an unbounded host queue; the row indices the consumer got, in order."""
+    queue: asyncio.Queue[RingRows | None] = asyncio.Queue()
+    got: list[int] = []
+
+    async def produce() -> None:
+        start = 0
+        for n in sizes:
+            b = batch(start, n)
+            assert link.holds(b.values)
+            # reject refuses a batch whole; the link counts it
+            with contextlib.suppress(QueueFullError):
+                await link.put(b, queue.put)
+            start += n
+        await queue.put(None)
+
+    async def consume() -> None:
+        while (rows := await queue.get()) is not None:
+            if consumer_delay:
+                await asyncio.sleep(consumer_delay)
+            taken = link.take(rows)
+            if taken is not None:
+                got.extend(check_rows(taken))
+
+    await asyncio.gather(produce(), consume())
+    return got
+
+
+@settings(max_examples=60, deadline=None)
+@given(capacity=st.integers(1, 16), sizes=st.lists(st.integers(1, 40), max_size=12))
+def test_block_delivers_every_row_in_order_in_pieces_that_fit(
+    capacity: int, sizes: list[int]
+) -> None:
+    link = make_link(capacity, "block")
+    got = asyncio.run(pump(link, sizes))
+    assert got == list(range(sum(sizes)))
+    assert len(link) == 0 and link.rows_dropped == link.rows_rejected == link.rows_skipped == 0
+
+
+async def test_block_splits_a_batch_larger_than_the_ring() -> None:
+    link = make_link(4, "block")
+    pieces: list[RingRows] = []
+
+    async def deliver(rows: RingRows) -> None:
+        pieces.append(rows)
+        check_rows(link.take(rows))  # the consumer keeps up
+
+    b = batch(0, 10)
+    assert link.holds(b.values)
+    await link.put(b, deliver)
+    assert [p.count for p in pieces] == [4, 4, 2]
+    assert [p.start for p in pieces] == [0, 4, 8]
+    assert all(p.correlation_id == b.message_id for p in pieces)
+
+
+@settings(max_examples=60, deadline=None)
+@given(capacity=st.integers(1, 16), sizes=st.lists(st.integers(1, 20), max_size=12))
+def test_reject_refuses_whole_batches_that_do_not_fit_and_keeps_the_rest(
+    capacity: int, sizes: list[int]
+) -> None:
+    link = make_link(capacity, "reject")
+    got = asyncio.run(pump(link, sizes))
+    # The consumer only takes what the producer delivered, so rows arrive as whole
+    # batches in order; a refused batch is missing entirely.
+    starts = np.cumsum([0, *sizes])
+    expected: list[int] = []
+    refused = 0
+    for start, n in zip(starts, sizes, strict=False):
+        if set(range(start, start + n)) <= set(got):
+            expected.extend(range(start, start + n))
+        else:
+            assert not set(range(start, start + n)) & set(got)
+            refused += n
+    assert got == expected
+    assert link.rows_rejected == refused
+    assert all(n <= capacity for n in sizes) or refused  # too big never fits
+
+
+async def test_reject_refuses_before_pushing_anything() -> None:
+    link = make_link(5, "reject")
+    delivered: list[RingRows] = []
+    first, second = batch(0, 3), batch(3, 3)
+    assert link.holds(first.values)
+    await link.put(first, _append_to(delivered))
+    with pytest.raises(QueueFullError, match="'consumer' has room for 2 rows; a batch of 3"):
+        await link.put(second, _append_to(delivered))
+    assert len(link) == 3 and link.rows_rejected == 3
+    assert link.ring is not None and link.ring.pushed == 3  # type: ignore[attr-defined]
+    assert check_rows(link.take(delivered[0])) == [0, 1, 2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(capacity=st.integers(1, 16), sizes=st.lists(st.integers(1, 20), max_size=12))
+def test_drop_oldest_keeps_the_newest_rows_and_counts_the_rest(
+    capacity: int, sizes: list[int]
+) -> None:
+    async def run() -> tuple[list[int], RingLink]:
+        link = make_link(capacity, "drop_oldest")
+        pending: list[RingRows] = []
+        start = 0
+        for n in sizes:  # the consumer is away while everything is pushed
+            b = batch(start, n)
+            assert link.holds(b.values)
+            await link.put(b, _append_to(pending))
+            start += n
+        got: list[int] = []
+        for rows in pending:
+            taken = link.take(rows)
+            if taken is not None:
+                got.extend(check_rows(taken))
+        return got, link
+
+    got, link = asyncio.run(run())
+    total = sum(sizes)
+    assert got == list(range(max(0, total - capacity), total))
+    assert link.rows_dropped == total - len(got)
+    assert link.ring is None or link.ring.dropped == link.rows_dropped  # type: ignore[attr-defined]
+    assert len(link) == 0
+
+
+async def test_rows_whose_message_never_arrived_are_skipped_not_handed_out() -> None:
+    link = make_link(8, "reject")
+    delivered: list[RingRows] = []
+
+    async def deliver(rows: RingRows) -> None:
+        if rows.start == 2:  # the host queue refused this one (a full REJECT queue)
+            raise QueueFullError("full")
+        delivered.append(rows)
+
+    for start in (0, 2, 5):
+        b = batch(start, 2 if start == 0 else 3)
+        assert link.holds(b.values)
+        with pytest.raises(QueueFullError) if start == 2 else contextlib.nullcontext():
+            await link.put(b, deliver)
+    assert [check_rows(link.take(rows)) for rows in delivered] == [[0, 1], [5, 6, 7]]
+    assert link.rows_skipped == 3 and len(link) == 0
+
+
+async def test_a_producer_waiting_for_room_stops_when_the_consumer_does() -> None:
+    def stopped() -> None:
+        raise KernelStateError("kernel 'consumer' is stopped and accepts no messages")
+
+    link = make_link(2, "block", check=stopped)
+    b = batch(0, 5)
+    assert link.holds(b.values)
+    delivered: list[RingRows] = []
+    with pytest.raises(KernelStateError, match="'consumer' is stopped"):
+        await asyncio.wait_for(link.put(b, _append_to(delivered)), 2.0)
+    assert [rows.count for rows in delivered] == [2]  # what fitted went in
+
+
+def test_rows_the_ring_cannot_hold_travel_by_reference() -> None:
+    declined = RingLink(
+        types.SimpleNamespace(make_ring=lambda *args: None),
+        4,
+        BackpressureStrategy.BLOCK,
+        "consumer",
+        ok,
+    )
+    assert not declined.holds(np.zeros((2, 3), np.float32))
+    assert declined.ring is None
+    link = make_link(4, "block")
+    assert link.holds(np.zeros((2, WIDTH), np.float32))
+    assert not link.holds(np.zeros((2, WIDTH + 1), np.float32))  # another width
+    assert not link.holds(np.zeros((2, WIDTH), np.float64))  # another dtype
+
+
+def test_a_ring_needs_a_positive_capacity() -> None:
+    with pytest.raises(ValueError, match="positive int capacity; got 0"):
+        make_link(0, "block")
+
+
+def _append_to(out: list[RingRows]) -> Any:
+    async def deliver(rows: RingRows) -> None:
+        out.append(rows)
+
+    return deliver
+
+
+def test_only_stages_that_run_the_stage_loop_are_fed_through_rings() -> None:
+    from pipeline_helpers import FLAKY, SCALE
+    from pydotcompute._pipeline_run import _runs_stage_loop
+
+    assert _runs_stage_loop(types.SimpleNamespace(definition=SCALE))  # type: ignore[arg-type]
+    # A kernel of its own would not know a RingRows: it gets batches by reference.
+    assert not _runs_stage_loop(types.SimpleNamespace(definition=FLAKY))  # type: ignore[arg-type]

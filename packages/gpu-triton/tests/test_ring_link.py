@@ -1,0 +1,121 @@
+"""A pipeline's RingLink over the real DeviceRing (interpreted): the host's mirror of the
+ring's counters must match the ring's own, under every backpressure strategy, because
+the link pops exactly as many rows as the mirror says are there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pydotcompute import BackpressureStrategy, QueueFullError
+from pydotcompute._pipeline_records import RecordBatch, record_ids_for_rows, row_indices
+from pydotcompute._pipeline_ring import RingLink, RingRows
+
+pytest.importorskip("triton")
+
+from pydotcompute_triton import TorchBackend, TritonBackend
+
+pytestmark = pytest.mark.interpreter
+
+WIDTH = 5
+
+
+def batch(start: int, n: int) -> RecordBatch:
+    values = torch.arange(start, start + n, dtype=torch.float32)[:, None].repeat(1, WIDTH)
+    return RecordBatch(values=values, record_ids=record_ids_for_rows(start, n, 3))
+
+
+def link_for(strategy: str, capacity: int) -> RingLink:
+    return RingLink(
+        TritonBackend(), capacity, BackpressureStrategy.parse(strategy), "consumer", lambda: None
+    )
+
+
+def rows_of(taken: RecordBatch | None) -> list[int]:
+    if taken is None:
+        return []
+    assert isinstance(taken.values, torch.Tensor)  # still the backend's array
+    index = row_indices(taken.record_ids)
+    np.testing.assert_array_equal(taken.values[:, 0].numpy(), index.astype(np.float32))
+    return index.tolist()
+
+
+def assert_mirror(link: RingLink) -> None:
+    stats = link.ring.statistics()  # type: ignore[union-attr]
+    assert stats.size == len(link)
+    assert stats.dropped == link.rows_dropped
+    assert stats.popped == stats.pushed - stats.dropped - stats.size
+
+
+async def test_block_through_a_real_ring() -> None:
+    link = link_for("block", 6)
+    got: list[int] = []
+
+    async def deliver(rows: RingRows) -> None:
+        got.extend(rows_of(link.take(rows)))
+
+    start = 0
+    for n in (4, 9, 1, 6):
+        b = batch(start, n)
+        assert link.holds(b.values)
+        await link.put(b, deliver)
+        start += n
+    assert got == list(range(20))
+    assert_mirror(link)
+
+
+async def test_reject_and_a_lost_message_through_a_real_ring() -> None:
+    link = link_for("reject", 6)
+    pending: list[RingRows] = []
+
+    async def deliver(rows: RingRows) -> None:
+        if rows.start == 0:
+            raise QueueFullError("the host queue refused it")
+        pending.append(rows)
+
+    with pytest.raises(QueueFullError):
+        await link.put(_held(link, batch(0, 2)), deliver)  # pushed, message refused
+    await link.put(_held(link, batch(2, 3)), deliver)
+    with pytest.raises(QueueFullError, match="room for 1 rows; a batch of 4"):
+        await link.put(_held(link, batch(5, 4)), deliver)  # does not fit: not pushed
+    assert link.rows_rejected == 4
+    assert_mirror(link)
+    assert rows_of(link.take(pending[0])) == [2, 3, 4]
+    assert link.rows_skipped == 2
+    assert_mirror(link)
+    assert len(link) == 0
+
+
+async def test_drop_oldest_through_a_real_ring() -> None:
+    link = link_for("drop_oldest", 5)
+    pending: list[RingRows] = []
+
+    async def deliver(rows: RingRows) -> None:
+        pending.append(rows)
+
+    start = 0
+    for n in (3, 4, 7):
+        await link.put(_held(link, batch(start, n)), deliver)
+        start += n
+        assert_mirror(link)
+    got = [i for rows in pending for i in rows_of(link.take(rows))]
+    assert got == [9, 10, 11, 12, 13]
+    assert link.rows_dropped == 9
+    assert_mirror(link)
+
+
+def test_backends_make_rings_only_for_their_own_tensors() -> None:
+    backend = TritonBackend()
+    like = torch.zeros((2, 3))
+    ring = backend.make_ring(8, like, "reject")
+    assert ring is not None and (ring.capacity, ring.width, ring.dtype) == (8, 3, torch.float32)
+    assert ring.backpressure is BackpressureStrategy.REJECT
+    assert backend.make_ring(8, np.zeros((2, 3), np.float32), "block") is None
+    assert backend.make_ring(8, torch.zeros((2, 3), dtype=torch.bool), "block") is None
+    assert backend.make_ring(8, torch.zeros((2, 0)), "block") is None
+    assert TorchBackend("meta").make_ring(8, torch.zeros((2, 3), device="meta"), "block") is None
+
+
+def _held(link: RingLink, b: RecordBatch) -> RecordBatch:
+    assert link.holds(b.values)
+    return b
