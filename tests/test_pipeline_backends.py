@@ -8,6 +8,8 @@ The ``triton`` cases run in the interpreter session (``nox -s tests-interpreter`
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 from pydotcompute._numpy_backend import NumpyBackend
@@ -189,3 +191,33 @@ async def test_batches_leave_for_another_backend_as_numpy(monkeypatch: pytest.Mo
     np.testing.assert_allclose(
         await stats("torch"), await stats("numpy"), rtol=1e-5, atol=1e-6, equal_nan=True
     )
+
+
+@pytest.mark.interpreter
+async def test_rows_left_in_a_ring_come_back_in_the_shutdown_report() -> None:
+    """A consumer that never takes its input (deactivated) leaves RingRows in its
+    queue; closing the run turns them back into the records, as numpy."""
+    require_backend("triton")
+    x, _ = data()
+    pipeline = (
+        Pipeline()
+        .add_stage("preprocess", backend="triton")
+        .add_stage("compute", backend="triton", params={"stats": ["mean"]})
+    )
+    run = pipeline.open(plugins=create_plugin_manager())
+    async with run:
+        await run.runtime.deactivate("compute")
+        for batch in records_from_array(x[:200], batch_size=100):
+            await run.send(batch)
+        for _ in range(200):  # until preprocess has put both batches into the ring
+            if run.telemetry()["preprocess"].records_out == 200:
+                break
+            await asyncio.sleep(0.01)
+    left = run.report.kernels["compute"].unprocessed
+    batches = [m for m in left if isinstance(m, RecordBatch)]
+    assert [type(b.values) for b in batches] == [np.ndarray, np.ndarray]
+    rows = np.concatenate([row_indices(b.record_ids) for b in batches])
+    assert rows.tolist() == list(range(200))
+    expected = NumpyBackend().minmax_normalize(x[:200])
+    np.testing.assert_allclose(np.concatenate([b.values for b in batches]), expected, rtol=1e-6)
+    assert run.runtime.shutdown_report is run.report

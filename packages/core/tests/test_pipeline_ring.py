@@ -270,3 +270,38 @@ def test_only_stages_that_run_the_stage_loop_are_fed_through_rings() -> None:
     assert _runs_stage_loop(types.SimpleNamespace(definition=SCALE))  # type: ignore[arg-type]
     # A kernel of its own would not know a RingRows: it gets batches by reference.
     assert not _runs_stage_loop(types.SimpleNamespace(definition=FLAKY))  # type: ignore[arg-type]
+
+
+async def test_a_shutdown_report_gets_the_records_back_out_of_the_rings() -> None:
+    from pydotcompute import KernelLeftovers, ShutdownReport
+    from pydotcompute._pipeline_records import EndOfStream
+    from pydotcompute._pipeline_ring import recover_ring_rows
+
+    link = make_link(8, "drop_oldest")
+    left: list[Any] = []
+    for start, n in ((0, 3), (3, 4), (7, 5)):  # 12 rows into 8: the first 4 are evicted
+        b = batch(start, n)
+        assert link.holds(b.values)
+        await link.put(b, _append_to(left))
+    marker = EndOfStream(source="producer")
+    report = ShutdownReport(
+        kernels={
+            "consumer": KernelLeftovers(
+                kernel_id="consumer",
+                state="deactivated",
+                unprocessed=(*left, marker),
+                unread=(),
+                undeliverable=(),
+                error=None,
+                stuck=False,
+            )
+        },
+        drained=True,
+        duration_s=0.0,
+    )
+    recovered = recover_ring_rows(report).kernels["consumer"].unprocessed
+    # The first RingRows lost all its rows, the second one of its four.
+    assert [type(m).__name__ for m in recovered] == ["RecordBatch", "RecordBatch", "EndOfStream"]
+    assert [check_rows(m) for m in recovered[:2]] == [[4, 5, 6], [7, 8, 9, 10, 11]]
+    assert all(type(m.values) is np.ndarray for m in recovered[:2])
+    assert recovered[2] is marker and len(link) == 0 and link.rows_dropped == 4

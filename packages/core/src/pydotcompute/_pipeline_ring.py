@@ -24,6 +24,8 @@ Backpressure is the consumer's strategy, applied to rows:
 
 Rows whose RingRows never arrived (refused or evicted by a REJECT or DROP_OLDEST host
 queue, which counts that message) are skipped when the pair's next RingRows is taken.
+RingRows a stopped consumer left in its queue are turned back into records (numpy) in
+the shutdown report by :func:`recover_ring_rows`, so a report never points into a ring.
 """
 
 from __future__ import annotations
@@ -34,13 +36,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from uuid import UUID
 
+import numpy as np
+
 from ._errors import QueueFullError
 from ._ids import new_message_id
 from ._message import message
 from ._pipeline_records import RecordBatch, root_id
 from ._queue import BackpressureStrategy
+from ._report import KernelLeftovers, ShutdownReport
 
-__all__ = ["DeviceQueue", "RingLink", "RingRows"]
+__all__ = ["DeviceQueue", "RingLink", "RingRows", "recover_ring_rows"]
 
 # A producer waiting for room looks this often whether its consumer still accepts.
 _ROOM_POLL_S = 0.05
@@ -100,6 +105,7 @@ class RingLink:
     """
 
     __slots__ = (
+        "_backend",
         "_head",
         "_key",
         "_make",
@@ -125,6 +131,7 @@ class RingLink:
     ) -> None:
         if type(capacity) is not int or capacity < 1:
             raise ValueError(f"a ring needs a positive int capacity; got {capacity!r}")
+        self._backend = backend
         self._make = backend.make_ring
         self.capacity = capacity
         self.backpressure = backpressure
@@ -273,3 +280,28 @@ class RingLink:
             field=rows.field,
             correlation_id=rows.correlation_id,
         )
+
+    def recover(self, rows: RingRows) -> RecordBatch | None:
+        """:meth:`take`, with the values brought to the host as numpy: for RingRows that
+        a stopped consumer left in its queue (take them in queue order)."""
+        batch = self.take(rows)
+        if batch is not None and type(batch.values) is not np.ndarray:
+            batch.values = np.asarray(self._backend.to_numpy(batch.values))
+        return batch
+
+
+def recover_ring_rows(report: ShutdownReport) -> ShutdownReport:
+    """``report`` with every RingRows a kernel left unprocessed replaced by its records
+    as a numpy RecordBatch, taken out of its ring in queue order (one whose rows
+    drop_oldest evicted, all of them, leaves the report: the ring counted them)."""
+    kernels: dict[str, KernelLeftovers] = {}
+    for kid, left in report.kernels.items():
+        if any(type(msg) is RingRows for msg in left.unprocessed):
+            recovered = (
+                msg.link.recover(msg) if type(msg) is RingRows else msg for msg in left.unprocessed
+            )
+            left = dataclasses.replace(
+                left, unprocessed=tuple(msg for msg in recovered if msg is not None)
+            )
+        kernels[kid] = left
+    return dataclasses.replace(report, kernels=kernels)

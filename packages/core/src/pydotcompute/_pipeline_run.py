@@ -33,7 +33,7 @@ from ._pipeline_loop import BatchStage
 from ._pipeline_plan import PipelinePlan, PlannedStage
 from ._pipeline_ports import StageCounters, StagePorts, StreamTracker
 from ._pipeline_records import EndOfStream, RecordBatch
-from ._pipeline_ring import RingLink
+from ._pipeline_ring import RingLink, recover_ring_rows
 from ._pipeline_stage import StageSetup
 from ._pipeline_telemetry import StageTelemetry, stage_telemetry
 from ._queue import BackpressureStrategy
@@ -245,7 +245,11 @@ class PipelineRun:
             if self._runtime is None:
                 return None
             if self._owns_runtime:
-                self.report = await self._runtime.shutdown()
+                report = await self._runtime.shutdown()
+                if self._rings:  # a report must not point into rings about to go away
+                    report = recover_ring_rows(report)
+                    self._runtime.shutdown_report = report
+                self.report = report
             else:
                 for ids in self._ids.values():
                     for kid in ids:
