@@ -221,3 +221,31 @@ async def test_rows_left_in_a_ring_come_back_in_the_shutdown_report() -> None:
     expected = NumpyBackend().minmax_normalize(x[:200])
     np.testing.assert_allclose(np.concatenate([b.values for b in batches]), expected, rtol=1e-6)
     assert run.runtime.shutdown_report is run.report
+
+
+@pytest.mark.interpreter
+async def test_fan_in_from_several_workers_through_their_own_rings() -> None:
+    """distributor -> 3 compute workers -> aggregator on triton: each compute worker has
+    its own ring into the aggregator (one ring per pair keeps each sender's rows in
+    order), and every record arrives once with the right statistic."""
+    require_backend("triton")
+    x, _ = data()
+    keys = np.arange(len(x)) % 5
+    pipeline = (
+        Pipeline()
+        .add_stage("distributor", backend="triton", params={"mode": "key"})
+        .add_stage("compute", backend="triton", workers=3, ring_rows=64, params={"stats": ["sum"]})
+        .add_stage("aggregator", backend="triton", ring_rows=40, params={"size": 50})
+    )
+    async with pipeline.open(plugins=create_plugin_manager()) as run:
+        source = records_from_array(np.nan_to_num(x), keys=keys, batch_size=100)
+        results = [r async for r in run.process(source)]
+        links = run.ring_links()
+    rows = np.concatenate([row_indices(r.record_ids) for r in results])
+    assert sorted(rows.tolist()) == list(range(len(x)))
+    sums = np.concatenate([r.values for r in results])[np.argsort(rows)]
+    np.testing.assert_allclose(sums[:, 0], np.nan_to_num(x).sum(axis=1), rtol=1e-5, atol=1e-4)
+    into_aggregator = [links[f"compute_{i}"]["aggregator"].ring for i in range(3)]
+    assert sum(ring.statistics().pushed for ring in into_aggregator) == len(x)
+    # The distributor only splits host input: its batches are numpy and go by reference.
+    assert all(link.ring is None for link in links["distributor"].values())
