@@ -249,3 +249,38 @@ async def test_fan_in_from_several_workers_through_their_own_rings() -> None:
     assert sum(ring.statistics().pushed for ring in into_aggregator) == len(x)
     # The distributor only splits host input: its batches are numpy and go by reference.
     assert all(link.ring is None for link in links["distributor"].values())
+
+
+@pytest.mark.interpreter
+async def test_drop_oldest_rings_keep_the_newest_rows_and_count_the_rest() -> None:
+    """300 rows into a 150-row drop_oldest ring while its consumer is paused: the
+    newest 150 come out, and the stage's telemetry counts the 150 evicted."""
+    require_backend("triton")
+    x, _ = data()
+    pipeline = (
+        Pipeline()
+        .add_stage("preprocess", backend="triton")
+        .add_stage(
+            "compute",
+            backend="triton",
+            backpressure="drop_oldest",
+            ring_rows=150,
+            params={"stats": ["min"]},
+        )
+    )
+    async with pipeline.open(plugins=create_plugin_manager()) as run:
+        await run.runtime.deactivate("compute")
+        for batch in records_from_array(x[:300], batch_size=100):
+            await run.send(batch)
+        await run.end_input()
+        for _ in range(200):
+            if run.telemetry()["preprocess"].records_out == 300:
+                break
+            await asyncio.sleep(0.01)
+        await run.runtime.reactivate("compute")
+        results = [r async for r in run.results()]
+        telemetry = run.telemetry()["compute"]
+    rows = np.concatenate([row_indices(r.record_ids) for r in results])
+    assert rows.tolist() == list(range(150, 300))
+    assert telemetry.ring_records_dropped == 150 and telemetry.records_in == 150
+    assert telemetry.messages_dropped == 0

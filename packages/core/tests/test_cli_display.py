@@ -41,7 +41,7 @@ def test_the_json_report_has_no_nan(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_report_says_when_workers_restarted_and_messages_were_dead_lettered(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    def stage(name: str, restarts: int, held: int) -> dict[str, object]:
+    def stage(name: str, restarts: int, held: int, evicted: int = 0) -> dict[str, object]:
         return {
             "stage": name,
             "stage_type": "compute",
@@ -53,6 +53,7 @@ def test_the_report_says_when_workers_restarted_and_messages_were_dead_lettered(
             "records_per_s": 100.0,
             "messages_processed": 10 - held,
             "messages_dropped": 0,
+            "ring_records_dropped": evicted,
             "messages_rejected": 0,
             "records_rejected": 0,
             "messages_expired": 0,
@@ -64,7 +65,7 @@ def test_the_report_says_when_workers_restarted_and_messages_were_dead_lettered(
 
     report = {
         "pipeline": "p",
-        "stages": {"a": stage("a", 0, 0), "b": stage("b", 2, 2)},
+        "stages": {"a": stage("a", 0, 0), "b": stage("b", 2, 2), "c": stage("c", 0, 0, 7)},
         "records_fed": 10,
         "mode": "per-message",
         "results": 8,
@@ -74,4 +75,5 @@ def test_the_report_says_when_workers_restarted_and_messages_were_dead_lettered(
     print_report(report, False)
     out = capsys.readouterr().out
     assert "stage 'b': 2 worker restarts; 2 messages held by a crashed" in out
-    assert "stage 'a':" not in out
+    assert "stage 'c': 7 records evicted from its device rings (drop_oldest)" in out
+    assert "stage 'a':" not in out and "stage 'c': 0 worker" not in out

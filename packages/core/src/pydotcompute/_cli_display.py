@@ -77,6 +77,12 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
                 f"stage {t['stage']!r}: {restarts:,} worker restarts; {held:,} messages held by "
                 f"a crashed or stalled worker and {expired:,} expired went to dead letters"
             )
+        evicted = t.get("ring_records_dropped", 0)
+        if evicted:
+            lines.append(
+                f"stage {t['stage']!r}: {evicted:,} records evicted from its device rings "
+                "(drop_oldest) before it took them"
+            )
     if report.get("records_rejected_at_input"):
         lines.append(
             f"{report['records_rejected_at_input']:,} records refused at the input (reject)"
