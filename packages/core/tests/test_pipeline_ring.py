@@ -62,7 +62,7 @@ def ok() -> None:
     return None
 
 
-def make_link(capacity: int, strategy: str, check: Any = ok) -> RingLink:
+def make_link(capacity: int | None, strategy: str, check: Any = ok) -> RingLink:
     backend = types.SimpleNamespace(make_ring=ModelRing)
     return RingLink(backend, capacity, BackpressureStrategy.parse(strategy), "consumer", check)
 
@@ -252,8 +252,19 @@ def test_rows_the_ring_cannot_hold_travel_by_reference() -> None:
 
 
 def test_a_ring_needs_a_positive_capacity() -> None:
-    with pytest.raises(ValueError, match="positive int capacity; got 0"):
+    with pytest.raises(ValueError, match="positive int capacity or None; got 0"):
         make_link(0, "block")
+
+
+def test_an_auto_sized_ring_holds_ring_bytes_of_its_rows() -> None:
+    from pydotcompute._pipeline_ring import RING_BYTES
+
+    link = make_link(None, "reject")
+    assert link.holds(np.zeros((2, WIDTH), np.float32))
+    assert link.capacity == RING_BYTES // (WIDTH * 4) == link.ring.capacity  # type: ignore[union-attr]
+    wide = make_link(None, "block")
+    assert wide.holds(np.zeros((1, 1 << 20), np.float64))  # an 8 MiB row
+    assert wide.capacity == 8
 
 
 def _append_to(out: list[RingRows]) -> Any:

@@ -61,7 +61,7 @@ def test_a_full_file_reads_into_a_plan(pm: PluginManager, tmp_path: Path) -> Non
     assert [s.name for s in plan.stages] == ["first", "second", "third"]
     second = plan["second"]
     assert (second.workers, second.queue_size, second.batch_size) == (2, 64, 32)
-    assert second.ring_rows == 4096 and plan["first"].ring_rows == 262_144
+    assert second.ring_rows == 4096 and plan["first"].ring_rows is None
     assert second.backpressure.value == "drop_oldest" and second.params["factor"] == 3.0
     assert plan["third"].inputs == ("second",)  # the stage defined before
     assert plan["third"].params["factor"] == 0.5

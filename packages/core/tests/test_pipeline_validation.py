@@ -159,6 +159,8 @@ def test_good_parameter_values_are_normalized(pm: PluginManager) -> None:
         ({"workers": 1.5}, "workers must be a positive integer, got 1.5"),
         ({"queue_size": "big"}, "queue_size must be a positive integer, got 'big'"),
         ({"batch_size": -1}, "batch_size must be a positive integer, got -1"),
+        ({"ring_rows": 0}, "ring_rows must be a positive integer or 'auto', got 0"),
+        ({"ring_rows": "big"}, "ring_rows must be a positive integer or 'auto', got 'big'"),
         ({"workers": True}, "workers must be a positive integer, got True"),
         ({"backpressure": "sometimes"}, "backpressure: unknown backpressure strategy 'sometimes'"),
         ({"backend": 3}, "backend must be a backend's name, got 3"),

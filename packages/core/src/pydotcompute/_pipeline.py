@@ -67,7 +67,7 @@ class Pipeline:
         batch_size: int | None = None,
         backend: str | None = None,
         restart: RestartPolicy | Mapping[str, Any] | str | None = None,
-        ring_rows: int | None = None,
+        ring_rows: int | str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> Pipeline:
         """Add stage ``name`` running the registered stage ``stage`` (default: ``name``).
@@ -78,7 +78,8 @@ class Pipeline:
         its fields); a worker past its policy's limit stops the run with
         :class:`StageFailedError`. ``ring_rows``: rows each device ring into a worker
         holds, when this stage and the one feeding it share a device backend (see
-        :mod:`pydotcompute._pipeline_ring`). Returns ``self``.
+        :mod:`pydotcompute._pipeline_ring`); ``"auto"``, the default, sizes each ring
+        to 64 MiB. Returns ``self``.
         """
         self._specs.append(
             StageSpec(

@@ -48,9 +48,10 @@ DEFAULT_SETTINGS: Final[Mapping[str, Any]] = {
     "backend": "numpy",
     # A RestartPolicy, "never", or a table of RestartPolicy's fields.
     "restart": "never",
-    # Rows each device ring into a worker holds (one ring per upstream worker); rings
-    # carry batches between stages that share a device backend (see _pipeline_ring).
-    "ring_rows": 262_144,
+    # Rows each device ring into a worker holds (one ring per upstream worker), or
+    # "auto": as many as fill RING_BYTES. Rings carry batches between stages that share
+    # a device backend (see _pipeline_ring).
+    "ring_rows": "auto",
 }
 _RESTART_FIELDS: Final = tuple(f.name for f in dataclasses.fields(RestartPolicy))
 #: Every key a stage entry may hold besides its parameters.
@@ -102,7 +103,7 @@ class PlannedStage:
     backpressure: BackpressureStrategy
     batch_size: int
     restart: RestartPolicy  #: each worker kernel's restart policy
-    ring_rows: int  #: rows of each device ring into a worker (when rows travel on a device)
+    ring_rows: int | None  #: rows of each device ring into a worker; None: fill RING_BYTES
     inputs: tuple[str, ...]  #: upstream stage names (empty: fed by the pipeline)
     outputs: tuple[str, ...]  #: downstream stage names (empty: a sink)
     kernel_ids: tuple[str, ...]  #: one per worker
@@ -337,7 +338,11 @@ class _Checker:
         workers = self._positive_int(spec, "workers", settings["workers"])
         queue_size = self._positive_int(spec, "queue_size", settings["queue_size"])
         batch_size = self._positive_int(spec, "batch_size", settings["batch_size"])
-        ring_rows = self._positive_int(spec, "ring_rows", settings["ring_rows"])
+        ring_rows = (
+            None
+            if settings["ring_rows"] == "auto"
+            else self._positive_int(spec, "ring_rows", settings["ring_rows"], "or 'auto'")
+        )
         try:
             backpressure = BackpressureStrategy.parse(settings["backpressure"])
         except ValueError as exc:
@@ -417,9 +422,10 @@ class _Checker:
         except (TypeError, ValueError) as exc:
             raise self.error(ParameterValueError, f"restart: {exc}", spec, "restart") from None
 
-    def _positive_int(self, spec: StageSpec, key: str, value: Any) -> int:
+    def _positive_int(self, spec: StageSpec, key: str, value: Any, alternative: str = "") -> int:
         if type(value) is not int or value < 1:
+            expected = f"a positive integer {alternative}".rstrip()
             raise self.error(
-                ParameterValueError, f"{key} must be a positive integer, got {value!r}", spec, key
+                ParameterValueError, f"{key} must be {expected}, got {value!r}", spec, key
             )
         return value

@@ -49,6 +49,9 @@ __all__ = ["DeviceQueue", "RingLink", "RingRows", "recover_ring_rows"]
 
 # A producer waiting for room looks this often whether its consumer still accepts.
 _ROOM_POLL_S = 0.05
+#: The size of a ring whose capacity is left to the link ("auto"): one ring per
+#: (producer worker, consumer worker) pair, so the bound is per pair, whatever the width.
+RING_BYTES = 64 << 20
 
 
 class DeviceQueue(Protocol):
@@ -100,6 +103,7 @@ class RingLink:
     ``backend.make_ring(capacity, like, backpressure)`` builds the ring on the first
     batch sent (it needs the rows' width and dtype) and may return None: then rows
     like those are not ringed and batches travel by reference through the host queue.
+    A ``capacity`` of None sizes the ring to :data:`RING_BYTES` for those rows.
     ``check_consumer()`` raises (as a send would) once the consumer takes no more
     messages; a producer waiting for room calls it, so a stopped consumer cannot hang it.
     """
@@ -109,6 +113,7 @@ class RingLink:
         "_head",
         "_key",
         "_make",
+        "_requested",
         "_ring",
         "_room",
         "_tail",
@@ -124,16 +129,18 @@ class RingLink:
     def __init__(
         self,
         backend: Any,
-        capacity: int,
+        capacity: int | None,
         backpressure: BackpressureStrategy,
         consumer: str,
         check_consumer: Callable[[], None],
     ) -> None:
-        if type(capacity) is not int or capacity < 1:
-            raise ValueError(f"a ring needs a positive int capacity; got {capacity!r}")
+        if capacity is not None and (type(capacity) is not int or capacity < 1):
+            raise ValueError(f"a ring needs a positive int capacity or None; got {capacity!r}")
         self._backend = backend
         self._make = backend.make_ring
-        self.capacity = capacity
+        self._requested = capacity
+        #: Rows the ring holds (for "auto", known once the first batch built the ring).
+        self.capacity = capacity or 0
         self.backpressure = backpressure
         self.consumer = consumer
         self.check_consumer = check_consumer
@@ -167,7 +174,12 @@ class RingLink:
 
     def _try_make(self, values: Any, key: tuple[Any, ...]) -> bool:
         self._key = key
-        ring = self._make(self.capacity, values, self.backpressure)
+        capacity = self._requested
+        if capacity is None:
+            row_bytes = max(1, values.shape[1] * getattr(values.dtype, "itemsize", 4))
+            capacity = max(1, RING_BYTES // row_bytes)
+        self.capacity = capacity
+        ring = self._make(capacity, values, self.backpressure)
         if ring is None:
             return False
         self._ring = ring

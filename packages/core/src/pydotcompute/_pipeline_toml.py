@@ -18,7 +18,7 @@
     batch_size = 512
     backend = "numpy"
     restart = { max_restarts = 3, window = 60.0, backoff = 0.05 }   # default "never"
-    ring_rows = 262144         # device ring rows per upstream worker (device backends)
+    ring_rows = 262144         # device ring rows per upstream worker (default "auto": 64 MiB)
 
     [stages.compute.params]    # the stage's own parameters (or params = {...})
     stats = ["mean", "std"]
