@@ -8,17 +8,22 @@ from typing import Any
 import numpy as np
 import pytest
 from pipeline_helpers import collect, make_plugins, rows_by_id
-from pydotcompute import BackpressureStrategy, KernelState, RingKernelRuntime
+from pydotcompute import BackpressureStrategy, KernelState, QueueFullError, RingKernelRuntime
+from pydotcompute._numpy_backend import NumpyBackend
 from pydotcompute._pipeline import Pipeline
 from pydotcompute._pipeline_errors import StageFailedError
 from pydotcompute._pipeline_feed import records_from_array
+from pydotcompute._pipeline_loop import Emitter
+from pydotcompute._pipeline_ports import StageCounters, StagePorts, StreamTracker
 from pydotcompute._pipeline_records import (
     Record,
     RecordBatch,
     StageError,
     array_to_ids,
+    record_ids_for_rows,
     row_indices,
 )
+from pydotcompute._pipeline_stage import StageSetup
 from pydotcompute._plugins import PluginManager
 
 
@@ -219,7 +224,13 @@ async def test_lossy_backpressure_still_ends_the_run(pm: PluginManager, strategy
     assert len(results) + lost >= 50
     assert len(results) <= 50
     if strategy == "reject":
+        # "hold" sends its 50 records in one send_many: each refusal is counted
+        # against one record, and the rest of the call still goes on.
         assert telemetry["a"].records_rejected == 50 - len(results)
+        assert telemetry["a"].records_out == len(results)
+        # b's queue may also have refused a's end marker (the tracker holds the truth).
+        rejected = telemetry["a"].records_rejected
+        assert telemetry["b"].messages_rejected in (rejected, rejected + 1)
 
 
 async def test_a_full_reject_source_refuses_input_and_counts_it(pm: PluginManager) -> None:
@@ -290,3 +301,58 @@ async def test_closing_the_run_generator_early_shuts_it_down(pm: PluginManager) 
             async for _ in results:
                 break
         assert runtime.state("a") is KernelState.TERMINATED
+
+
+class RefusingContext:
+    """A KernelContext stand-in whose bulk send takes ``room`` messages per call, then
+    refuses the next one, as a full REJECT queue does."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.queued: list[Any] = []
+        self.calls = 0
+
+    async def send_many(self, msgs: Any) -> None:
+        self.calls += 1
+        if len(msgs) <= self.room:
+            self.queued.extend(msgs)
+            return
+        self.queued.extend(msgs[: self.room])
+        raise QueueFullError("full", accepted=self.room)
+
+
+async def test_send_many_into_a_reject_queue_counts_each_refusal_and_goes_on() -> None:
+    ctx = RefusingContext(room=3)
+    counters = StageCounters()
+    setup = StageSetup(
+        stage="s",
+        kernel_id="s",
+        worker=0,
+        workers=1,
+        params={},
+        backend=NumpyBackend(),
+        batch_size=8,
+        ports=StagePorts(
+            downstream=(("t",),), routed=True, tracker=StreamTracker(), counters=counters
+        ),
+    )
+    out = Emitter(ctx, setup)  # type: ignore[arg-type]
+    batch = RecordBatch(
+        values=np.zeros((5, 2), np.float32), record_ids=record_ids_for_rows(0, 5, 1)
+    )
+    records = [Record(values=[float(i)]) for i in range(9)]
+    msgs = [*records[:4], batch, *records[4:]]  # 10 messages, 14 records
+    await out.send_many(msgs)
+    # Calls take 3, refuse the 4th: [r0 r1 r2] x r3, [batch r4 r5] x r6, [r7 r8].
+    assert ctx.queued == [
+        records[0],
+        records[1],
+        records[2],
+        batch,
+        records[4],
+        records[5],
+        records[7],
+        records[8],
+    ]
+    assert ctx.calls == 3
+    assert counters.records_rejected == 2 and counters.records_out == 12

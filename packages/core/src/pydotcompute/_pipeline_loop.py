@@ -57,7 +57,6 @@ class Emitter:
 
     __slots__ = (
         "_backend",
-        "_bulk",
         "_counters",
         "_ctx",
         "_groups",
@@ -77,7 +76,6 @@ class Emitter:
         self._groups = ports.downstream
         self._rings = ports.rings
         self._routed = (ports.routed and not ports.rings) or ports.is_sink
-        self._bulk = self._routed and not ports.rejecting
         self._to_host = not ports.native_out or ports.is_sink
         self._next = [0] * len(ports.downstream)
         self._counters = ports.counters
@@ -117,27 +115,35 @@ class Emitter:
             self._counters.records_out += 1
 
     async def send_many(self, msgs: Sequence[Any]) -> None:
-        """:meth:`send` each message, in order (in one runtime call where it can)."""
-        if not self._bulk or len(msgs) < 2:
+        """:meth:`send` each message, in order (in one runtime call where it can; a full
+        REJECT queue refuses one message of the call, and the rest go on)."""
+        if not self._routed or len(msgs) < 2:
             for msg in msgs:
                 await self.send(msg)
             return
-        records = 0
         columnar = False
-        for msg in msgs:
-            cls = type(msg)
-            if cls is RecordBatch:
-                if self._to_host:
+        if self._to_host:
+            for msg in msgs:
+                if type(msg) is RecordBatch:
                     self._host_values(msg)
-                records += len(msg)
-                columnar = True
-            elif cls is not StageError:
-                records += 1
-        try:
-            await self._ctx.send_many(msgs)
-        except Exception as exc:
-            raise _Undeliverable(exc) from exc
-        self._counters.records_out += records
+                    columnar = True
+        else:
+            columnar = any(type(msg) is RecordBatch for msg in msgs)
+        counters = self._counters
+        pending = msgs
+        while pending:
+            try:
+                await self._ctx.send_many(pending)
+            except QueueFullError as exc:
+                refused = exc.accepted
+                counters.records_out += _records_out(pending[:refused])
+                counters.records_rejected += record_count(pending[refused])
+                pending = pending[refused + 1 :]
+                continue
+            except Exception as exc:
+                raise _Undeliverable(exc) from exc
+            counters.records_out += _records_out(pending)
+            break
         if columnar:
             await asyncio.sleep(0)  # as in send()
 
@@ -322,6 +328,18 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
                 await out.send_error(data, exc)
         except _Undeliverable as exc:
             raise exc.error from None
+
+
+def _records_out(msgs: Sequence[Any]) -> int:
+    """Records that ``msgs`` carry on (a StageError's records were counted as failed)."""
+    total = 0
+    for msg in msgs:
+        cls = type(msg)
+        if cls is RecordBatch:
+            total += len(msg)
+        elif cls is not StageError:
+            total += 1
+    return total
 
 
 def _take_from_rings(batch: list[Any]) -> None:

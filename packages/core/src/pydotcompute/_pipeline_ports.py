@@ -78,9 +78,7 @@ class StagePorts:
     ``routed`` is True the runtime already routes ``ctx.send`` that way (set with
     ``runtime.connect``); otherwise the loop addresses workers with ``ctx.send_to``.
     A worker with no downstream stage is a sink: its outputs go to its own output
-    queue, where the pipeline reads them. ``rejecting`` is True when a queue it sends
-    into refuses when full (REJECT): then it sends one message at a time, so that each
-    refusal is counted against the right message.
+    queue, where the pipeline reads them.
 
     ``native_out`` is True when every downstream stage computes with this stage's own
     backend: RecordBatch values then stay in the backend's arrays (on its device);
@@ -94,7 +92,6 @@ class StagePorts:
     routed: bool
     tracker: StreamTracker
     counters: StageCounters
-    rejecting: bool = False
     native_out: bool = False
     rings: Mapping[str, RingLink] = dataclasses.field(default_factory=dict)
     ringed_in: bool = False

@@ -36,7 +36,6 @@ from ._pipeline_records import EndOfStream, RecordBatch
 from ._pipeline_ring import RingLink, recover_ring_rows
 from ._pipeline_stage import StageSetup
 from ._pipeline_telemetry import StageTelemetry, stage_telemetry
-from ._queue import BackpressureStrategy
 from ._report import ShutdownReport
 from ._runtime import RingKernelRuntime
 
@@ -138,10 +137,6 @@ class PipelineRun:
         for stage in self.plan.stages:
             downstream = tuple(self._ids[name] for name in stage.outputs)
             routed = self._routed(stage)
-            rejecting = any(
-                self.plan[name].backpressure is BackpressureStrategy.REJECT
-                for name in stage.outputs
-            ) or (stage.is_sink and stage.backpressure is BackpressureStrategy.REJECT)
             producers = sum(self.plan[name].workers for name in stage.inputs) if stage.inputs else 1
             for worker, kid in enumerate(self._ids[stage.name]):
                 counters = StageCounters()
@@ -161,7 +156,6 @@ class PipelineRun:
                         routed=routed,
                         tracker=self._tracker,
                         counters=counters,
-                        rejecting=rejecting,
                         native_out=bool(stage.outputs)
                         and all(self.plan[name].backend is stage.backend for name in stage.outputs),
                         rings=self._rings.get(kid, {}),
