@@ -121,28 +121,29 @@ class Emitter:
             for msg in msgs:
                 await self.send(msg)
             return
-        columnar = False
         if self._to_host:
             for msg in msgs:
                 if type(msg) is RecordBatch:
                     self._host_values(msg)
-                    columnar = True
-        else:
-            columnar = any(type(msg) is RecordBatch for msg in msgs)
         counters = self._counters
         pending = msgs
+        columnar = False
         while pending:
             try:
                 await self._ctx.send_many(pending)
             except QueueFullError as exc:
                 refused = exc.accepted
-                counters.records_out += _records_out(pending[:refused])
+                records, batches = _tally(pending[:refused])
+                counters.records_out += records
                 counters.records_rejected += record_count(pending[refused])
+                columnar = columnar or batches
                 pending = pending[refused + 1 :]
                 continue
             except Exception as exc:
                 raise _Undeliverable(exc) from exc
-            counters.records_out += _records_out(pending)
+            records, batches = _tally(pending)
+            counters.records_out += records
+            columnar = columnar or batches
             break
         if columnar:
             await asyncio.sleep(0)  # as in send()
@@ -330,16 +331,19 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
             raise exc.error from None
 
 
-def _records_out(msgs: Sequence[Any]) -> int:
-    """Records that ``msgs`` carry on (a StageError's records were counted as failed)."""
+def _tally(msgs: Sequence[Any]) -> tuple[int, bool]:
+    """Records that ``msgs`` carry on (a StageError's were counted as failed), and
+    whether any of them is a RecordBatch."""
     total = 0
+    columnar = False
     for msg in msgs:
         cls = type(msg)
         if cls is RecordBatch:
             total += len(msg)
+            columnar = True
         elif cls is not StageError:
             total += 1
-    return total
+    return total, columnar
 
 
 def _take_from_rings(batch: list[Any]) -> None:
