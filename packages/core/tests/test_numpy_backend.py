@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -427,3 +428,18 @@ def test_partition_rejects_bad_arguments(
 def test_partition_on_random_keys(keys: list[int], n: int) -> None:
     counts, offsets, perm = B.partition(np.array(keys, dtype=np.int64), n)
     assert (counts.tolist(), offsets.tolist(), perm.tolist()) == ref_partition(keys, n)
+
+
+def test_to_host_keeps_a_numpy_array_and_asks_the_backend_otherwise() -> None:
+    from pydotcompute import to_host
+
+    class Recording(NumpyBackend):
+        calls = 0
+
+        def to_numpy(self, x: Any) -> Any:
+            Recording.calls += 1
+            return super().to_numpy(x)
+
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert to_host(Recording(), x) is x and Recording.calls == 0
+    assert to_host(Recording(), [[1, 2]]).tolist() == [[1, 2]] and Recording.calls == 1

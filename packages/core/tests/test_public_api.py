@@ -92,6 +92,7 @@ EXPECTED = {
     "run_stage",
     "sort_batch",
     "stack_records",
+    "to_host",
 }
 
 

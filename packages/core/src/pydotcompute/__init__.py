@@ -7,7 +7,7 @@ one with :func:`ring_kernel`, its messages with :func:`message`, and run them in
 
 from __future__ import annotations
 
-from ._backend import ComputeBackend
+from ._backend import ComputeBackend, to_host
 from ._context import KernelContext
 from ._dead_letters import DeadLetter, DeadLetterReason
 from ._errors import (
@@ -176,4 +176,5 @@ __all__ = [
     "run_stage",
     "sort_batch",
     "stack_records",
+    "to_host",
 ]

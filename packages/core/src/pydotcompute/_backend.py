@@ -34,7 +34,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ComputeBackend"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["ComputeBackend", "to_host"]
 
 
 @runtime_checkable
@@ -82,3 +85,9 @@ class ComputeBackend(Protocol):
     def partition(self, keys: Any, n: int) -> tuple[Any, Any, Any]:
         """Stable bucketing of ``keys % n``: ``(counts, offsets, permutation)``."""
         ...
+
+
+def to_host(backend: ComputeBackend, x: Any) -> npt.NDArray[Any]:
+    """``x`` (a numpy array, or an array of ``backend``'s own) as a numpy array: no
+    copy and no call for a numpy array, ``backend.to_numpy`` otherwise."""
+    return x if type(x) is np.ndarray else np.asarray(backend.to_numpy(x))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._backend import to_host
 from ._errors import QueueClosedError, QueueFullError, QueueTimeoutError
 from ._pipeline_batching import record_count, sort_batch
 from ._pipeline_records import EndOfStream, RecordBatch, StageError, ids_to_array, root_id
@@ -185,8 +186,7 @@ class Emitter:
             await self._ctx.send_to(target, msg)
 
     def _host_values(self, batch: RecordBatch) -> None:
-        if type(batch.values) is not np.ndarray:
-            batch.values = np.asarray(self._backend.to_numpy(batch.values))
+        batch.values = to_host(self._backend, batch.values)
 
     async def send_error(self, messages: Sequence[Any], error: BaseException | str) -> None:
         """Turn ``messages`` (records or batches) into StageErrors and send them on.

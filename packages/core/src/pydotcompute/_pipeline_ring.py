@@ -36,8 +36,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from uuid import UUID
 
-import numpy as np
-
+from ._backend import to_host
 from ._errors import QueueFullError
 from ._ids import new_message_id
 from ._message import message
@@ -297,8 +296,8 @@ class RingLink:
         """:meth:`take`, with the values brought to the host as numpy: for RingRows that
         a stopped consumer left in its queue (take them in queue order)."""
         batch = self.take(rows)
-        if batch is not None and type(batch.values) is not np.ndarray:
-            batch.values = np.asarray(self._backend.to_numpy(batch.values))
+        if batch is not None:
+            batch.values = to_host(self._backend, batch.values)
         return batch
 
 

@@ -9,7 +9,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import concat_rows, on_backend, to_host
+from ._arrays import concat_rows, on_backend
 from ._core import (
     BatchStage,
     Emitter,
@@ -22,6 +22,7 @@ from ._core import (
     root_id,
     sort_batch,
     stack_records,
+    to_host,
 )
 
 __all__ = ["AGGREGATOR", "Aggregator"]

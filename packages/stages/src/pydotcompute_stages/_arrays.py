@@ -11,14 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-__all__ = ["concat_rows", "on_backend", "stack_columns", "to_host"]
+from ._core import to_host
 
-
-def to_host(backend: Any, x: Any) -> npt.NDArray[Any]:
-    """``x`` (a numpy array or the backend's own) as a numpy array."""
-    return x if type(x) is np.ndarray else np.asarray(backend.to_numpy(x))
+__all__ = ["concat_rows", "on_backend", "stack_columns"]
 
 
 def on_backend(backend: Any, x: Any) -> Any:

@@ -20,6 +20,7 @@ from pydotcompute import (
     root_id,
     sort_batch,
     stack_records,
+    to_host,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "root_id",
     "sort_batch",
     "stack_records",
+    "to_host",
 ]

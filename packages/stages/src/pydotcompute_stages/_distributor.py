@@ -6,7 +6,6 @@ from typing import Any, Final
 
 import numpy as np
 
-from ._arrays import to_host
 from ._core import (
     BatchStage,
     Emitter,
@@ -15,6 +14,7 @@ from ._core import (
     StageDefinition,
     StageSetup,
     sort_batch,
+    to_host,
 )
 
 __all__ = ["DISTRIBUTOR", "Distributor"]

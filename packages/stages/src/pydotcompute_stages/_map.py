@@ -6,8 +6,15 @@ from typing import Any
 
 import numpy.typing as npt
 
-from ._arrays import to_host
-from ._core import BatchStage, Emitter, RecordBatch, RecordGroup, sort_batch, stack_records
+from ._core import (
+    BatchStage,
+    Emitter,
+    RecordBatch,
+    RecordGroup,
+    sort_batch,
+    stack_records,
+    to_host,
+)
 
 __all__ = ["MapStage"]
 
