@@ -60,9 +60,13 @@ def tests_interpreter(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint and format-check with ruff."""
+    """Lint with ruff, and check core's layering with import-linter."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    # import-linter reads the source of an importable package; core's dependencies are not
+    # needed for that.
+    session.install("--no-deps", "-e", "packages/core")
     session.run("ruff", "check", ".")
+    session.run("lint-imports")
 
 
 @nox.session

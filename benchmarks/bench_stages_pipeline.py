@@ -24,13 +24,9 @@ import time
 from typing import Any
 
 import numpy as np
-from pydotcompute import (
-    NumpyBackend,
-    Pipeline,
-    PluginManager,
-    create_plugin_manager,
-    records_from_array,
-)
+from pydotcompute import Pipeline, records_from_array
+from pydotcompute.backend import NumpyBackend
+from pydotcompute.plugins import PluginManager, create_plugin_manager
 
 RECORDS = int(os.environ.get("PYDOTCOMPUTE_BENCH_RECORDS", "1000000"))
 # Rounds per figure: this machine's speed varies from run to run (a shared VM), so a

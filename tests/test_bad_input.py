@@ -16,7 +16,7 @@ from pydotcompute import (
     RingKernelRuntime,
     message,
 )
-from pydotcompute._wire import decode_message
+from pydotcompute.runtime import decode_message
 
 
 @message

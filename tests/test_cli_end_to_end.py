@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pydotcompute._cli import main
+from pydotcompute.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = str(ROOT / "examples" / "guide.toml")

@@ -12,11 +12,10 @@ import asyncio
 
 import numpy as np
 import pytest
-from pydotcompute._numpy_backend import NumpyBackend
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_feed import records_from_array
-from pydotcompute._pipeline_records import RecordBatch, row_indices
-from pydotcompute._plugins import create_plugin_manager
+from pydotcompute import Pipeline, records_from_array
+from pydotcompute.backend import NumpyBackend
+from pydotcompute.plugins import create_plugin_manager
+from pydotcompute.stage import RecordBatch, row_indices
 
 STATS = ["mean", "std", "var", "min", "max", "sum", "range"]
 

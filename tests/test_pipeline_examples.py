@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_feed import records_from_array
-from pydotcompute._pipeline_records import RecordBatch, StageError, row_index, row_indices
-from pydotcompute._plugins import create_plugin_manager
+from pydotcompute import Pipeline, records_from_array
+from pydotcompute.plugins import create_plugin_manager
+from pydotcompute.stage import RecordBatch, StageError, row_index, row_indices
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

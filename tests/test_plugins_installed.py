@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_feed import records_from_array
-from pydotcompute._plugins import PluginManager, create_plugin_manager
+from pydotcompute import Pipeline, records_from_array
+from pydotcompute.plugins import PluginManager, create_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,10 +45,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 GOOD_PLUGIN = """
-    from pydotcompute import hookimpl
-    from pydotcompute._pipeline_loop import BatchStage
-    from pydotcompute._pipeline_records import RecordBatch, root_id
-    from pydotcompute._pipeline_stage import Param, StageDefinition
+    from pydotcompute.stage import BatchStage, Param, RecordBatch, StageDefinition, hookimpl, root_id
 
     class Negate(BatchStage):
         async def process(self, batch, out):
@@ -59,7 +55,7 @@ GOOD_PLUGIN = """
 
     @hookimpl
     def pydotcompute_register_stages():
-        return {"negate": StageDefinition(name="negate", factory=Negate.factory,
+        return {"negate": StageDefinition(name="negate", factory=Negate.factory, reads_rings=True,
                                           summary="negate", params={"scale": Param(float, default=1.0)})}
 """
 
@@ -89,14 +85,14 @@ async def test_a_throwaway_distribution_is_discovered_and_runs(site: Path) -> No
     [
         ("import a_module_that_is_not_installed\n", "importing 'broken_plugin_mod' failed"),
         (
-            "from pydotcompute import hookimpl\n"
+            "from pydotcompute.stage import hookimpl\n"
             "@hookimpl\n"
             "def pydotcompute_register_stagez():\n"
             "    return {}\n",
             "pydotcompute_register_stagez match no hook specification",
         ),
         (
-            "from pydotcompute import hookimpl\n"
+            "from pydotcompute.stage import hookimpl\n"
             "@hookimpl\n"
             "def pydotcompute_register_stages():\n"
             "    raise RuntimeError('cannot start')\n",
@@ -136,7 +132,7 @@ def test_the_cli_lists_a_broken_plugin_with_its_distribution(site: Path) -> None
     )
     env_path = f"{site}:{':'.join(p for p in sys.path if p)}"
     done = subprocess.run(
-        [sys.executable, "-m", "pydotcompute._cli", "stages", "--json"],
+        [sys.executable, "-m", "pydotcompute.cli", "stages", "--json"],
         capture_output=True,
         text=True,
         env={"PYTHONPATH": env_path, "PATH": ""},

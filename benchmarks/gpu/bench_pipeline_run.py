@@ -15,7 +15,9 @@ import asyncio
 from typing import Any
 
 import torch
-from pydotcompute import Pipeline, RecordBatch, create_plugin_manager, record_ids_for_rows
+from pydotcompute import Pipeline, RecordBatch
+from pydotcompute.plugins import create_plugin_manager
+from pydotcompute.stage import record_ids_for_rows
 
 ROWS, WIDTH = 65_536, 64
 BATCHES = 64  # 4,194,304 records a round

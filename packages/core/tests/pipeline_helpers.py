@@ -6,13 +6,22 @@ from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
 import numpy as np
-from pydotcompute import KernelContext, hookimpl
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_batching import sort_batch, stack_records
-from pydotcompute._pipeline_loop import BatchStage, Emitter, run_stage
-from pydotcompute._pipeline_records import Record, RecordBatch, root_id
-from pydotcompute._pipeline_stage import Param, StageDefinition, StageSetup
-from pydotcompute._plugins import PluginManager, create_plugin_manager
+from pydotcompute import KernelContext, Pipeline
+from pydotcompute.plugins import PluginManager, create_plugin_manager
+from pydotcompute.stage import (
+    BatchStage,
+    Emitter,
+    Param,
+    Record,
+    RecordBatch,
+    StageDefinition,
+    StageSetup,
+    hookimpl,
+    root_id,
+    run_stage,
+    sort_batch,
+    stack_records,
+)
 
 
 class Scale(BatchStage):
@@ -89,13 +98,16 @@ def flaky_factory(setup: StageSetup) -> Any:
 SCALE = StageDefinition(
     name="scale",
     factory=Scale.factory,
+    reads_rings=True,
     summary="multiply values",
     params={
         "factor": Param(float, default=2.0, doc="multiplier"),
         "poison": Param(float, default=None, nullable=True, doc="a value that makes it raise"),
     },
 )
-HOLD = StageDefinition(name="hold", factory=Hold.factory, summary="hold until the end")
+HOLD = StageDefinition(
+    name="hold", factory=Hold.factory, reads_rings=True, summary="hold until the end"
+)
 CRASH = StageDefinition(name="crash", factory=crashing_factory, summary="crashes")
 FLAKY = StageDefinition(
     name="flaky",
@@ -110,6 +122,7 @@ FLAKY = StageDefinition(
 NEEDS = StageDefinition(
     name="needs",
     factory=Scale.factory,
+    reads_rings=True,
     summary="has a required parameter",
     params={
         "factor": Param(float, doc="required multiplier"),

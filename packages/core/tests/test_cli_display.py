@@ -7,7 +7,7 @@ import json
 import sys
 
 import pytest
-from pydotcompute._cli_display import Output, print_report
+from pydotcompute.cli import Output, print_report
 
 
 def test_plain_tables_when_rich_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:

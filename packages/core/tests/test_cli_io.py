@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pydotcompute._io import (
+from pydotcompute.cli import (
     InputFileError,
     InputRecordError,
     ResultWriter,
@@ -17,7 +17,7 @@ from pydotcompute._io import (
     read_input,
     result_rows,
 )
-from pydotcompute._pipeline_records import (
+from pydotcompute.stage import (
     Record,
     RecordBatch,
     StageError,

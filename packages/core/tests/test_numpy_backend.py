@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from pydotcompute._backend import ComputeBackend
-from pydotcompute._numpy_backend import NumpyBackend
+from pydotcompute.backend import NumpyBackend
+from pydotcompute.stage import ComputeBackend
 
 B = NumpyBackend()
 F32 = np.float32
@@ -431,7 +431,7 @@ def test_partition_on_random_keys(keys: list[int], n: int) -> None:
 
 
 def test_to_host_keeps_a_numpy_array_and_asks_the_backend_otherwise() -> None:
-    from pydotcompute import to_host
+    from pydotcompute.backend import to_host
 
     class Recording(NumpyBackend):
         calls = 0

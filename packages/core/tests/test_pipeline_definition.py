@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from pipeline_helpers import NEEDS, SCALE
-from pydotcompute._pipeline_errors import ParameterValueError, UnknownParameterError
-from pydotcompute._pipeline_stage import REQUIRED, Param, StageDefinition
+from pydotcompute.errors import ParameterValueError, UnknownParameterError
+from pydotcompute.stage import REQUIRED, Param, StageDefinition
 
 
 @pytest.mark.parametrize(

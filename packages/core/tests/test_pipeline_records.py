@@ -7,11 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pydotcompute import MessageValidationError
-from pydotcompute._pipeline_batching import record_count, sort_batch, stack_records
-from pydotcompute._pipeline_feed import records_from_array
-from pydotcompute._pipeline_ports import StreamTracker
-from pydotcompute._pipeline_records import (
+from pydotcompute import MessageValidationError, records_from_array
+from pydotcompute.dataflow import StreamTracker
+from pydotcompute.stage import (
     EndOfStream,
     Record,
     RecordBatch,
@@ -20,10 +18,13 @@ from pydotcompute._pipeline_records import (
     ids_to_array,
     new_record_ids,
     payload_of,
+    record_count,
     record_ids_for_rows,
     root_id,
     row_index,
     row_indices,
+    sort_batch,
+    stack_records,
 )
 
 
@@ -229,7 +230,7 @@ def test_stream_tracker_counts_producers() -> None:
 def test_relaxed_gc_restores_the_collector_even_when_runs_overlap() -> None:
     import gc
 
-    from pydotcompute._pipeline_gc import relaxed_gc
+    from pydotcompute.pipeline import relaxed_gc
 
     before = gc.get_threshold()
     outer = relaxed_gc(1234)

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydotcompute import BackpressureStrategy, KernelStateError, QueueFullError
-from pydotcompute._pipeline_records import RecordBatch, record_ids_for_rows, row_indices
-from pydotcompute._pipeline_ring import RingLink, RingRows
+from pydotcompute.dataflow import RingLink, RingRows
+from pydotcompute.stage import RecordBatch, record_ids_for_rows, row_indices
 
 WIDTH = 3
 
@@ -257,7 +257,7 @@ def test_a_ring_needs_a_positive_capacity() -> None:
 
 
 def test_an_auto_sized_ring_holds_ring_bytes_of_its_rows() -> None:
-    from pydotcompute._pipeline_ring import RING_BYTES
+    from pydotcompute.dataflow import RING_BYTES
 
     link = make_link(None, "reject")
     assert link.holds(np.zeros((2, WIDTH), np.float32))
@@ -274,19 +274,18 @@ def _append_to(out: list[RingRows]) -> Any:
     return deliver
 
 
-def test_only_stages_that_run_the_stage_loop_are_fed_through_rings() -> None:
+def test_only_stages_that_declare_it_are_fed_through_rings() -> None:
     from pipeline_helpers import FLAKY, SCALE
-    from pydotcompute._pipeline_run import _runs_stage_loop
 
-    assert _runs_stage_loop(types.SimpleNamespace(definition=SCALE))  # type: ignore[arg-type]
+    assert SCALE.reads_rings
     # A kernel of its own would not know a RingRows: it gets batches by reference.
-    assert not _runs_stage_loop(types.SimpleNamespace(definition=FLAKY))  # type: ignore[arg-type]
+    assert not FLAKY.reads_rings
 
 
 async def test_a_shutdown_report_gets_the_records_back_out_of_the_rings() -> None:
     from pydotcompute import KernelLeftovers, ShutdownReport
-    from pydotcompute._pipeline_records import EndOfStream
-    from pydotcompute._pipeline_ring import recover_ring_rows
+    from pydotcompute.dataflow import recover_ring_rows
+    from pydotcompute.stage import EndOfStream
 
     link = make_link(8, "drop_oldest")
     left: list[Any] = []

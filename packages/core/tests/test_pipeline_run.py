@@ -8,23 +8,28 @@ from typing import Any
 import numpy as np
 import pytest
 from pipeline_helpers import collect, make_plugins, rows_by_id
-from pydotcompute import BackpressureStrategy, KernelState, QueueFullError, RingKernelRuntime
-from pydotcompute._numpy_backend import NumpyBackend
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_errors import StageFailedError
-from pydotcompute._pipeline_feed import records_from_array
-from pydotcompute._pipeline_loop import Emitter
-from pydotcompute._pipeline_ports import StageCounters, StagePorts, StreamTracker
-from pydotcompute._pipeline_records import (
+from pydotcompute import (
+    BackpressureStrategy,
+    KernelState,
+    Pipeline,
+    QueueFullError,
+    RingKernelRuntime,
+    StageFailedError,
+    records_from_array,
+)
+from pydotcompute.backend import NumpyBackend
+from pydotcompute.dataflow import StageCounters, StagePorts, StreamTracker
+from pydotcompute.plugins import PluginManager
+from pydotcompute.stage import (
+    Emitter,
     Record,
     RecordBatch,
     StageError,
+    StageSetup,
     array_to_ids,
     record_ids_for_rows,
     row_indices,
 )
-from pydotcompute._pipeline_stage import StageSetup
-from pydotcompute._plugins import PluginManager
 
 
 @pytest.fixture

@@ -9,16 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pipeline_helpers import make_plugins
-from pydotcompute import (
-    ParameterValueError,
-    Pipeline,
-    PluginManager,
-    Record,
-    RestartPolicy,
-    StageFailedError,
-    UnknownParameterError,
-    records_from_array,
-)
+from pydotcompute import Pipeline, Record, RestartPolicy, StageFailedError, records_from_array
+from pydotcompute.errors import ParameterValueError, UnknownParameterError
+from pydotcompute.plugins import PluginManager
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from pipeline_helpers import make_plugins
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_errors import (
+from pydotcompute import Pipeline
+from pydotcompute.errors import (
     DanglingInputError,
     ParameterValueError,
     PipelineCycleError,
@@ -16,8 +16,8 @@ from pydotcompute._pipeline_errors import (
     UnknownParameterError,
     UnknownStageError,
 )
-from pydotcompute._pipeline_toml import TomlLines
-from pydotcompute._plugins import PluginManager
+from pydotcompute.pipeline import TomlLines
+from pydotcompute.plugins import PluginManager
 
 
 @pytest.fixture

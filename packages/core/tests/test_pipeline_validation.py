@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 from pipeline_helpers import make_plugins
-from pydotcompute import BackpressureStrategy, hookimpl
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_errors import (
+from pydotcompute import BackpressureStrategy, Pipeline
+from pydotcompute.errors import (
     DanglingInputError,
     ParameterValueError,
     PipelineCycleError,
@@ -17,7 +16,8 @@ from pydotcompute._pipeline_errors import (
     UnknownParameterError,
     UnknownStageError,
 )
-from pydotcompute._plugins import PluginManager
+from pydotcompute.plugins import PluginManager
+from pydotcompute.stage import hookimpl
 
 
 @pytest.fixture

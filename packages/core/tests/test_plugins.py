@@ -14,17 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydotcompute import hookimpl
-from pydotcompute._numpy_backend import NumpyBackend
-from pydotcompute._pipeline_errors import (
+from pydotcompute.backend import NumpyBackend
+from pydotcompute.errors import (
     BackendUnavailableError,
     PluginConflictError,
     PluginLoadError,
     UnknownBackendError,
     UnknownStageError,
 )
-from pydotcompute._pipeline_stage import StageDefinition, StageSetup
-from pydotcompute._plugins import (
+from pydotcompute.plugins import (
     DISABLE_AUTOLOAD_ENV,
     PluginManager,
     available_backends,
@@ -34,6 +32,7 @@ from pydotcompute._plugins import (
     get_plugin_manager,
     get_stage,
 )
+from pydotcompute.stage import StageDefinition, StageSetup, hookimpl
 
 
 def _factory(setup: StageSetup) -> Any:
@@ -349,8 +348,8 @@ def test_the_environment_variable_turns_autoload_off(
 def test_a_plugin_module_is_a_valid_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     module = tmp_path / "module_plugin_for_test.py"
     module.write_text(
-        "from pydotcompute import hookimpl\n"
-        "from pydotcompute._numpy_backend import NumpyBackend\n"
+        "from pydotcompute.backend import hookimpl\n"
+        "from pydotcompute.backend import NumpyBackend\n"
         "@hookimpl\n"
         "def pydotcompute_register_backends():\n"
         "    return {'numpy2': NumpyBackend}\n"

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 from pydotcompute import BackpressureStrategy, QueueFullError, QueueTimeoutError, message
-from pydotcompute._queue import MessageQueue
+from pydotcompute.runtime import MessageQueue
 
 
 @message

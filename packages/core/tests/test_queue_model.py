@@ -14,7 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from pydotcompute import BackpressureStrategy, QueueFullError, QueueTimeoutError, message
-from pydotcompute._queue import MessageQueue, QueueEmpty
+from pydotcompute.runtime import MessageQueue, QueueEmpty
 
 CAPACITY = 4
 

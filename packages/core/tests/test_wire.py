@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydotcompute import MessageTypeError, MessageValidationError, message
-from pydotcompute._wire import decode_message
+from pydotcompute.runtime import decode_message
 
 
 @message

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import torch
-from pydotcompute._numpy_backend import NumpyBackend
+from pydotcompute.backend import NumpyBackend
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 

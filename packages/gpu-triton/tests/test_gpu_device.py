@@ -172,13 +172,9 @@ def test_a_pipeline_keeps_batches_on_the_gpu_through_device_rings(backend: str, 
     and the results match the numpy backend."""
     import asyncio
 
-    from pydotcompute import (
-        Pipeline,
-        RecordBatch,
-        create_plugin_manager,
-        record_ids_for_rows,
-        row_indices,
-    )
+    from pydotcompute import Pipeline, RecordBatch
+    from pydotcompute.plugins import create_plugin_manager
+    from pydotcompute.stage import record_ids_for_rows, row_indices
 
     x = randn((20_000, 64), seed=11)
     batches = [

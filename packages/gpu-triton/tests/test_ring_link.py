@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 from pydotcompute import BackpressureStrategy, QueueFullError
-from pydotcompute._pipeline_records import RecordBatch, record_ids_for_rows, row_indices
-from pydotcompute._pipeline_ring import RingLink, RingRows
+from pydotcompute.dataflow import RingLink, RingRows
+from pydotcompute.stage import RecordBatch, record_ids_for_rows, row_indices
 
 pytest.importorskip("triton")
 

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from pydotcompute import ComputeBackend
+from pydotcompute.stage import ComputeBackend
 from pydotcompute_triton import TorchBackend
 
 NAN, INF = float("nan"), float("inf")

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from pydotcompute import ComputeBackend
+from pydotcompute.stage import ComputeBackend
 
 pytest.importorskip("triton")
 

@@ -6,8 +6,8 @@ import importlib.metadata
 import os
 
 import pytest
-from pydotcompute import ComputeBackend
-from pydotcompute._plugins import create_plugin_manager
+from pydotcompute.plugins import create_plugin_manager
+from pydotcompute.stage import ComputeBackend
 from pydotcompute_triton import TorchBackend, TritonUnavailableError, _plugin
 from pydotcompute_triton._availability import triton_unavailable_reason
 

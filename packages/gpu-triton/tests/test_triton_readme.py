@@ -42,7 +42,8 @@ def test_readme_has_one_pipeline_file() -> None:
 @pytest.mark.interpreter
 async def test_readme_pipeline_file_runs_through_a_device_ring() -> None:
     import numpy as np
-    from pydotcompute import Pipeline, create_plugin_manager, records_from_array
+    from pydotcompute import Pipeline, records_from_array
+    from pydotcompute.plugins import create_plugin_manager
     from pydotcompute_triton import triton_unavailable_reason
 
     if triton_unavailable_reason() is not None:

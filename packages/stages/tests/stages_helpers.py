@@ -9,13 +9,20 @@ from uuid import UUID
 import numpy as np
 import numpy.typing as npt
 import pydotcompute_stages._plugin as stages_plugin
-from pydotcompute import hookimpl
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_batching import sort_batch
-from pydotcompute._pipeline_loop import BatchStage, Emitter
-from pydotcompute._pipeline_records import Record, RecordBatch, StageError, root_id, row_indices
-from pydotcompute._pipeline_stage import StageDefinition
-from pydotcompute._plugins import PluginManager, create_plugin_manager
+from pydotcompute import Pipeline
+from pydotcompute.plugins import PluginManager, create_plugin_manager
+from pydotcompute.stage import (
+    BatchStage,
+    Emitter,
+    Record,
+    RecordBatch,
+    StageDefinition,
+    StageError,
+    hookimpl,
+    root_id,
+    row_indices,
+    sort_batch,
+)
 
 
 class Tag(BatchStage):
@@ -39,7 +46,9 @@ class Tag(BatchStage):
             )
 
 
-TAG = StageDefinition(name="tag", factory=Tag.factory, summary="test: tag with the worker")
+TAG = StageDefinition(
+    name="tag", factory=Tag.factory, reads_rings=True, summary="test: tag with the worker"
+)
 
 
 class TestOnly:

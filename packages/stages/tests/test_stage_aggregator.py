@@ -7,16 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_errors import ParameterValueError
-from pydotcompute._pipeline_feed import records_from_array
-from pydotcompute._pipeline_records import (
-    Record,
-    RecordBatch,
-    StageError,
-    ids_to_array,
-    row_indices,
-)
+from pydotcompute import Pipeline, records_from_array
+from pydotcompute.errors import ParameterValueError
+from pydotcompute.stage import Record, RecordBatch, StageError, ids_to_array, row_indices
 from pydotcompute_stages import ComputeResult
 from stages_helpers import by_row, plugins, run
 

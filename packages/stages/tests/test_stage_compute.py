@@ -6,10 +6,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_errors import ParameterValueError
-from pydotcompute._pipeline_feed import records_from_array
-from pydotcompute._pipeline_records import Record, RecordBatch
+from pydotcompute import Pipeline, Record, RecordBatch, records_from_array
+from pydotcompute.errors import ParameterValueError
 from pydotcompute_stages import STATISTICS, ComputeResult
 from stages_helpers import EDGE_ROWS, by_id, by_row, plugins, run
 

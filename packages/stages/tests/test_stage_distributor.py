@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_feed import records_from_array
-from pydotcompute._pipeline_records import Record, RecordBatch, StageError, record_ids_for_rows
+from pydotcompute import Pipeline, records_from_array
+from pydotcompute.stage import Record, RecordBatch, StageError, record_ids_for_rows
 from stages_helpers import plugins, run
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pydotcompute._pipeline import Pipeline
-from pydotcompute._pipeline_feed import records_from_array
-from pydotcompute._pipeline_records import Record, RecordBatch, StageError, record_ids_for_rows
+from pydotcompute import Pipeline, records_from_array
+from pydotcompute.stage import Record, RecordBatch, StageError, record_ids_for_rows
 from pydotcompute_stages import PreprocessedData
 from stages_helpers import EDGE_ROWS, by_id, by_row, ref_minmax, run
 

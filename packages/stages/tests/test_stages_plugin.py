@@ -6,7 +6,7 @@ import importlib.metadata
 
 import pydotcompute_stages
 import pydotcompute_stages._plugin as stages_plugin
-from pydotcompute._pipeline_stage import StageDefinition
+from pydotcompute.stage import StageDefinition
 
 
 def test_the_hook_returns_the_four_stages() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from pydotcompute import (
+from pydotcompute.stage import (
     BatchStage,
     Emitter,
     Param,
@@ -59,6 +59,7 @@ class Clip(BatchStage):
 CLIP = StageDefinition(
     name="clip",
     factory=Clip.factory,
+    reads_rings=True,
     summary="clip every value to [low, high]",
     params={
         "low": Param(float, default=0.0, doc="smallest value kept"),

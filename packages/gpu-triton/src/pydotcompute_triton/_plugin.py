@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydotcompute import hookimpl
+from pydotcompute.stage import hookimpl
 
 __all__ = ["pydotcompute_register_backends"]
 

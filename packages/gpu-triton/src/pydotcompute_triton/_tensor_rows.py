@@ -2,7 +2,7 @@
 columns, and device rings for a pipeline's stage-to-stage traffic.
 
 These are the optional operations of pydotcompute's backend interface (see
-``pydotcompute._backend``): with them, records stay on the device from stage to stage.
+``pydotcompute.backend``): with them, records stay on the device from stage to stage.
 """
 
 from __future__ import annotations

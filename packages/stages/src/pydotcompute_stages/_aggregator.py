@@ -246,6 +246,7 @@ def _group_total(values: npt.NDArray[np.int64], offsets: npt.NDArray[Any]) -> np
 AGGREGATOR = StageDefinition(
     name="aggregator",
     factory=Aggregator.factory,
+    reads_rings=True,
     summary=(
         "fan-in: gather records into batches of N (flushed after a timeout); "
         "optional per-key sum/mean"

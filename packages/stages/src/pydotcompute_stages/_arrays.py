@@ -2,7 +2,7 @@
 from stage to stage, and come to the host only for per-message output.
 
 A backend may offer ``concat_rows`` and ``stack_columns`` (see
-``pydotcompute._backend``); without them these helpers do the same on the host.
+``pydotcompute.backend``); without them these helpers do the same on the host.
 """
 
 from __future__ import annotations

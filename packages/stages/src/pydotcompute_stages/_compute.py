@@ -117,6 +117,7 @@ def _distinct_and_not_empty(stats: tuple[str, ...]) -> None:
 COMPUTE = StageDefinition(
     name="compute",
     factory=Compute.factory,
+    reads_rings=True,
     summary="per-record statistics: " + ", ".join(STATISTICS),
     params={
         "stats": Param(

@@ -6,11 +6,12 @@ so a rename in core is one edit here.
 
 from __future__ import annotations
 
-from pydotcompute import (
+from pydotcompute import RecordBatch
+from pydotcompute.backend import to_host
+from pydotcompute.stage import (
     BatchStage,
     Emitter,
     Param,
-    RecordBatch,
     RecordGroup,
     StageDefinition,
     StageSetup,
@@ -20,7 +21,6 @@ from pydotcompute import (
     root_id,
     sort_batch,
     stack_records,
-    to_host,
 )
 
 __all__ = [

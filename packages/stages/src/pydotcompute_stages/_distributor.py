@@ -110,6 +110,7 @@ class Distributor(BatchStage):
 DISTRIBUTOR = StageDefinition(
     name="distributor",
     factory=Distributor.factory,
+    reads_rings=True,
     summary="fan-out among the downstream workers: round robin, or by key (key % workers)",
     params={
         "mode": Param(str, default="round_robin", choices=MODES, doc="round_robin or key"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydotcompute import hookimpl
+from pydotcompute.stage import hookimpl
 
 from ._aggregator import AGGREGATOR
 from ._compute import COMPUTE

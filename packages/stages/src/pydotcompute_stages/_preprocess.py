@@ -52,6 +52,7 @@ class Preprocess(MapStage):
 PREPROCESS = StageDefinition(
     name="preprocess",
     factory=Preprocess.factory,
+    reads_rings=True,
     summary="min-max normalize each record to [0, 1] (constant records -> 0, NaN stays NaN)",
     params={},
     accepts="per-message records (values: list or 1-D array) and RecordBatch",

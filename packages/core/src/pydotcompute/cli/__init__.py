@@ -1,0 +1,41 @@
+"""The ``pydotcompute`` command: its subcommands, the report it prints, and the input readers
+and result writers behind ``-i`` and ``-o``. Nothing else in pydotcompute imports it.
+"""
+
+from __future__ import annotations
+
+from ._command import (
+    main,
+)
+from ._display import (
+    Output,
+    Progress,
+    print_report,
+)
+from ._files import (
+    INPUT_FORMATS,
+    OUTPUT_FORMATS,
+    InputData,
+    InputFileError,
+    InputRecordError,
+    ResultWriter,
+    format_of,
+    read_input,
+    result_rows,
+)
+
+__all__ = [
+    "INPUT_FORMATS",
+    "OUTPUT_FORMATS",
+    "InputData",
+    "InputFileError",
+    "InputRecordError",
+    "Output",
+    "Progress",
+    "ResultWriter",
+    "format_of",
+    "main",
+    "print_report",
+    "read_input",
+    "result_rows",
+]

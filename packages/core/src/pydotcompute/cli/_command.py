@@ -1,0 +1,502 @@
+"""The ``pydotcompute`` command-line tool.
+
+``pydotcompute stages``           installed stages and backends, and broken plugins
+``pydotcompute validate FILE``    check a pipeline file without running it
+``pydotcompute run FILE``         run a pipeline over JSON Lines / CSV / .npy input
+``pydotcompute demo``             run the guide's preprocess -> compute pipeline
+
+Exit status: 0 when everything ran cleanly; 1 when the run finished but some input
+records were bad or some records failed in a stage (every good record is still
+processed and written), or a stage's kernel failed; 2 when nothing could run (a bad
+pipeline file, a missing input, a bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final
+from uuid import UUID
+
+import numpy as np
+import numpy.typing as npt
+
+from ..dataflow import (
+    REQUIRED,
+    StageError,
+    ids_to_array,
+    record_count,
+    record_ids_for_rows,
+    row_indices,
+)
+from ..errors import PipelineRunError, PipelineValidationError, RingKernelError
+from ..pipeline import Pipeline, new_run_id, records_from_array
+from ..plugins import PluginManager, get_plugin_manager
+from ._display import Output, Progress, print_report
+from ._files import (
+    INPUT_FORMATS,
+    OUTPUT_FORMATS,
+    InputData,
+    InputFileError,
+    ResultWriter,
+    read_input,
+)
+
+__all__ = ["main"]
+
+EXIT_OK: Final = 0
+EXIT_PARTIAL: Final = 1
+EXIT_USAGE: Final = 2
+_MAX_SHOWN_ERRORS: Final = 20
+
+#: The guide's pipeline ("Building Pipelines": preprocess -> compute), as TOML.
+GUIDE_PIPELINE_TOML: Final = """\
+[pipeline]
+name = "guide"
+
+[stages.preprocess]
+stage = "preprocess"
+
+[stages.compute]
+stage = "compute"
+inputs = ["preprocess"]
+[stages.compute.params]
+stats = ["mean"]
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the tool with ``argv`` (default: the process's arguments); return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        status: int = args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pydotcompute",
+        description="Streaming compute pipelines built from ring kernels.",
+        epilog=(
+            "exit status: 0 all records ran cleanly; 1 the run finished but some input "
+            "records were bad or failed in a stage (every good one is written), or a "
+            "stage's kernel failed; 2 nothing ran (bad pipeline file, input or option)"
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    stages = sub.add_parser("stages", help="list installed stages and backends")
+    stages.add_argument("--json", action="store_true", help="print JSON for scripts")
+    stages.set_defaults(handler=_cmd_stages)
+
+    validate = sub.add_parser("validate", help="check a pipeline file without running it")
+    validate.add_argument("pipeline", help="pipeline TOML file")
+    validate.set_defaults(handler=_cmd_validate)
+
+    run = sub.add_parser("run", help="run a pipeline file over an input")
+    run.add_argument("pipeline", help="pipeline TOML file")
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("-i", "--input", help="input file: .jsonl, .csv or .npy")
+    source.add_argument("--synthetic", type=_positive, metavar="N", help="N random records instead")
+    run.add_argument("--width", type=_positive, default=64, help="values per synthetic record (64)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the synthetic records (0)")
+    run.add_argument("--input-format", choices=INPUT_FORMATS, help="override the input extension")
+    run.add_argument("-o", "--output", help="output file: .jsonl or .npy (default: none)")
+    run.add_argument(
+        "--output-format", choices=OUTPUT_FORMATS, help="override the output extension"
+    )
+    run.add_argument(
+        "--mode",
+        choices=("columnar", "per-message"),
+        default="columnar",
+        help="feed RecordBatches (default) or one message per record",
+    )
+    run.add_argument("--batch", type=_positive, default=4096, help="records per RecordBatch (4096)")
+    _add_report_options(run)
+    run.set_defaults(handler=_cmd_run)
+
+    demo = sub.add_parser("demo", help="run the guide's preprocess -> compute pipeline")
+    demo.add_argument("--records", type=_positive, default=1000, help="records to send (1000)")
+    demo.add_argument("--width", type=_positive, default=64, help="values per record (64)")
+    demo.add_argument("--show", type=int, default=5, help="results to print (5)")
+    _add_report_options(demo)
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show the live progress display even when stderr is not a terminal",
+    )
+    progress.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no live progress display"
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+# -- stages ------------------------------------------------------------------------------
+
+
+def _cmd_stages(args: argparse.Namespace) -> int:
+    pm = get_plugin_manager()
+    listing = stages_listing(pm)
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return EXIT_OK
+    out = Output(sys.stdout)
+    out.table(
+        "Stages",
+        ["stage", "distribution", "parameters", "summary"],
+        [
+            [s["name"], s["distribution"], ", ".join(s["params"]) or "-", s["summary"]]
+            for s in listing["stages"]
+        ],
+    )
+    out.table(
+        "Backends",
+        ["backend", "distribution"],
+        [[b["name"], b["distribution"]] for b in listing["backends"]],
+    )
+    problems = listing["broken_plugins"] + listing["conflicts"]
+    if problems:
+        out.table(
+            "Broken plugins (skipped)",
+            ["distribution", "entry point", "problem"],
+            [[p["distribution"], p["entry_point"], p["problem"]] for p in listing["broken_plugins"]]
+            + [["-", "-", c["problem"]] for c in listing["conflicts"]],
+        )
+    return EXIT_OK
+
+
+def stages_listing(pm: PluginManager) -> dict[str, Any]:
+    """What ``pydotcompute stages`` shows, as JSON-ready data."""
+    stages = []
+    for name, provided in pm.stages().items():
+        definition = provided.definition
+        stages.append(
+            {
+                "name": name,
+                "distribution": provided.distribution,
+                "summary": definition.summary,
+                "accepts": definition.accepts,
+                "emits": definition.emits,
+                "params": {
+                    key: {
+                        "type": param.describe(),
+                        "default": None if param.default is REQUIRED else _plain(param.default),
+                        "required": param.default is REQUIRED,
+                        "doc": param.doc,
+                    }
+                    for key, param in definition.params.items()
+                },
+            }
+        )
+    backends = [{"name": n, "distribution": p.distribution} for n, p in pm.backends().items()]
+    return {
+        "stages": stages,
+        "backends": backends,
+        "broken_plugins": [
+            {"distribution": e.distribution, "entry_point": e.entry_point, "problem": e.reason}
+            for e in pm.load_errors
+        ],
+        "conflicts": [
+            {"kind": e.kind, "name": e.name, "providers": e.providers, "problem": str(e)}
+            for e in pm.conflicts.values()
+        ],
+    }
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+# -- validate ----------------------------------------------------------------------------
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        plan = Pipeline.from_toml(args.pipeline).validate()
+    except (PipelineValidationError, OSError) as exc:
+        print(f"error: {_describe(exc, args.pipeline)}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{args.pipeline}: pipeline {plan.name!r} is valid:")
+    for stage in plan.stages:
+        inputs = ", ".join(stage.inputs) or "(pipeline input)"
+        print(
+            f"  {stage.name}: {stage.definition.name} x{stage.workers} on {stage.backend_name}, "
+            f"inputs: {inputs}"
+        )
+    return EXIT_OK
+
+
+def _describe(exc: BaseException, path: str) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"{path}: no such file"
+    if isinstance(exc, OSError):
+        return f"{path}: {exc.strerror or exc}"
+    return str(exc)
+
+
+# -- run ---------------------------------------------------------------------------------
+
+
+class _Source:
+    """The records a run feeds: a file's good records, or synthetic ones."""
+
+    def __init__(
+        self,
+        count: int,
+        chunks: Callable[[int], Iterator[tuple[int, npt.NDArray[np.float32], Any]]],
+        label: Callable[[int], Any],
+        data: InputData | None = None,
+    ) -> None:
+        self.count = count
+        self.chunks = chunks
+        self.label = label
+        self.data = data
+
+
+def _file_source(data: InputData) -> _Source:
+    def chunks(size: int) -> Iterator[tuple[int, npt.NDArray[np.float32], Any]]:
+        for lo in range(0, len(data), size):
+            hi = min(lo + size, len(data))
+            yield lo, data.values[lo:hi], None if data.keys is None else data.keys[lo:hi]
+
+    return _Source(len(data), chunks, data.label, data)
+
+
+def _synthetic_source(count: int, width: int, seed: int) -> _Source:
+    def chunks(size: int) -> Iterator[tuple[int, npt.NDArray[np.float32], Any]]:
+        rng = np.random.default_rng(seed)
+        for lo in range(0, count, size):
+            hi = min(lo + size, count)
+            yield lo, rng.random((hi - lo, width), dtype=np.float32), None
+
+    return _Source(count, chunks, lambda row: row)
+
+
+def _messages(source: _Source, columnar: bool, batch: int, run_id: int) -> Iterator[Any]:
+    for lo, values, keys in source.chunks(batch):
+        yield from records_from_array(
+            values, columnar=columnar, batch_size=batch, keys=keys, run_id=run_id, start=lo
+        )
+
+
+def _labeler(
+    source: _Source, run_id: int
+) -> tuple[Callable[[Any], list[Any]], Callable[[Any], Any]]:
+    """``label(ids)`` -> output ids, ``row_of(ids)`` -> input rows (-1: not an input record)."""
+    mine = record_ids_for_rows(0, 1, run_id)[0, 0]
+
+    def row_of(ids: Any) -> npt.NDArray[np.int64]:
+        arr = np.asarray(ids, dtype=np.uint64).reshape(-1, 2)
+        rows = row_indices(arr)
+        rows[(arr[:, 0] != mine) | (rows >= source.count)] = -1
+        return rows
+
+    def label(ids: Any) -> list[Any]:
+        arr = np.asarray(ids, dtype=np.uint64).reshape(-1, 2)
+        rows = row_of(arr).tolist()
+        out: list[Any] = []
+        for i, row in enumerate(rows):
+            if row >= 0:
+                out.append(source.label(row))
+            else:
+                hi, lo = arr[i].tolist()
+                out.append(str(UUID(int=(hi << 64) | lo)))
+        return out
+
+    return label, row_of
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        pipeline = Pipeline.from_toml(args.pipeline)
+        plan_check = pipeline.validate()
+    except (PipelineValidationError, OSError) as exc:
+        print(f"error: {_describe(exc, args.pipeline)}", file=sys.stderr)
+        return EXIT_USAGE
+    del plan_check
+    input_errors: list[Any] = []
+    if args.input is not None:
+        try:
+            data = read_input(args.input, args.input_format)
+        except InputFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        input_errors = list(data.errors)
+        source = _file_source(data)
+        _show_input_errors(input_errors)
+    else:
+        source = _synthetic_source(args.synthetic, args.width, args.seed)
+    run_id = new_run_id()
+    label, row_of = _labeler(source, run_id)
+    writer: ResultWriter | None = None
+    if args.output is not None:
+        try:
+            writer = ResultWriter(
+                args.output, args.output_format, label=label, row_of=row_of, input_rows=source.count
+            )
+        except (InputFileError, OSError) as exc:
+            print(f"error: {_describe(exc, args.output)}", file=sys.stderr)
+            return EXIT_USAGE
+    messages = _messages(source, args.mode == "columnar", args.batch, run_id)
+    try:
+        report = asyncio.run(
+            _drive(pipeline, messages, source.count, writer, _wants_progress(args), args.mode)
+        )
+    except (PipelineRunError, RingKernelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PARTIAL
+    finally:
+        if writer is not None:
+            writer.close()
+    report["input"] = {
+        "path": args.input,
+        "synthetic": args.synthetic,
+        "records": source.count,
+        "bad_records": len(input_errors),
+        "errors": [e.to_dict() for e in input_errors],
+    }
+    report["output"] = args.output
+    print_report(report, args.json)
+    clean = not input_errors and report["stage_errors"] == 0
+    return EXIT_OK if clean else EXIT_PARTIAL
+
+
+def _wants_progress(args: argparse.Namespace) -> bool:
+    if args.progress is not None:
+        return bool(args.progress)
+    return not args.json and sys.stderr.isatty()
+
+
+def _show_input_errors(errors: Sequence[Any]) -> None:
+    for error in errors[:_MAX_SHOWN_ERRORS]:
+        print(f"bad record skipped: {error}", file=sys.stderr)
+    if len(errors) > _MAX_SHOWN_ERRORS:
+        print(f"... and {len(errors) - _MAX_SHOWN_ERRORS} more bad records", file=sys.stderr)
+
+
+async def _drive(
+    pipeline: Pipeline,
+    messages: Iterator[Any],
+    total: int,
+    writer: ResultWriter | None,
+    progress: bool,
+    mode: str,
+    on_result: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``pipeline`` over ``messages``, writing results; return the report data."""
+    results = 0
+    stage_errors = 0
+    started = time.perf_counter()
+    async with pipeline.open(relax_gc=True) as run:
+        display = Progress(run, total) if progress else None
+        watcher = asyncio.get_running_loop().create_task(display.watch()) if display else None
+        try:
+            async for msg in run.process(messages):
+                count = record_count(msg)
+                if type(msg) is StageError:
+                    stage_errors += count
+                results += count
+                if writer is not None:
+                    writer.write(msg)
+                if on_result is not None:
+                    on_result(msg)
+                if display is not None:
+                    display.results = results
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+            if display is not None:
+                display.stop()
+        seconds = time.perf_counter() - started
+        telemetry = run.telemetry()
+        fed = run.records_fed
+        rejected = run.records_rejected_at_input
+    return {
+        "pipeline": pipeline.name,
+        "mode": mode,
+        "records_fed": fed,
+        "records_rejected_at_input": rejected,
+        "results": results,
+        "stage_errors": stage_errors,
+        "seconds": seconds,
+        "records_per_s": fed / seconds if seconds > 0 else 0.0,
+        "stages": {name: t.to_dict() for name, t in telemetry.items()},
+    }
+
+
+# -- demo --------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    pipeline = Pipeline.from_toml_text(GUIDE_PIPELINE_TOML, source="<guide pipeline>")
+    try:
+        pipeline.validate()
+    except PipelineValidationError as exc:
+        print(
+            f"error: {exc}\nthe demo runs the stages of pydotcompute-stages: "
+            "pip install pydotcompute-stages",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    source = _synthetic_source(args.records, args.width, seed=0)
+    run_id = new_run_id()
+    label, _ = _labeler(source, run_id)
+    shown: list[str] = []
+
+    def show(msg: Any) -> None:
+        if len(shown) < args.show and hasattr(msg, "result"):
+            (row,) = label(ids_to_array([msg.correlation_id]))
+            shown.append(
+                f"record {row}: result {msg.result:.6f} (correlation_id {msg.correlation_id})"
+            )
+
+    if not args.json:
+        print(
+            "The guide's pipeline: RawData-style records -> preprocess (min-max normalize) "
+            "-> compute (mean), one message per record, kernel-to-kernel routes."
+        )
+    messages = _messages(source, columnar=False, batch=4096, run_id=run_id)
+    try:
+        report = asyncio.run(
+            _drive(
+                pipeline, messages, source.count, None, _wants_progress(args), "per-message", show
+            )
+        )
+    except (PipelineRunError, RingKernelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PARTIAL
+    if not args.json:
+        for line in shown:
+            print(line)
+    print_report(report, args.json)
+    return EXIT_OK if report["stage_errors"] == 0 else EXIT_PARTIAL

@@ -1,0 +1,303 @@
+"""The embedded compute backend: every batch operation on numpy, vectorised over rows.
+
+This is the reference implementation of the numeric policies in
+:mod:`pydotcompute.backend`; other backends are tested against it. Readings of the
+policies that the module docstring there leaves open, fixed here:
+
+* ``minmax_normalize``: a NaN input stays NaN even in a degenerate row, so an all-NaN
+  row comes back all NaN; the other entries of a degenerate row (``hi - lo`` not
+  ``> 0``: constant, a single non-NaN value, or a NaN range such as ``inf - inf``) are
+  ``0.0``. Rows whose range is ``> 0`` follow IEEE float32 arithmetic of
+  ``(x - lo) / (hi - lo)`` exactly, infinities included (``+inf`` in ``[0, +inf]``
+  gives ``inf / inf = NaN``). Floating inputs keep their dtype (float16 and float64
+  are computed in float32 and cast back); integer and bool inputs come back float32.
+* ``segment_sum`` returns float32 and accumulates in float32 like the row reductions.
+* ``partition`` returns ``offsets`` of length ``n + 1`` (``offsets[0] == 0``,
+  ``offsets[-1] == len(keys)``), the same convention ``segment_sum`` takes, so
+  ``segment_sum(x[perm], offsets)`` sums each bucket.
+
+No operation emits a numpy ``RuntimeWarning``: overflow to ``inf`` and ``inf - inf``
+are expected float outcomes here, not errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["NumpyBackend"]
+
+_F32: Final = np.dtype(np.float32)
+
+
+def _as_2d_float32(x: Any, op: str) -> npt.NDArray[np.float32]:
+    """Return ``x`` as a 2-D float32 array (no copy when it already is one).
+
+    Raises:
+        ValueError: ``x`` is not 2-D.
+    """
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise ValueError(f"{op} takes a 2-D array (rows, width); got shape {arr.shape}")
+    if arr.dtype != _F32:
+        arr = arr.astype(_F32)
+    return arr
+
+
+def _reduce_rows(
+    x: Any, op: str, reduce: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+) -> npt.NDArray[np.float32]:
+    """``reduce`` the rows of ``x`` (as float32, floating-point warnings off); rows of
+    width 0 give NaN without calling it. Raises ValueError when ``x`` is not 2-D."""
+    x32 = _as_2d_float32(x, op)
+    rows, width = x32.shape
+    if width == 0:
+        return np.full(rows, np.nan, dtype=_F32)
+    with np.errstate(all="ignore"):
+        return reduce(x32)
+
+
+def _row_mean(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    total: npt.NDArray[np.float32] = np.add.reduce(x32, axis=1, dtype=_F32)
+    total /= np.float32(x32.shape[1])
+    return total
+
+
+def _row_std(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    dev = np.subtract(x32, _row_mean(x32)[:, None])  # two-pass: no catastrophic cancelling
+    np.multiply(dev, dev, out=dev)
+    std: npt.NDArray[np.float32] = np.sqrt(_row_mean(dev))
+    return std
+
+
+def _nan_ignoring_min_max(
+    x: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Per-row min and max over the non-NaN entries (NaN for all-NaN rows).
+
+    ``minimum``/``maximum`` reductions are faster than ``fmin``/``fmax`` here but let
+    NaN win; only the rows where it did are redone with the NaN-ignoring ones.
+    """
+    lo: npt.NDArray[np.float32] = np.minimum.reduce(x, axis=1)
+    hi: npt.NDArray[np.float32] = np.maximum.reduce(x, axis=1)
+    nan_rows = np.isnan(lo)
+    if nan_rows.any():
+        some = x[nan_rows]
+        lo[nan_rows] = np.fmin.reduce(some, axis=1)
+        hi[nan_rows] = np.fmax.reduce(some, axis=1)
+    return lo, hi
+
+
+class NumpyBackend:
+    """The ``numpy`` compute backend: host arrays, float32 arithmetic, no Python row loops.
+
+    Stateless and safe to share between stages and threads. Every method accepts any
+    array-like numpy can convert; 2-D operations raise :class:`ValueError` naming the
+    shape when given anything else.
+    """
+
+    name: str = "numpy"
+
+    def __repr__(self) -> str:
+        return "NumpyBackend()"
+
+    # -- conversion --------------------------------------------------------------------
+
+    def asarray(self, data: Any, dtype: str = "float32") -> npt.NDArray[Any]:
+        """Convert host data (numpy array, nested lists) to a numpy array of ``dtype``.
+
+        No copy is made when ``data`` already is an array of that dtype.
+        """
+        return np.asarray(data, dtype=np.dtype(dtype))
+
+    def to_numpy(self, x: Any) -> npt.NDArray[Any]:
+        """Return ``x`` as a host numpy array.
+
+        Arrays of this backend already live on the host, so an ndarray is returned as
+        is; callers that go on to mutate the result must copy it themselves.
+        """
+        return np.asarray(x)
+
+    # -- joining -----------------------------------------------------------------------
+
+    def concat_rows(self, parts: Sequence[Any]) -> npt.NDArray[Any]:
+        """The rows of ``parts`` (2-D, equal widths) one after another.
+
+        Raises:
+            ValueError: ``parts`` is empty, or the widths differ.
+        """
+        if not parts:
+            raise ValueError("concat_rows needs at least one array")
+        if len(parts) == 1:
+            return np.asarray(parts[0])
+        return np.concatenate([np.asarray(p) for p in parts])
+
+    def stack_columns(self, columns: Sequence[Any]) -> npt.NDArray[np.float32]:
+        """1-D arrays of equal length as the float32 columns of a 2-D array.
+
+        Raises:
+            ValueError: ``columns`` is empty, or the lengths differ.
+        """
+        if not columns:
+            raise ValueError("stack_columns needs at least one column")
+        return np.stack([np.asarray(c, dtype=_F32) for c in columns], axis=1)
+
+    # -- element-wise ------------------------------------------------------------------
+
+    def minmax_normalize(self, x: Any) -> npt.NDArray[Any]:
+        """Row-wise min-max normalize a 2-D array (policy in the module docstring).
+
+        Returns a new array with the shape of ``x``; the input is never modified.
+
+        Raises:
+            ValueError: ``x`` is not 2-D.
+        """
+        src = np.asarray(x)
+        out_dtype = src.dtype if np.issubdtype(src.dtype, np.floating) else _F32
+        x32 = _as_2d_float32(src, "minmax_normalize")
+        rows, width = x32.shape
+        if rows == 0 or width == 0:
+            return np.empty((rows, width), dtype=out_dtype)
+        with np.errstate(all="ignore"):
+            lo, hi = _nan_ignoring_min_max(x32)
+            span = hi - lo  # NaN for all-NaN rows and for inf - inf
+            good = span > 0  # False for NaN spans too
+            out = np.subtract(x32, lo[:, None])
+            np.divide(out, np.where(good, span, np.float32(1))[:, None], out=out)
+        if not good.all():
+            bad = ~good
+            bad_rows = x32[bad]
+            out[bad] = np.where(np.isnan(bad_rows), np.float32(np.nan), np.float32(0))
+        if out.dtype != out_dtype:
+            converted: npt.NDArray[Any] = out.astype(out_dtype)
+            return converted
+        return out
+
+    # -- row reductions ----------------------------------------------------------------
+
+    def row_sum(self, x: Any) -> npt.NDArray[np.float32]:
+        """Sum of each row, accumulated in float32; a width-0 row sums to ``0.0``.
+
+        Raises:
+            ValueError: ``x`` is not 2-D.
+        """
+        x32 = _as_2d_float32(x, "row_sum")
+        with np.errstate(all="ignore"):
+            total: npt.NDArray[np.float32] = np.add.reduce(x32, axis=1, dtype=_F32)
+        return total
+
+    def row_mean(self, x: Any) -> npt.NDArray[np.float32]:
+        """Mean of each row, float32, NaN propagating; a width-0 row gives NaN.
+
+        Raises:
+            ValueError: ``x`` is not 2-D.
+        """
+        return _reduce_rows(x, "row_mean", _row_mean)
+
+    def row_min(self, x: Any) -> npt.NDArray[np.float32]:
+        """Minimum of each row, float32, NaN propagating; a width-0 row gives NaN.
+
+        Raises:
+            ValueError: ``x`` is not 2-D.
+        """
+        return _reduce_rows(x, "row_min", lambda x32: np.minimum.reduce(x32, axis=1))
+
+    def row_max(self, x: Any) -> npt.NDArray[np.float32]:
+        """Maximum of each row, float32, NaN propagating; a width-0 row gives NaN.
+
+        Raises:
+            ValueError: ``x`` is not 2-D.
+        """
+        return _reduce_rows(x, "row_max", lambda x32: np.maximum.reduce(x32, axis=1))
+
+    def row_std(self, x: Any) -> npt.NDArray[np.float32]:
+        """Population standard deviation (ddof=0) of each row, float32, two-pass.
+
+        NaN propagates, and so does ``inf`` turning into NaN (``inf - inf``); a width-0
+        row gives NaN.
+
+        Raises:
+            ValueError: ``x`` is not 2-D.
+        """
+        return _reduce_rows(x, "row_std", _row_std)
+
+    # -- segments and partitions ------------------------------------------------------
+
+    def segment_sum(self, x: Any, offsets: Any) -> npt.NDArray[np.float32]:
+        """Sum the rows of each segment ``offsets[i]:offsets[i+1]``: shape ``(k, width)``.
+
+        ``offsets`` has ``k + 1`` non-decreasing integer entries within
+        ``[0, len(x)]``; rows outside ``offsets[0]:offsets[-1]`` are ignored, and an
+        empty segment sums to zeros. Float32 out, float32 accumulation.
+
+        Raises:
+            ValueError: ``x`` is not 2-D, or ``offsets`` is not a non-empty 1-D
+                non-decreasing integer sequence within ``[0, len(x)]``.
+        """
+        x32 = _as_2d_float32(x, "segment_sum")
+        offs = np.asarray(offsets)
+        if offs.ndim != 1 or offs.size == 0:
+            raise ValueError(
+                f"segment_sum offsets must be 1-D with at least one entry; got shape {offs.shape}"
+            )
+        if offs.dtype.kind not in "iu":
+            raise ValueError(f"segment_sum offsets must be integers; got dtype {offs.dtype}")
+        offs = offs.astype(np.int64, copy=False)
+        rows, width = x32.shape
+        if offs[0] < 0 or offs[-1] > rows or bool(np.any(np.diff(offs) < 0)):
+            raise ValueError(
+                "segment_sum offsets must be non-decreasing and within "
+                f"[0, {rows}]; got {offs.tolist() if offs.size <= 16 else offs}"
+            )
+        k = offs.size - 1
+        out = np.zeros((k, width), dtype=_F32)
+        if k == 0 or width == 0:
+            return out
+        starts = offs[:-1]
+        nonempty = offs[1:] > starts
+        if not nonempty.any():
+            return out
+        # Empty segments are dropped before reduceat (which would otherwise return the
+        # row at their start); segments are contiguous, so each kept start still runs
+        # to the next kept start, and the slice ends the last one at offsets[-1].
+        with np.errstate(all="ignore"):
+            out[nonempty] = np.add.reduceat(x32[: offs[-1]], starts[nonempty], axis=0, dtype=_F32)
+        return out
+
+    def partition(
+        self, keys: Any, n: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Bucket ``keys % n`` (Python modulo): ``(counts, offsets, permutation)``, int64.
+
+        ``counts`` has ``n`` entries; ``offsets`` has ``n + 1`` (a prefix sum starting
+        at 0); ``keys[permutation[offsets[b]:offsets[b+1]]]`` are the keys of bucket
+        ``b`` in their original order (stable).
+
+        Raises:
+            ValueError: ``n < 1``, or ``keys`` is not 1-D.
+            TypeError: ``keys`` is not an integer array, or ``n`` is not an int.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"partition n must be an int; got {type(n).__name__}")
+        if n < 1:
+            raise ValueError(f"partition n must be at least 1; got {n}")
+        k = np.asarray(keys)
+        if k.ndim != 1:
+            raise ValueError(f"partition keys must be 1-D; got shape {k.shape}")
+        if k.size == 0:
+            k = k.astype(np.int64)
+        if k.dtype.kind not in "iu":
+            raise TypeError(f"partition keys must be integers; got dtype {k.dtype}")
+        # Widen first: ``int8_keys % 200`` overflows under NumPy 2's scalar rules, and a
+        # narrow modulo would bucket differently from the device backends. uint64 keys
+        # stay unsigned so that keys above 2**63 are not wrapped negative.
+        wide = k.astype(np.uint64 if k.dtype == np.uint64 else np.int64, copy=False)
+        buckets = np.mod(wide, wide.dtype.type(n)).astype(np.int64, copy=False)
+        counts = np.bincount(buckets, minlength=int(n)).astype(np.int64, copy=False)
+        offsets = np.zeros(int(n) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        permutation = np.argsort(buckets, kind="stable").astype(np.int64, copy=False)
+        return counts, offsets, permutation

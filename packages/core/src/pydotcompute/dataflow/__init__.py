@@ -1,0 +1,88 @@
+"""The dataflow layer: what moves between pipeline stages and how a stage is written:
+records and record batches, stage definitions and parameters, ports, the stage loop and its
+emitter, batching helpers, and the rings that keep device batches on the device.
+
+Stage authors import from :mod:`pydotcompute.stage`.
+"""
+
+from __future__ import annotations
+
+from ._batching import (
+    RecordGroup,
+    Sorted,
+    record_count,
+    sort_batch,
+    stack_records,
+)
+from ._definition import (
+    REQUIRED,
+    Param,
+    StageDefinition,
+    StageSetup,
+)
+from ._loop import (
+    BatchStage,
+    Emitter,
+    run_stage,
+)
+from ._ports import (
+    StageCounters,
+    StagePorts,
+    StreamTracker,
+)
+from ._records import (
+    EndOfStream,
+    Record,
+    RecordBatch,
+    StageError,
+    array_to_ids,
+    ids_to_array,
+    new_record_ids,
+    payload_of,
+    record_ids_for_rows,
+    root_id,
+    row_index,
+    row_indices,
+)
+from ._rings import (
+    RING_BYTES,
+    DeviceQueue,
+    RingLink,
+    RingRows,
+    recover_ring_rows,
+)
+
+__all__ = [
+    "REQUIRED",
+    "RING_BYTES",
+    "BatchStage",
+    "DeviceQueue",
+    "Emitter",
+    "EndOfStream",
+    "Param",
+    "Record",
+    "RecordBatch",
+    "RecordGroup",
+    "RingLink",
+    "RingRows",
+    "Sorted",
+    "StageCounters",
+    "StageDefinition",
+    "StageError",
+    "StagePorts",
+    "StageSetup",
+    "StreamTracker",
+    "array_to_ids",
+    "ids_to_array",
+    "new_record_ids",
+    "payload_of",
+    "record_count",
+    "record_ids_for_rows",
+    "recover_ring_rows",
+    "root_id",
+    "row_index",
+    "row_indices",
+    "run_stage",
+    "sort_batch",
+    "stack_records",
+]

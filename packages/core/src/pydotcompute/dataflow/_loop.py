@@ -1,0 +1,356 @@
+"""The loop every pipeline stage runs: take a batch, compute on it, send on, end cleanly.
+
+A stage author writes a :class:`BatchStage` (``process`` a whole batch, optionally
+``finish`` at end of stream and a timer) and gets, from :func:`run_stage`:
+
+* batching: up to ``batch_size`` messages per ``ctx.receive_batch``;
+* end of stream: once every producer is done (see :mod:`._pipeline_ports`) and the
+  queue is empty, ``finish`` runs, then the end is passed to every downstream worker;
+* errors on data: if ``process`` raises, the batch's records travel on as one
+  :class:`StageError` per message naming the stage, and the loop keeps going. A failed
+  *delivery* (a stopped or failed receiver) is not data's fault: it ends the kernel;
+* pass-through of other stages' :class:`StageError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..compute import to_host
+from ..errors import QueueClosedError, QueueFullError, QueueTimeoutError
+from ._batching import record_count, sort_batch
+from ._records import EndOfStream, RecordBatch, StageError, ids_to_array, root_id
+from ._rings import RingRows
+
+if TYPE_CHECKING:
+    from ..runtime import KernelContext
+    from ._definition import KernelFunction, StageSetup
+
+__all__ = ["BatchStage", "Emitter", "run_stage"]
+
+# How long a sink waits between tries to put its end marker into a full REJECT queue.
+_RETRY_S = 0.001
+
+
+class _Undeliverable(Exception):
+    """Internal: a send failed because of the receiver, not the data."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Emitter:
+    """Where a stage sends its outputs: every downstream stage (one of its workers in
+    turn), or the sink's own output queue. Counts records as they go.
+
+    RecordBatch values leave as they are when the downstream stages share this stage's
+    backend (``StagePorts.native_out``), else as numpy: a pipeline's results are always
+    host arrays. To a worker reached through a device ring, a batch on the device goes
+    into the ring (see :mod:`._pipeline_ring`).
+    """
+
+    __slots__ = (
+        "_backend",
+        "_counters",
+        "_ctx",
+        "_groups",
+        "_next",
+        "_rings",
+        "_routed",
+        "_to_host",
+        "kernel_id",
+        "stage",
+        "targets",
+    )
+
+    def __init__(self, ctx: KernelContext, setup: StageSetup) -> None:
+        ports = setup.ports
+        self._ctx = ctx
+        self._backend = setup.backend
+        self._groups = ports.downstream
+        self._rings = ports.rings
+        self._routed = (ports.routed and not ports.rings) or ports.is_sink
+        self._to_host = not ports.native_out or ports.is_sink
+        self._next = [0] * len(ports.downstream)
+        self._counters = ports.counters
+        #: Every downstream worker's kernel id, stage by stage (empty for a sink).
+        self.targets: tuple[str, ...] = ports.targets
+        self.kernel_id: str = setup.kernel_id
+        self.stage: str = setup.stage
+
+    async def send(self, msg: Any) -> None:
+        """Send ``msg`` to every downstream stage (or out of the pipeline, from a sink).
+
+        A full REJECT queue downstream refuses it: it is counted and dropped (that is
+        what REJECT asks for), and the stage goes on.
+        """
+        cls = type(msg)
+        if cls is RecordBatch and self._to_host:
+            self._host_values(msg)
+        try:
+            if self._routed:
+                await self._ctx.send(msg)
+            else:
+                for i, group in enumerate(self._groups):
+                    index = self._next[i]
+                    self._next[i] = (index + 1) % len(group)
+                    await self._send_to(group[index], msg)
+        except QueueFullError:
+            self._counters.records_rejected += record_count(msg)
+            return
+        except Exception as exc:
+            raise _Undeliverable(exc) from exc
+        if cls is RecordBatch:
+            self._counters.records_out += len(msg)
+            # Let the receiver start on a big message now: work flows through the
+            # stages batch by batch, and the arrays in flight stay few and cache-warm.
+            await asyncio.sleep(0)
+        elif cls is not StageError:
+            self._counters.records_out += 1
+
+    async def send_many(self, msgs: Sequence[Any]) -> None:
+        """:meth:`send` each message, in order (in one runtime call where it can; a full
+        REJECT queue refuses one message of the call, and the rest go on)."""
+        if not self._routed or len(msgs) < 2:
+            for msg in msgs:
+                await self.send(msg)
+            return
+        if self._to_host:
+            for msg in msgs:
+                if type(msg) is RecordBatch:
+                    self._host_values(msg)
+        counters = self._counters
+        pending = msgs
+        columnar = False
+        while pending:
+            try:
+                await self._ctx.send_many(pending)
+            except QueueFullError as exc:
+                refused = exc.accepted
+                records, batches = _tally(pending[:refused])
+                counters.records_out += records
+                counters.records_rejected += record_count(pending[refused])
+                columnar = columnar or batches
+                pending = pending[refused + 1 :]
+                continue
+            except Exception as exc:
+                raise _Undeliverable(exc) from exc
+            records, batches = _tally(pending)
+            counters.records_out += records
+            columnar = columnar or batches
+            break
+        if columnar:
+            await asyncio.sleep(0)  # as in send()
+
+    async def send_to_target(self, index: int, msg: Any) -> None:
+        """Send ``msg`` to downstream worker ``targets[index]`` only (for distributors).
+
+        Raises:
+            IndexError: no such target (a sink has none).
+        """
+        target = self.targets[index]
+        cls = type(msg)
+        if cls is RecordBatch and self._to_host:
+            self._host_values(msg)
+        try:
+            await self._send_to(target, msg)
+        except QueueFullError:
+            self._counters.records_rejected += record_count(msg)
+            return
+        except Exception as exc:
+            raise _Undeliverable(exc) from exc
+        if cls is RecordBatch:
+            self._counters.records_out += len(msg)
+            await asyncio.sleep(0)  # as in send()
+        elif cls is not StageError:
+            self._counters.records_out += 1
+
+    async def _send_to(self, target: str, msg: Any) -> None:
+        ring = self._rings.get(target) if self._rings else None
+        if (
+            ring is not None
+            and type(msg) is RecordBatch
+            and len(msg)
+            and type(msg.values) is not np.ndarray
+            and ring.holds(msg.values)
+        ):
+            await ring.put(msg, functools.partial(self._ctx.send_to, target))
+        else:
+            await self._ctx.send_to(target, msg)
+
+    def _host_values(self, batch: RecordBatch) -> None:
+        batch.values = to_host(self._backend, batch.values)
+
+    async def send_error(self, messages: Sequence[Any], error: BaseException | str) -> None:
+        """Turn ``messages`` (records or batches) into StageErrors and send them on.
+
+        One StageError per message; a per-message record's carries its root id as
+        ``correlation_id`` too.
+        """
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        for msg in messages:
+            if type(msg) is RecordBatch:
+                ids = msg.record_ids
+                cid = root_id(msg)
+            else:
+                cid = root_id(msg)
+                ids = ids_to_array([cid])
+            self._counters.records_failed += len(ids)
+            await self.send(
+                StageError(
+                    stage=self.stage,
+                    kernel=self.kernel_id,
+                    error=text,
+                    record_ids=ids,
+                    correlation_id=cid,
+                )
+            )
+
+    async def _end(self, setup: StageSetup) -> None:
+        tracker = setup.ports.tracker
+        marker = EndOfStream(source=self.kernel_id)
+        if not self.targets:
+            tracker.finish(self.kernel_id)
+            while True:
+                try:
+                    await self._ctx.send(marker)
+                    return
+                except QueueFullError:  # REJECT output queue: the host is reading
+                    await asyncio.sleep(_RETRY_S)
+        for target in self.targets:
+            tracker.producer_done(target)
+        tracker.finish(self.kernel_id)
+        for target in self.targets:
+            # A full queue wakes its worker anyway; the tracker holds the truth.
+            with contextlib.suppress(QueueFullError):
+                await self._ctx.send_to(target, marker)
+
+
+class BatchStage:
+    """Base class of batch-first stages; subclass it and override :meth:`process`.
+
+    One instance serves one worker (so it may keep state). ``setup`` is the
+    :class:`StageSetup`; ``backend`` and ``params`` are shortcuts into it.
+    """
+
+    def __init__(self, setup: StageSetup) -> None:
+        self.setup = setup
+        self.backend = setup.backend
+        self.params = setup.params
+
+    async def process(self, batch: list[Any], out: Emitter) -> None:
+        """Compute on ``batch`` (per-message records and RecordBatches, never control
+        messages or StageErrors) and send the results with ``out``. If it raises, the
+        batch's records become StageErrors."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement process()")
+
+    async def finish(self, out: Emitter) -> None:
+        """End of stream: send whatever is held back. Default: nothing."""
+
+    def timer(self) -> float | None:
+        """Seconds until :meth:`on_timer` is due, or None for no timer (the default).
+        Asked before each wait for input."""
+        return None
+
+    async def on_timer(self, out: Emitter) -> None:
+        """Called when :meth:`timer`'s time passed with no input. Default: nothing."""
+
+    @classmethod
+    def factory(cls, setup: StageSetup) -> KernelFunction:
+        """A :class:`StageDefinition` factory: builds the stage now (so a bad setting
+        fails before launch) and returns the kernel that runs it."""
+        stage = cls(setup)
+
+        async def kernel(ctx: KernelContext) -> None:
+            await run_stage(ctx, setup, stage)
+
+        kernel.__qualname__ = f"{cls.__qualname__}.kernel[{setup.kernel_id}]"
+        return kernel
+
+
+async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) -> None:
+    """Run ``stage`` as worker ``setup.kernel_id`` until the kernel is told to stop.
+
+    Raises only what ends the kernel: a failed delivery downstream (its original
+    error) or an exception from ``finish``/``on_timer``; ``CancelledError`` passes.
+    """
+    out = Emitter(ctx, setup)
+    tracker = setup.ports.tracker
+    counters = setup.ports.counters
+    me = setup.kernel_id
+    batch_size = setup.batch_size
+    ringed_in = setup.ports.ringed_in
+    finished = False
+    while not ctx.should_terminate:
+        if not ctx.is_active:
+            await ctx.wait_active()
+            continue
+        draining = not finished and tracker.upstream_done(me)
+        timeout = 0.0 if draining else stage.timer()
+        try:
+            batch = await ctx.receive_batch(batch_size, timeout)
+        except QueueClosedError:
+            return
+        except QueueTimeoutError:
+            try:
+                if draining:
+                    await stage.finish(out)
+                    await out._end(setup)
+                    finished = True
+                else:
+                    await stage.on_timer(out)
+            except _Undeliverable as exc:
+                raise exc.error from None
+            continue
+        if ringed_in:
+            _take_from_rings(batch)
+        parts = sort_batch(batch)
+        try:
+            for error in parts.errors:
+                await out.send(error)
+            data: list[Any] = parts.records
+            if parts.batches:
+                data = data + parts.batches if data else list(parts.batches)
+            if not data:
+                continue
+            counters.records_in += len(parts.records) + sum(len(b) for b in parts.batches)
+            try:
+                await stage.process(data, out)
+            except _Undeliverable:
+                raise
+            except Exception as exc:
+                await out.send_error(data, exc)
+        except _Undeliverable as exc:
+            raise exc.error from None
+
+
+def _tally(msgs: Sequence[Any]) -> tuple[int, bool]:
+    """Records that ``msgs`` carry on (a StageError's were counted as failed), and
+    whether any of them is a RecordBatch."""
+    total = 0
+    columnar = False
+    for msg in msgs:
+        cls = type(msg)
+        if cls is RecordBatch:
+            total += len(msg)
+            columnar = True
+        elif cls is not StageError:
+            total += 1
+    return total, columnar
+
+
+def _take_from_rings(batch: list[Any]) -> None:
+    """Turn each RingRows in ``batch`` back into its RecordBatch, in place (the list is
+    what the kernel holds, so a crash dead-letters the records themselves); a RingRows
+    whose rows drop_oldest evicted, all of them, leaves the list."""
+    if not any(type(msg) is RingRows for msg in batch):
+        return
+    taken = [msg.link.take(msg) if type(msg) is RingRows else msg for msg in batch]
+    batch[:] = [msg for msg in taken if msg is not None]

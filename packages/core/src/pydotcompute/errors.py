@@ -1,0 +1,287 @@
+"""The error vocabulary of pydotcompute: everything raised on purpose derives from
+:class:`RingKernelError`, and each docstring says whose fault it is and what to do.
+
+Pipeline validation errors carry where the problem is (``stage``; ``source`` and ``line``
+for a TOML file) and put it at the front of the message:
+``pipeline.toml:12: stage 'compute': unknown parameter 'stat' ...``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailableError",
+    "DanglingInputError",
+    "InputFileError",
+    "KernelAlreadyExistsError",
+    "KernelFailedError",
+    "KernelNotFoundError",
+    "KernelStateError",
+    "MessageTypeError",
+    "MessageValidationError",
+    "ParameterValueError",
+    "PipelineCycleError",
+    "PipelineRunError",
+    "PipelineValidationError",
+    "PluginConflictError",
+    "PluginError",
+    "PluginLoadError",
+    "QueueClosedError",
+    "QueueFullError",
+    "QueueTimeoutError",
+    "RingKernelError",
+    "StageFailedError",
+    "UnknownBackendError",
+    "UnknownParameterError",
+    "UnknownStageError",
+]
+
+
+class RingKernelError(Exception):
+    """Base of every error pydotcompute raises on purpose."""
+
+
+class KernelNotFoundError(RingKernelError, LookupError):
+    """No kernel with that id is registered or launched.
+
+    The caller's fault: check the id (the message lists the known ones).
+    """
+
+
+class KernelAlreadyExistsError(RingKernelError):
+    """A kernel with that id is already launched in this runtime.
+
+    The caller's fault: launch the same function under a new id instead.
+    """
+
+
+class KernelStateError(RingKernelError):
+    """The operation is not allowed in the kernel's current lifecycle state.
+
+    The caller's fault: e.g. activating a terminated kernel, or sending to a kernel
+    that is shutting down. The message names the kernel, its state and the operation.
+    """
+
+
+class KernelFailedError(RingKernelError):
+    """The kernel's function raised; the original exception is ``__cause__``.
+
+    The kernel's fault: its traceback was logged to the ``pydotcompute`` logger.
+    """
+
+
+class QueueFullError(RingKernelError):
+    """A queue with the REJECT strategy was full, so the message was not accepted.
+
+    Expected under load: the caller decides whether to retry, slow down or drop. For
+    a bulk send, ``accepted`` says how many of the messages went in before the refusal
+    (they are the first ones, in order).
+    """
+
+    def __init__(self, *args: object, accepted: int = 0) -> None:
+        super().__init__(*args)
+        self.accepted = accepted
+
+
+class QueueTimeoutError(RingKernelError, TimeoutError):
+    """Waiting on a queue (for a message, or for room) took longer than the timeout.
+
+    A ``TimeoutError`` (and so ``asyncio.TimeoutError``): loops that catch either keep working.
+    """
+
+
+class QueueClosedError(RingKernelError, TimeoutError):
+    """The queue no longer accepts or hands out messages: its kernel is stopping.
+
+    ``ctx.receive`` raises it once termination is requested. It is a ``TimeoutError``
+    so that loops which catch ``asyncio.TimeoutError`` around ``receive`` (as the
+    guide's do) read it as "nothing more is coming", flush what they hold, and reach
+    their ``should_terminate`` check. Nothing is lost: whatever is still queued is
+    counted and returned in the shutdown report.
+    """
+
+
+class MessageValidationError(RingKernelError, ValueError):
+    """A message is malformed: a field out of range, bad wire bytes, an unknown type.
+
+    The sender's fault: the message names the message type and the field.
+    """
+
+
+class MessageTypeError(MessageValidationError, TypeError):
+    """A message is of the wrong type for where it was sent (or not a message at all).
+
+    The sender's fault: the message names the expected and the actual type.
+    """
+
+
+# -- plugins ---------------------------------------------------------------------------
+
+
+class PluginError(RingKernelError):
+    """Base of the errors about installed plugins."""
+
+
+class PluginLoadError(PluginError):
+    """A plugin could not be imported or registered, or one of its hooks failed.
+
+    The plugin author's fault (or a broken install): the message names the
+    distribution and entry point. The plugin is left out; every other plugin still
+    works. ``pydotcompute stages`` lists these.
+    """
+
+    def __init__(self, distribution: str, entry_point: str, reason: str) -> None:
+        self.distribution = distribution
+        self.entry_point = entry_point
+        self.reason = reason
+        super().__init__(
+            f"plugin {entry_point!r} from distribution {distribution!r} is broken and was "
+            f"skipped: {reason}"
+        )
+
+
+class PluginConflictError(PluginError):
+    """Two plugins register a stage or backend under the same name.
+
+    The installer's fault: uninstall one of the named distributions. The name is
+    unusable until then; everything else still works.
+    """
+
+    def __init__(self, kind: str, name: str, providers: list[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.providers = list(providers)
+        super().__init__(
+            f"{kind} {name!r} is registered by more than one plugin: "
+            f"{' and '.join(providers)}; uninstall one of them"
+        )
+
+
+class BackendUnavailableError(PluginError, RuntimeError):
+    """A compute backend is installed but could not be created on this machine
+    (its factory raised: a missing GPU or library). The original error is ``__cause__``.
+    Pick another backend, or install what the message names."""
+
+
+# -- pipeline definitions --------------------------------------------------------------
+
+
+class PipelineValidationError(RingKernelError, ValueError):
+    """A pipeline definition is wrong; found before anything is launched.
+
+    The author of the pipeline's fault. ``stage`` names the stage (or None when the
+    problem is the whole pipeline); ``key`` the offending setting or parameter
+    (``"params.NAME"`` for a parameter), when there is one; ``source`` and ``line``
+    locate it in a TOML file. ``problem`` is the message without the location.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        stage: str | None = None,
+        key: str | None = None,
+        source: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.problem = problem
+        self.stage = stage
+        self.key = key
+        self.source = source
+        self.line = line
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = ""
+        if self.source is not None:
+            where = f"{self.source}:{self.line}: " if self.line is not None else f"{self.source}: "
+        stage = f"stage {self.stage!r}: " if self.stage is not None else ""
+        return f"{where}{stage}{self.problem}"
+
+    def located(
+        self, *, stage: str | None = None, source: str | None, line: int | None
+    ) -> PipelineValidationError:
+        """A copy of this error (same class and cause) with the stage and location set."""
+        clone = _clone(self)
+        if stage is not None:
+            clone.stage = stage
+        clone.source = source
+        clone.line = line
+        clone.args = (clone._format(),)
+        return clone
+
+
+def _clone(err: PipelineValidationError) -> PipelineValidationError:
+    clone: PipelineValidationError = err.__class__.__new__(err.__class__)
+    clone.__dict__.update(err.__dict__)
+    clone.__cause__ = err.__cause__
+    return clone
+
+
+class UnknownStageError(PipelineValidationError, LookupError):
+    """No installed plugin provides a stage of that name. The message lists the
+    installed stages and their distributions: fix the name or install the plugin."""
+
+
+class UnknownBackendError(PipelineValidationError, LookupError):
+    """No installed plugin provides a compute backend of that name. The message lists
+    the installed backends: fix the name or install the plugin."""
+
+
+class UnknownParameterError(PipelineValidationError):
+    """A stage was given a parameter (or setting) it does not declare. The message
+    lists the known ones."""
+
+
+class ParameterValueError(PipelineValidationError):
+    """A parameter or setting has a value of the wrong type or out of range, or a
+    required one is missing."""
+
+
+class PipelineCycleError(PipelineValidationError):
+    """The stages' inputs form a cycle; pipelines are acyclic. The message spells the
+    cycle out."""
+
+
+class DanglingInputError(PipelineValidationError):
+    """A stage names an input that is no stage of the pipeline."""
+
+
+# -- pipeline runs ---------------------------------------------------------------------
+
+
+class PipelineRunError(RingKernelError):
+    """Base of the errors raised while a pipeline runs."""
+
+
+class StageFailedError(PipelineRunError):
+    """A stage's kernel failed (its loop raised), so the run cannot complete.
+
+    The stage's fault: ``stage`` and ``kernel_id`` name it; ``error`` is the original
+    exception (also ``__cause__``). Errors on individual records do not raise this:
+    they come out of the pipeline as ``StageError`` results.
+    """
+
+    def __init__(self, stage: str, kernel_id: str, error: BaseException | None) -> None:
+        self.stage = stage
+        self.kernel_id = kernel_id
+        self.error = error
+        super().__init__(
+            f"stage {stage!r} failed (kernel {kernel_id!r}): {error!r}; the run was stopped"
+        )
+
+
+# -- input files ------------------------------------------------------------------------
+
+
+class InputFileError(RingKernelError, ValueError):
+    """An input file cannot be read at all (missing, unknown format, no good record).
+
+    The user's fault: the message names the file (and line, where there is one).
+    """
+
+    def __init__(self, path: str, problem: str, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.problem = problem
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {problem}")

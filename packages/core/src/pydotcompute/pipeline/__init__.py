@@ -1,0 +1,59 @@
+"""The pipeline layer: pipeline definitions (Python and TOML), validation into a plan, and
+running a plan on a :class:`~pydotcompute.RingKernelRuntime`, with per-stage telemetry.
+"""
+
+from __future__ import annotations
+
+from ._definition import (
+    Pipeline,
+)
+from ._feed import (
+    new_run_id,
+    records_from_array,
+)
+from ._gc import (
+    RELAXED_THRESHOLD,
+    relaxed_gc,
+)
+from ._plan import (
+    DEFAULT_SETTINGS,
+    SETTINGS,
+    PipelinePlan,
+    PlannedStage,
+    StageSpec,
+    plan_pipeline,
+)
+from ._run import (
+    FEEDER,
+    PipelineRun,
+)
+from ._telemetry import (
+    StageTelemetry,
+    stage_telemetry,
+)
+from ._toml import (
+    TomlLines,
+    load_pipeline,
+    parse_pipeline,
+)
+
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "FEEDER",
+    "RELAXED_THRESHOLD",
+    "SETTINGS",
+    "Pipeline",
+    "PipelinePlan",
+    "PipelineRun",
+    "PlannedStage",
+    "StageSpec",
+    "StageTelemetry",
+    "TomlLines",
+    "load_pipeline",
+    "new_run_id",
+    "parse_pipeline",
+    "plan_pipeline",
+    "records_from_array",
+    "relaxed_gc",
+    "stage_telemetry",
+]

@@ -1,0 +1,204 @@
+"""Declarative pipelines: a graph of stages, built in Python or read from TOML.
+
+>>> pipeline = (
+...     Pipeline("guide")
+...     .add_stage("preprocess")
+...     .add_stage("compute", params={"stats": ["mean", "std"]})
+... )
+>>> # async for result in pipeline.run(inputs): ...
+
+A stage's ``inputs`` default to the stage added just before it (so a chain needs no
+wiring); ``inputs=[]`` makes a source, fed by the pipeline; several inputs make a
+fan-in, and a stage named by several others' inputs fans out (every downstream stage
+gets every output; among one stage's ``workers`` they are dealt in turn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from os import PathLike
+from typing import Any
+
+from ..errors import ParameterValueError
+from ..plugins import PluginManager, get_plugin_manager
+from ..runtime import RestartPolicy, RingKernelRuntime
+from ._plan import PipelinePlan, StageSpec, plan_pipeline
+from ._run import PipelineRun
+
+__all__ = ["Pipeline"]
+
+
+class Pipeline:
+    """A pipeline definition: stages, their settings and parameters, and their inputs.
+
+    Building it checks nothing; :meth:`validate` checks everything (stage types,
+    backends, settings, parameters, inputs, cycles) and returns the plan that
+    :meth:`open` and :meth:`run` launch. ``defaults`` change the per-stage setting
+    defaults (``workers``, ``queue_size``, ``backpressure``, ``batch_size``,
+    ``backend``, ``restart``, ``ring_rows``).
+    """
+
+    def __init__(
+        self,
+        name: str = "pipeline",
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        source: str | None = None,
+        default_lines: Mapping[str, int] | None = None,
+    ) -> None:
+        self.name = name
+        self.defaults: dict[str, Any] = dict(defaults or {})
+        self.source = source
+        self._default_lines = dict(default_lines or {})
+        self._specs: list[StageSpec] = []
+
+    # -- building ----------------------------------------------------------------------
+
+    def add_stage(
+        self,
+        name: str,
+        stage: str | None = None,
+        *,
+        inputs: Sequence[str] | None = None,
+        workers: int | None = None,
+        queue_size: int | None = None,
+        backpressure: Any = None,
+        batch_size: int | None = None,
+        backend: str | None = None,
+        restart: RestartPolicy | Mapping[str, Any] | str | None = None,
+        ring_rows: int | str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Pipeline:
+        """Add stage ``name`` running the registered stage ``stage`` (default: ``name``).
+
+        ``inputs``: upstream stage names (None: the stage added just before; ``[]``: a
+        source). Settings left None take the pipeline's defaults. ``restart``: each
+        worker's :class:`RestartPolicy` (or ``"never"``, the default, or a mapping of
+        its fields); a worker past its policy's limit stops the run with
+        :class:`StageFailedError`. ``ring_rows``: rows each device ring into a worker
+        holds, when this stage and the one feeding it share a device backend (see
+        :mod:`pydotcompute.dataflow`); ``"auto"``, the default, sizes each ring
+        to 64 MiB. Returns ``self``.
+        """
+        self._specs.append(
+            StageSpec(
+                name=name,
+                stage=name if stage is None else stage,
+                inputs=None if inputs is None else _as_names(inputs),
+                workers=workers,
+                queue_size=queue_size,
+                backpressure=backpressure,
+                batch_size=batch_size,
+                backend=backend,
+                restart=restart,
+                ring_rows=ring_rows,
+                params=dict(params or {}),
+            )
+        )
+        return self
+
+    def add_spec(self, spec: StageSpec) -> Pipeline:
+        """Add a prepared :class:`StageSpec` (the TOML reader uses this). Returns ``self``."""
+        self._specs.append(spec)
+        return self
+
+    @property
+    def stages(self) -> tuple[StageSpec, ...]:
+        """The stages as written, in definition order."""
+        return tuple(self._specs)
+
+    @classmethod
+    def from_toml(cls, path: str | PathLike[str]) -> Pipeline:
+        """Read a pipeline file; see :mod:`pydotcompute.pipeline` for the format.
+
+        Raises:
+            PipelineValidationError: the file is not valid TOML or not a pipeline
+                (with the file name and line).
+            OSError: the file cannot be read.
+        """
+        from ._toml import load_pipeline
+
+        return load_pipeline(path)
+
+    @classmethod
+    def from_toml_text(cls, text: str, *, source: str = "<string>") -> Pipeline:
+        """Like :meth:`from_toml`, from a string; ``source`` names it in errors."""
+        from ._toml import parse_pipeline
+
+        return parse_pipeline(text, source=source)
+
+    # -- checking and running ----------------------------------------------------------
+
+    def validate(self, plugins: PluginManager | None = None) -> PipelinePlan:
+        """Check the whole definition against the installed plugins.
+
+        Raises:
+            PipelineValidationError: the first problem, naming the stage (and the file
+                and line for TOML): UnknownStageError, UnknownBackendError,
+                UnknownParameterError, ParameterValueError, DanglingInputError,
+                PipelineCycleError.
+        """
+        return plan_pipeline(
+            self.name,
+            self._specs,
+            self.defaults,
+            plugins or get_plugin_manager(),
+            source=self.source,
+            default_lines=self._default_lines,
+        )
+
+    def open(
+        self,
+        *,
+        runtime: RingKernelRuntime | None = None,
+        plugins: PluginManager | None = None,
+        prefix: str = "",
+        relax_gc: bool = False,
+    ) -> PipelineRun:
+        """Validate and return a run to use as ``async with pipeline.open() as run``.
+
+        Without ``runtime`` the run creates its own and shuts it down at the end; with
+        one, its kernels (ids prefixed by ``prefix``) join it and are terminated at the
+        end. ``relax_gc=True`` runs the garbage collector less often while the run
+        lasts (process-wide; see :func:`pydotcompute.relaxed_gc`): worth it for
+        per-message traffic.
+
+        Raises:
+            PipelineValidationError: see :meth:`validate`.
+        """
+        return PipelineRun(self.validate(plugins), runtime, prefix=prefix, relax_gc=relax_gc)
+
+    async def run(
+        self,
+        inputs: Iterable[Any] | AsyncIterable[Any],
+        *,
+        runtime: RingKernelRuntime | None = None,
+        plugins: PluginManager | None = None,
+        relax_gc: bool = False,
+    ) -> AsyncIterator[Any]:
+        """Validate, launch, feed ``inputs`` (records and/or RecordBatches), and yield the
+        results as they complete, each with its root id(s); then shut down.
+
+        ``relax_gc``: see :meth:`open`. To stop early, close the generator (``async with
+        contextlib.aclosing(pipeline.run(inputs)) as results:``) so the run shuts down
+        at once, or use :meth:`open`.
+
+        Raises:
+            PipelineValidationError: before anything launches.
+            StageFailedError: a stage's kernel failed.
+        """
+        async with self.open(runtime=runtime, plugins=plugins, relax_gc=relax_gc) as run:
+            async for result in run.process(inputs):
+                yield result
+
+    def __repr__(self) -> str:
+        names = ", ".join(s.name for s in self._specs)
+        return f"<Pipeline {self.name!r}: {names}>"
+
+
+def _as_names(inputs: Sequence[str] | str) -> tuple[str, ...]:
+    if isinstance(inputs, str):
+        return (inputs,)
+    if not isinstance(inputs, Sequence):
+        raise ParameterValueError(f"inputs must be a list of stage names, got {inputs!r}")
+    return tuple(inputs)

@@ -1,0 +1,550 @@
+"""Running a validated pipeline: launch and wire the workers, feed, collect, report.
+
+Workers talk to each other directly: a stage with one downstream stage (or several
+single-worker ones) gets a runtime route (``runtime.connect``), other fan-outs address
+workers with ``ctx.send_to``. No coordinator kernel, no relay through the host: the
+host only feeds the source stages and reads the sinks' output queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Final
+
+from ..dataflow import (
+    EndOfStream,
+    RecordBatch,
+    RingLink,
+    StageCounters,
+    StagePorts,
+    StageSetup,
+    StreamTracker,
+    record_count,
+    recover_ring_rows,
+)
+from ..errors import (
+    KernelFailedError,
+    KernelStateError,
+    QueueClosedError,
+    QueueFullError,
+    QueueTimeoutError,
+    RingKernelError,
+    StageFailedError,
+)
+from ..runtime import KernelState, RingKernelRuntime, ShutdownReport
+from ._gc import relaxed_gc
+from ._plan import PipelinePlan, PlannedStage
+from ._telemetry import StageTelemetry, stage_telemetry
+
+__all__ = ["FEEDER", "PipelineRun"]
+
+#: The name end-of-stream markers from the host carry.
+FEEDER: Final = "<feeder>"
+# How often a waiting reader looks for failed kernels and a failed feeder.
+_POLL_S = 0.2
+# Results read from several sinks wait here for the consumer.
+_MERGE_CAPACITY = 1024
+# Inputs go to the source stages in groups of this many messages (one runtime call each).
+_FEED_GROUP = 256
+# Results are taken from a sink's output queue up to this many at a time.
+_READ_BATCH = 1024
+
+_CASCADE = (KernelFailedError, KernelStateError, QueueClosedError)
+
+
+class _Source:
+    """A source stage's workers, fed in turn."""
+
+    __slots__ = ("ids", "next")
+
+    def __init__(self, ids: tuple[str, ...]) -> None:
+        self.ids = ids
+        self.next = 0
+
+
+class PipelineRun:
+    """One run of a :class:`PipelinePlan` in a runtime; get it from ``Pipeline.open()``.
+
+    ``async with`` starts it (launch, wire, activate) and closes it (shut the runtime
+    down if the run created it, else terminate its own kernels). In between, feed it
+    (:meth:`send` and :meth:`end_input`, or :meth:`feed`) while reading
+    :meth:`results`, or do both with :meth:`process`. Inputs reach every source stage
+    (one of its workers in turn). ``relax_gc=True`` collects garbage less often while
+    the run lasts (see :mod:`._pipeline_gc`).
+    """
+
+    def __init__(
+        self,
+        plan: PipelinePlan,
+        runtime: RingKernelRuntime | None = None,
+        *,
+        prefix: str = "",
+        relax_gc: bool = False,
+    ) -> None:
+        self.plan = plan
+        self.prefix = prefix
+        self._gc: contextlib.AbstractContextManager[None] = (
+            relaxed_gc() if relax_gc else contextlib.nullcontext()
+        )
+        self._gc_entered = False
+        self._runtime = runtime
+        self._owns_runtime = runtime is None
+        self._tracker = StreamTracker()
+        self._counters: dict[str, StageCounters] = {}
+        self._stage_of: dict[str, PlannedStage] = {}
+        self._ids: dict[str, tuple[str, ...]] = {}
+        self._sources: list[_Source] = []
+        self._rings: dict[str, dict[str, RingLink]] = {}
+        self._started = False
+        self._closed = False
+        self._input_ended = False
+        self._feeder: asyncio.Task[int] | None = None
+        self.records_fed = 0  #: records sent into the pipeline
+        self.records_rejected_at_input = 0  #: records a REJECT source queue refused
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.report: ShutdownReport | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def runtime(self) -> RingKernelRuntime:
+        if self._runtime is None:
+            raise RuntimeError("the run is not started: use `async with pipeline.open() as run`")
+        return self._runtime
+
+    def kernel_ids(self, stage: str) -> tuple[str, ...]:
+        """The worker kernel ids of ``stage`` in the runtime."""
+        return self._ids[stage]
+
+    async def start(self) -> None:
+        """Launch every worker, wire the routes, and activate them. Idempotent."""
+        if self._started:
+            return
+        self._started = True
+        self._gc.__enter__()
+        self._gc_entered = True
+        if self._runtime is None:
+            self._runtime = RingKernelRuntime(enable_telemetry=True)
+        runtime = self._runtime
+        for stage in self.plan.stages:
+            self._ids[stage.name] = tuple(self.prefix + kid for kid in stage.kernel_ids)
+        self._rings = self._ring_links(runtime)
+        ringed_in = {consumer for links in self._rings.values() for consumer in links}
+        for stage in self.plan.stages:
+            downstream = tuple(self._ids[name] for name in stage.outputs)
+            routed = self._routed(stage)
+            producers = sum(self.plan[name].workers for name in stage.inputs) if stage.inputs else 1
+            for worker, kid in enumerate(self._ids[stage.name]):
+                counters = StageCounters()
+                self._counters[kid] = counters
+                self._stage_of[kid] = stage
+                self._tracker.expect(kid, producers)
+                setup = StageSetup(
+                    stage=stage.name,
+                    kernel_id=kid,
+                    worker=worker,
+                    workers=stage.workers,
+                    params=stage.params,
+                    backend=stage.backend,
+                    batch_size=stage.batch_size,
+                    ports=StagePorts(
+                        downstream=downstream,
+                        routed=routed,
+                        tracker=self._tracker,
+                        counters=counters,
+                        native_out=bool(stage.outputs)
+                        and all(self.plan[name].backend is stage.backend for name in stage.outputs),
+                        rings=self._rings.get(kid, {}),
+                        ringed_in=kid in ringed_in,
+                    ),
+                )
+                kernel = stage.definition.factory(setup)
+                await runtime.launch(
+                    kid,
+                    kernel,
+                    queue_size=stage.queue_size,
+                    backpressure=stage.backpressure,
+                    ordering="fifo",
+                    restart=stage.restart,
+                )
+        for stage in self.plan.stages:
+            downstream = tuple(self._ids[name] for name in stage.outputs)
+            if not self._routed(stage):
+                continue
+            if len(downstream) == 1:
+                for kid in self._ids[stage.name]:
+                    await runtime.connect(kid, list(downstream[0]), mode="round_robin")
+            elif len(downstream) > 1 and all(len(group) == 1 for group in downstream):
+                for kid in self._ids[stage.name]:
+                    await runtime.connect(kid, [group[0] for group in downstream], mode="broadcast")
+        self._sources = [_Source(self._ids[stage.name]) for stage in self.plan.sources]
+        for stage in reversed(self.plan.stages):
+            for kid in self._ids[stage.name]:
+                await runtime.activate(kid)
+        self.started_at = time.perf_counter()
+
+    def _routed(self, stage: PlannedStage) -> bool:
+        """Whether the runtime routes ``stage``'s sends (else its workers address each
+        downstream worker themselves, as they must to reach one through a ring)."""
+        n = len(stage.outputs)
+        if n == 0 or any(kid in self._rings for kid in self._ids[stage.name]):
+            return False
+        return n == 1 or all(self.plan[name].workers == 1 for name in stage.outputs)
+
+    def _ring_links(self, runtime: RingKernelRuntime) -> dict[str, dict[str, RingLink]]:
+        """Producer worker -> consumer worker -> the device ring between them, for every
+        pair of stages that share one backend able to make rings."""
+        links: dict[str, dict[str, RingLink]] = {}
+        for stage in self.plan.stages:
+            if not callable(getattr(stage.backend, "make_ring", None)):
+                continue
+            for name in stage.outputs:
+                consumer = self.plan[name]
+                if consumer.backend is not stage.backend or not consumer.definition.reads_rings:
+                    continue
+                for producer_id in self._ids[stage.name]:
+                    for consumer_id in self._ids[name]:
+                        links.setdefault(producer_id, {})[consumer_id] = RingLink(
+                            stage.backend,
+                            consumer.ring_rows,
+                            consumer.backpressure,
+                            consumer_id,
+                            functools.partial(runtime.check_accepting, consumer_id),
+                        )
+        return links
+
+    def ring_links(self) -> dict[str, dict[str, RingLink]]:
+        """Producer worker -> consumer worker -> :class:`RingLink`: the device rings of
+        this run (a ring is built on the first batch that goes through it)."""
+        return {kid: dict(links) for kid, links in self._rings.items()}
+
+    async def close(self) -> ShutdownReport | None:
+        """Stop the run: cancel a feeder still going; shut the runtime down if this run
+        created it (returning its report), else terminate this run's kernels.
+        Idempotent."""
+        if self._closed:
+            return self.report
+        self._closed = True
+        if self.ended_at is None and self.started_at is not None:
+            self.ended_at = time.perf_counter()
+        feeder = self._feeder
+        if feeder is not None and not feeder.done() and feeder is not asyncio.current_task():
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+        try:
+            if self._runtime is None:
+                return None
+            if self._owns_runtime:
+                report = await self._runtime.shutdown()
+                if self._rings:  # a report must not point into rings about to go away
+                    report = recover_ring_rows(report)
+                    self._runtime.shutdown_report = report
+                self.report = report
+            else:
+                for ids in self._ids.values():
+                    for kid in ids:
+                        await self._runtime.terminate(kid)
+            return self.report
+        finally:
+            if self._gc_entered:
+                self._gc_entered = False
+                self._gc.__exit__(None, None, None)
+
+    async def __aenter__(self) -> PipelineRun:
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- feeding -----------------------------------------------------------------------
+
+    async def send(self, msg: Any) -> None:
+        """Feed one message (a record or a RecordBatch) to every source stage.
+
+        Waits while a BLOCK source queue is full; a full REJECT source queue refuses
+        it (counted in :attr:`records_rejected_at_input`).
+
+        Raises:
+            RuntimeError: the input was already ended.
+            StageFailedError: a source stage failed.
+        """
+        if self._input_ended:
+            raise RuntimeError("the pipeline's input was ended; start another run to feed more")
+        send = self.runtime.send
+        count = record_count(msg)
+        for source in self._sources:
+            ids = source.ids
+            index = source.next
+            source.next = (index + 1) % len(ids)
+            try:
+                await send(ids[index], msg)
+            except QueueFullError:
+                self.records_rejected_at_input += count
+            except _CASCADE:
+                await self._raise_failure()
+        self.records_fed += count
+
+    async def end_input(self) -> None:
+        """Tell the source stages nothing more is coming; the run then drains and ends.
+        Idempotent."""
+        if self._input_ended:
+            return
+        self._input_ended = True
+        runtime = self.runtime
+        for stage in self.plan.sources:
+            for kid in self._ids[stage.name]:
+                self._tracker.producer_done(kid)
+            for kid in self._ids[stage.name]:
+                try:
+                    await runtime.send(kid, EndOfStream(source=FEEDER))
+                except QueueFullError:
+                    pass  # a full queue wakes its worker anyway
+                except _CASCADE:
+                    await self._raise_failure()
+
+    async def send_many(self, msgs: Sequence[Any]) -> None:
+        """Feed several messages: as :meth:`send` one by one, in one runtime call per
+        source stage where there is room. A source stage with several workers gets the
+        whole group on one worker (the next group on the next)."""
+        if self._input_ended:
+            raise RuntimeError("the pipeline's input was ended; start another run to feed more")
+        if not msgs:
+            return
+        for source in self._sources:
+            ids = source.ids
+            index = source.next
+            source.next = (index + 1) % len(ids)
+            await self._deliver(ids[index], msgs)
+        fed = len(msgs)
+        for msg in msgs:
+            if type(msg) is RecordBatch:
+                fed += len(msg) - 1
+        self.records_fed += fed
+
+    async def _deliver(self, kid: str, msgs: Sequence[Any]) -> None:
+        send_many = self.runtime.send_many
+        pending = msgs
+        while pending:
+            try:
+                await send_many(kid, pending)
+                return
+            except QueueFullError as exc:  # REJECT: count the refused one, go on
+                self.records_rejected_at_input += record_count(pending[exc.accepted])
+                pending = pending[exc.accepted + 1 :]
+            except _CASCADE:
+                await self._raise_failure()
+
+    async def feed(self, inputs: Iterable[Any] | AsyncIterable[Any]) -> int:
+        """Feed every message of ``inputs`` (in groups, see :meth:`send_many`), then
+        :meth:`end_input`; returns how many messages were sent. Read :meth:`results`
+        concurrently, or a BLOCK pipeline stalls once its queues are full."""
+        sent = 0
+        group: list[Any] = []
+        if isinstance(inputs, AsyncIterable):
+            async for msg in inputs:
+                group.append(msg)
+                if len(group) >= _FEED_GROUP:
+                    await self.send_many(group)
+                    sent += len(group)
+                    group = []
+        else:
+            iterator = iter(inputs)
+            while True:
+                group = list(itertools.islice(iterator, _FEED_GROUP))
+                if not group:
+                    break
+                await self.send_many(group)
+                sent += len(group)
+                group = []
+        if group:
+            await self.send_many(group)
+            sent += len(group)
+        await self.end_input()
+        return sent
+
+    # -- results -----------------------------------------------------------------------
+
+    async def process(self, inputs: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+        """Feed ``inputs`` in the background and yield results as they complete.
+
+        Raises:
+            StageFailedError: a stage's kernel failed (the run is stopped).
+            Exception: whatever iterating ``inputs`` raised.
+        """
+        if self._feeder is not None:
+            raise RuntimeError("process() runs once per run")
+        self._feeder = asyncio.get_running_loop().create_task(self.feed(inputs))
+        try:
+            async for result in self.results():
+                yield result
+            await self._feeder
+        finally:
+            if not self._feeder.done():
+                self._feeder.cancel()
+                await asyncio.gather(self._feeder, return_exceptions=True)
+
+    async def results(self) -> AsyncIterator[Any]:
+        """Yield what the sink stages send, in order of completion, until every sink has
+        finished (which needs :meth:`end_input`).
+
+        Each result carries its records' root ids: ``correlation_id`` on a per-message
+        result, ``record_ids`` on a RecordBatch; records a stage failed on come as
+        ``StageError``.
+
+        Raises:
+            StageFailedError: a stage's kernel failed (the run is stopped).
+        """
+        sinks = [kid for stage in self.plan.sinks for kid in self._ids[stage.name]]
+        if len(sinks) == 1:
+            async for msg in self._read_one(sinks[0]):
+                yield msg
+        else:
+            async for msg in self._read_many(sinks):
+                yield msg
+        self.ended_at = time.perf_counter()
+
+    async def _read_one(self, kid: str) -> AsyncIterator[Any]:
+        receive_batch = self.runtime.receive_batch
+        while True:
+            try:
+                batch = await receive_batch(kid, _READ_BATCH, _POLL_S)
+            except QueueTimeoutError:
+                await self._check()
+                continue
+            except _CASCADE:
+                await self._raise_failure()
+            for msg in batch:
+                if type(msg) is EndOfStream:
+                    return
+                yield msg
+
+    async def _read_many(self, kids: list[str]) -> AsyncIterator[Any]:
+        merged: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(_MERGE_CAPACITY)
+
+        async def reader(kid: str) -> None:
+            async for msg in self._read_one_quietly(kid):
+                await merged.put(("msg", msg))
+            await merged.put(("end", kid))
+
+        loop = asyncio.get_running_loop()
+        readers = [loop.create_task(reader(kid)) for kid in kids]
+        open_sinks = len(kids)
+        try:
+            while open_sinks:
+                try:
+                    kind, value = merged.get_nowait()
+                except asyncio.QueueEmpty:
+                    try:
+                        kind, value = await asyncio.wait_for(merged.get(), _POLL_S)
+                    except TimeoutError:
+                        for task in readers:
+                            if task.done() and task.exception() is not None:
+                                await self._raise_failure()
+                        await self._check()
+                        continue
+                if kind == "end":
+                    open_sinks -= 1
+                else:
+                    yield value
+        finally:
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+
+    async def _read_one_quietly(self, kid: str) -> AsyncIterator[Any]:
+        receive_batch = self.runtime.receive_batch
+        while True:
+            try:
+                batch = await receive_batch(kid, _READ_BATCH, _POLL_S)
+            except QueueTimeoutError:
+                continue
+            for msg in batch:
+                if type(msg) is EndOfStream:
+                    return
+                yield msg
+
+    async def _check(self) -> None:
+        """Raise if a kernel failed or the feeder did."""
+        runtime = self.runtime
+        for ids in self._ids.values():
+            for kid in ids:
+                if runtime.state(kid) is KernelState.FAILED:
+                    await self._raise_failure()
+        feeder = self._feeder
+        if feeder is not None and feeder.done() and not feeder.cancelled():
+            error = feeder.exception()
+            if error is not None:
+                if isinstance(error, RingKernelError):
+                    await self._raise_failure()
+                await self.close()
+                raise error
+
+    async def _raise_failure(self) -> Any:
+        """Find the stage whose kernel failed first-hand (others may have failed only
+        because it did), stop the run, and raise StageFailedError for it."""
+        runtime = self.runtime
+        failed = [
+            kid
+            for stage in self.plan.stages
+            for kid in self._ids[stage.name]
+            if runtime.state(kid) is KernelState.FAILED
+        ]
+        errors = {kid: _kernel_error(runtime, kid) for kid in failed}
+        await self.close()
+        root = next((k for k in failed if not isinstance(errors[k], _CASCADE)), None)
+        if root is None and failed:
+            root = failed[0]
+        if root is None:
+            raise RuntimeError("the pipeline stopped: a kernel stopped without failing")
+        error = errors[root]
+        failure = StageFailedError(self._stage_of[root].name, root, error)
+        if isinstance(error, BaseException):
+            raise failure from error
+        raise failure
+
+    # -- telemetry ---------------------------------------------------------------------
+
+    def telemetry(self) -> dict[str, StageTelemetry]:
+        """Per-stage telemetry, stages in topological order (valid after close too)."""
+        runtime = self.runtime
+        if self.started_at is None:
+            seconds = 0.0
+        else:
+            seconds = (self.ended_at or time.perf_counter()) - self.started_at
+        return {
+            stage.name: stage_telemetry(
+                stage,
+                [runtime.get_telemetry(kid) for kid in self._ids[stage.name]],
+                [self._counters[kid] for kid in self._ids[stage.name]],
+                seconds,
+                sum(
+                    link.rows_dropped
+                    for links in self._rings.values()
+                    for consumer, link in links.items()
+                    if consumer in self._ids[stage.name]
+                ),
+            )
+            for stage in self.plan.stages
+        }
+
+
+def _kernel_error(runtime: RingKernelRuntime, kid: str) -> BaseException | None:
+    """Why kernel ``kid`` failed (None if it did not)."""
+    return runtime.kernel_error(kid)

@@ -1,0 +1,118 @@
+"""The context a kernel function receives: its mailbox and its lifecycle flags."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import QueueClosedError
+from ._queue import NOTHING
+
+if TYPE_CHECKING:
+    from ._instance import KernelInstance
+    from ._ring_runtime import RingKernelRuntime
+
+__all__ = ["KernelContext"]
+
+# Messages a kernel takes in a row before it yields to the event loop.
+BURST = 64
+
+
+class KernelContext:
+    """Handed to a kernel function as ``ctx``; valid for the kernel's lifetime.
+
+    ``receive`` hands out nothing while the kernel is not ACTIVE, even to a loop that
+    never checks ``is_active``; once termination is requested it raises
+    :class:`QueueClosedError` instead of waiting, so a loop that checks
+    ``should_terminate`` ends promptly whatever it catches.
+    """
+
+    __slots__ = ("_input", "_instance", "kernel_id", "runtime")
+
+    def __init__(self, instance: KernelInstance, runtime: RingKernelRuntime) -> None:
+        self._instance = instance
+        self._input = instance.input
+        self.kernel_id: str = instance.kernel_id
+        self.runtime: RingKernelRuntime = runtime
+
+    @property
+    def should_terminate(self) -> bool:
+        """True once the runtime asked this kernel to stop: leave the loop."""
+        return self._instance.terminate_requested
+
+    @property
+    def is_active(self) -> bool:
+        """True while the kernel is ACTIVE (launched and activated, not paused)."""
+        return self._instance.is_active
+
+    async def wait_active(self, timeout: float | None = None) -> None:
+        """Wait until the kernel is ACTIVE or asked to terminate (returns either way)."""
+        self._instance.holding = ()
+        await self._instance.wait_active(timeout)
+
+    async def receive(self, timeout: float | None = None) -> Any:
+        """The next message from the input queue.
+
+        Raises QueueTimeoutError (a TimeoutError) after ``timeout`` seconds, and
+        QueueClosedError once the kernel is told to terminate.
+        """
+        queue = self._input
+        instance = self._instance
+        if queue.ready():  # the hot path: no timer, and mostly no suspension
+            instance.burst += 1
+            if instance.burst >= BURST:
+                # Let the other tasks run now and then: a kernel that always finds
+                # input would otherwise run until its output fills, and the whole
+                # burst of messages falls out of the CPU caches before the next
+                # stage sees it.
+                instance.burst = 0
+                await asyncio.sleep(0)
+            msg = queue.take()
+            if msg is not NOTHING:
+                instance.holding = (msg,)
+                return msg
+        return await self._receive_slow(timeout)
+
+    async def _receive_slow(self, timeout: float | None) -> Any:
+        instance = self._instance
+        instance.holding = ()  # back for more: the previous message is done
+        if instance.terminate_requested:
+            # Yield first: a loop that swallows this error must not starve the event loop.
+            await asyncio.sleep(0)
+            raise QueueClosedError(f"kernel {self.kernel_id!r} is terminating")
+        msg = await self._input.get(timeout)
+        instance.holding = (msg,)
+        return msg
+
+    async def receive_batch(self, max_items: int, timeout: float | None = None) -> list[Any]:
+        """Wait for one message (as :meth:`receive`), then take whatever else is queued,
+        up to ``max_items`` in all. Never returns an empty list."""
+        if type(max_items) is not int or max_items < 1:
+            raise ValueError(f"receive_batch: max_items must be a positive int, got {max_items!r}")
+        first = await self.receive(timeout)
+        if max_items == 1:
+            return [first]
+        batch = [first]
+        batch.extend(self._input.get_batch_nowait(max_items - 1))
+        self._instance.holding = batch
+        return batch
+
+    async def send(self, msg: Any) -> None:
+        """Send ``msg`` on: along this kernel's routes if ``runtime.connect`` set any,
+        else into its own output queue (read with ``runtime.receive``). Honours the
+        receiving queue's backpressure."""
+        await self._instance.emit(msg)
+
+    async def send_many(self, msgs: Sequence[Any]) -> None:
+        """Send ``msgs`` on, in order: the same as ``send`` for each (a round-robin
+        route deals them out one at a time), at one call's cost when there is room."""
+        await self._instance.emit_many(msgs)
+
+    async def send_to(self, kernel_id: str, msg: Any) -> None:
+        """Send ``msg`` straight into kernel ``kernel_id``'s input queue."""
+        await self.runtime._deliver(kernel_id, msg, sender=self.kernel_id)
+        self._instance.sent += 1
+
+    def __repr__(self) -> str:
+        return f"<KernelContext {self.kernel_id!r} {self._instance.state.value}>"

@@ -1,0 +1,490 @@
+"""Bounded message queues with a backpressure strategy, after anyio's memory streams.
+
+A queue holds at most ``capacity`` messages. When it is full, the strategy decides:
+BLOCK makes the producer wait for room, REJECT refuses at once with
+:class:`QueueFullError`, DROP_OLDEST evicts the oldest message and counts it. Every
+awaiting method is built on its ``*_nowait`` twin, and cleans up in ``finally`` so that
+a cancelled waiter never loses or duplicates a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import heapq
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from ..errors import QueueFullError, QueueTimeoutError
+
+__all__ = [
+    "NOTHING",
+    "BackpressureStrategy",
+    "MessageQueue",
+    "Ordering",
+    "QueueEmpty",
+    "QueueStatistics",
+]
+
+_T = TypeVar("_T")
+Ordering = Literal["fifo", "priority"]
+ErrorFactory = Callable[[], BaseException]
+
+# How many recent queue-wait samples feed the p50/p99 figures: enough for a stable p99,
+# small enough that a percentile costs well under a millisecond.
+WAIT_SAMPLES = 4096
+
+
+class BackpressureStrategy(enum.Enum):
+    """What a full queue does with one more message."""
+
+    BLOCK = "block"  #: the producer waits for room: nothing is lost
+    REJECT = "reject"  #: the producer gets QueueFullError at once
+    DROP_OLDEST = "drop_oldest"  #: the oldest queued message is evicted and counted
+
+    @classmethod
+    def parse(cls, value: BackpressureStrategy | str) -> BackpressureStrategy:
+        """Accept a member or its name/value in any case (``"drop_oldest"``, ``"BLOCK"``)."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            for member in cls:
+                if value.lower() in (member.value, member.name.lower()):
+                    return member
+        choices = ", ".join(m.value for m in cls)
+        raise ValueError(f"unknown backpressure strategy {value!r}; choose one of {choices}")
+
+
+@dataclass(frozen=True)
+class QueueStatistics:
+    """A snapshot of one queue."""
+
+    name: str  #: "<kernel id>.input" or "<kernel id>.output"
+    size: int  #: messages queued now
+    capacity: int  #: most messages the queue holds
+    backpressure: BackpressureStrategy  #: what happens when it is full
+    accepted: int  #: messages put into the queue, ever
+    taken: int  #: messages handed out by get, ever
+    dropped: int  #: messages evicted by DROP_OLDEST
+    rejected: int  #: messages refused because the queue was full (REJECT)
+    expired: int  #: messages whose deadline passed while queued (not handed out)
+    waiting_getters: int  #: tasks waiting for a message now
+    waiting_putters: int  #: tasks waiting for room now (BLOCK)
+
+
+class QueueEmpty(Exception):
+    """``get_nowait`` found nothing to hand out (internal to the runtime's queues)."""
+
+
+class _Nothing:
+    """The type of :data:`NOTHING`."""
+
+    def __repr__(self) -> str:
+        return "NOTHING"
+
+
+#: What ``take()`` returns when there is no message to hand out.
+NOTHING: Any = _Nothing()
+
+
+class MessageQueue(Generic[_T]):
+    """A bounded queue of messages. Not thread-safe: use it from one event loop.
+
+    ``get`` may be paused (a deactivated kernel takes nothing) and either side may be
+    given an error factory: once set, a put raises it at once, and a get raises it
+    when it would otherwise have to wait (queued messages are still handed out first,
+    unless ``pause_get`` is also in force).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        backpressure: BackpressureStrategy = BackpressureStrategy.BLOCK,
+        ordering: Ordering = "fifo",
+        *,
+        name: str = "queue",
+        on_drop: Callable[[_T], None] | None = None,
+        on_expire: Callable[[_T], None] | None = None,
+        record_waits: bool = True,
+    ) -> None:
+        if type(capacity) is not int or capacity < 1:
+            raise ValueError(f"{name}: capacity must be a positive int, got {capacity!r}")
+        if ordering not in ("fifo", "priority"):
+            raise ValueError(f"{name}: ordering must be 'fifo' or 'priority', got {ordering!r}")
+        self.name = name
+        self.capacity = capacity
+        self.backpressure = BackpressureStrategy.parse(backpressure)
+        self.ordering: Ordering = ordering
+        self._on_drop = on_drop
+        # Given: messages whose ``deadline`` (epoch seconds) has passed are not handed
+        # out but counted as expired and passed to this callback.
+        self._on_expire = on_expire
+        # FIFO entries are (enqueued_at, item); priority entries are
+        # (-priority, sequence, enqueued_at, item) in a heap, FIFO within a priority.
+        self._fifo: deque[tuple[float, _T]] = deque()
+        self._heap: list[tuple[int, int, float, _T]] = []
+        self._sequence = itertools.count()
+        self._priority = ordering == "priority"
+        # The one container in use, so hot paths can call the C-level len() on it.
+        self._items: deque[Any] | list[Any] = self._heap if self._priority else self._fifo
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._putters: deque[asyncio.Future[None]] = deque()
+        self._empty_waiters: list[asyncio.Future[None]] = []
+        self._get_paused = False
+        self._put_error: ErrorFactory | None = None
+        self._put_wait_error: ErrorFactory | None = None
+        self._get_error: ErrorFactory | None = None
+        self.accepted = 0
+        self.taken = 0
+        self.dropped = 0
+        self.rejected = 0
+        self.expired = 0
+        self.wait_samples: deque[float] = deque(maxlen=WAIT_SAMPLES if record_waits else 0)
+
+    # -- inspection -------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def ready(self) -> bool:
+        """True when a get would hand out a message right now."""
+        return not self._get_paused and bool(self._items)
+
+    def full(self) -> bool:
+        return len(self) >= self.capacity
+
+    @property
+    def waiting_getters(self) -> int:
+        return sum(1 for f in self._getters if not f.done())
+
+    def statistics(self) -> QueueStatistics:
+        return QueueStatistics(
+            name=self.name,
+            size=len(self),
+            capacity=self.capacity,
+            backpressure=self.backpressure,
+            accepted=self.accepted,
+            taken=self.taken,
+            dropped=self.dropped,
+            rejected=self.rejected,
+            expired=self.expired,
+            waiting_getters=self.waiting_getters,
+            waiting_putters=sum(1 for f in self._putters if not f.done()),
+        )
+
+    def snapshot(self) -> list[_T]:
+        """The queued messages, in the order they would be handed out."""
+        if self._priority:
+            return [entry[3] for entry in sorted(self._heap)]
+        return [entry[1] for entry in self._fifo]
+
+    # -- put side ---------------------------------------------------------------------
+
+    def put_nowait(self, item: _T) -> None:
+        """Queue ``item`` now or raise: QueueFullError when full under BLOCK or REJECT
+        (REJECT counts it), the put error when one is set. DROP_OLDEST never raises
+        for a full queue: it evicts the oldest message."""
+        if self._put_error is not None:
+            raise self._put_error()
+        if len(self._items) >= self.capacity:
+            if self.backpressure is BackpressureStrategy.DROP_OLDEST:
+                self._drop_oldest()
+            else:
+                if self.backpressure is BackpressureStrategy.REJECT:
+                    self.rejected += 1
+                raise QueueFullError(
+                    f"{self.name} is full ({self.capacity} messages, "
+                    f"{self.backpressure.value}); the message was not accepted"
+                )
+        now = time.perf_counter()
+        if self._priority:
+            priority = getattr(item, "priority", 0)
+            heapq.heappush(self._heap, (-priority, next(self._sequence), now, item))
+        else:
+            self._fifo.append((now, item))
+        self.accepted += 1
+        if self._getters:
+            _wake_next(self._getters)
+
+    def put_if_room(self, item: _T) -> bool:
+        """Queue ``item`` if there is room and no error is set; else do nothing and
+        return False (the caller takes the full ``put`` path). The hot path of sends."""
+        if self._put_error is None and len(self._items) < self.capacity:
+            self.put_nowait(item)
+            return True
+        return False
+
+    async def put(self, item: _T, timeout: float | None = None) -> None:
+        """Queue ``item``; under BLOCK wait for room, raising QueueTimeoutError after
+        ``timeout`` seconds. Other strategies never wait."""
+        if (
+            len(self._items) < self.capacity
+            or self.backpressure is not BackpressureStrategy.BLOCK
+            or self._put_error is not None
+        ):
+            self.put_nowait(item)
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while len(self) >= self.capacity and self._put_error is None:
+            if self._put_wait_error is not None:
+                raise self._put_wait_error()
+            await self._wait(self._putters, deadline, timeout, "room")
+        self.put_nowait(item)
+
+    def try_put_many_nowait(self, items: Sequence[_T]) -> bool:
+        """Queue all of ``items`` if there is room for all of them now (FIFO queues,
+        no error set); else queue none and return False."""
+        if (
+            self._priority
+            or self._put_error is not None
+            or len(items) > self.capacity - len(self._fifo)
+        ):
+            return False
+        now = time.perf_counter()
+        self._fifo.extend([(now, item) for item in items])
+        self.accepted += len(items)
+        if self._getters:
+            _wake_next(self._getters)
+        return True
+
+    async def put_many(self, items: Sequence[_T], timeout: float | None = None) -> None:
+        """Queue ``items`` in order, as ``put`` would one by one; on QueueFullError
+        (REJECT), ``accepted`` says how many went in first."""
+        if self.try_put_many_nowait(items):
+            return
+        for index, item in enumerate(items):
+            try:
+                await self.put(item, timeout)
+            except QueueFullError as exc:
+                exc.accepted = index
+                raise
+
+    def _drop_oldest(self) -> None:
+        if self._priority:
+            oldest = min(range(len(self._heap)), key=lambda i: self._heap[i][1])
+            item = self._heap.pop(oldest)[3]
+            heapq.heapify(self._heap)
+        else:
+            item = self._fifo.popleft()[1]
+        self.dropped += 1
+        if self._on_drop is not None:
+            self._on_drop(item)
+
+    # -- get side ---------------------------------------------------------------------
+
+    def take(self) -> Any:
+        """The next message now, or :data:`NOTHING` when there is none to hand out
+        (empty, paused, or every queued message had expired). Raises the get error
+        instead of returning NOTHING once one is set."""
+        items = self._items
+        while items and not self._get_paused:
+            if self._priority:
+                _, _, enqueued_at, item = heapq.heappop(self._heap)
+            else:
+                enqueued_at, item = self._fifo.popleft()
+            if self._on_expire is not None:
+                deadline = getattr(item, "deadline", None)
+                if deadline is not None and deadline < time.time():
+                    self.expired += 1
+                    self._on_expire(item)
+                    self._after_removal()
+                    continue
+            self.taken += 1
+            self.wait_samples.append(time.perf_counter() - enqueued_at)
+            self._after_removal()
+            return item
+        if self._get_error is not None:
+            raise self._get_error()
+        return NOTHING
+
+    def _after_removal(self) -> None:
+        if self._putters:
+            _wake_next(self._putters)
+        if self._empty_waiters and not self._items:
+            _wake_all(self._empty_waiters)
+
+    def get_nowait(self) -> _T:
+        """Hand out the next message now; raises the get error, or ``QueueEmpty``."""
+        item = self.take()
+        if item is NOTHING:
+            raise QueueEmpty(f"{self.name} has no message to hand out")
+        return item  # type: ignore[no-any-return]
+
+    def get_batch_nowait(self, max_items: int) -> list[_T]:
+        """Up to ``max_items`` queued messages, possibly none (no error when empty)."""
+        if not self._priority and not self._get_paused:
+            return self._take_fifo_batch(max_items)
+        batch: list[_T] = []
+        while len(batch) < max_items and self.ready():
+            item = self.take()
+            if item is NOTHING:
+                break
+            batch.append(item)
+        return batch
+
+    def _take_fifo_batch(self, max_items: int) -> list[_T]:
+        # ``take`` in one pass: one clock read per batch for the wait samples, and
+        # putters woken once per freed slot after the loop. This is the pipeline's
+        # hottest path (every stage drains its input this way).
+        fifo = self._fifo
+        popleft = fifo.popleft
+        on_expire = self._on_expire
+        now = time.perf_counter()
+        wall = time.time() if on_expire is not None else 0.0
+        batch: list[_T] = []
+        samples: list[float] = []
+        removed = 0
+        while fifo and len(batch) < max_items:
+            enqueued_at, item = popleft()
+            removed += 1
+            if on_expire is not None:
+                deadline = getattr(item, "deadline", None)
+                if deadline is not None and deadline < wall:
+                    self.expired += 1
+                    on_expire(item)
+                    continue
+            batch.append(item)
+            samples.append(now - enqueued_at)
+        if removed:
+            self.taken += len(batch)
+            self.wait_samples.extend(samples)
+            putters = self._putters
+            for _ in range(removed):
+                if not putters:
+                    break
+                _wake_next(putters)
+            if self._empty_waiters and not fifo:
+                _wake_all(self._empty_waiters)
+        return batch
+
+    async def get(self, timeout: float | None = None) -> _T:
+        """The next message, waiting for one; QueueTimeoutError after ``timeout``."""
+        item = self.take()
+        if item is not NOTHING:
+            return item  # type: ignore[no-any-return]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            await self._wait(self._getters, deadline, timeout, "message")
+            item = self.take()
+            if item is not NOTHING:
+                return item  # type: ignore[no-any-return]
+
+    async def wait_empty(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is queued; True if so, False if ``timeout`` ran out."""
+        if not len(self):
+            return True
+        future = asyncio.get_running_loop().create_future()
+        self._empty_waiters.append(future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            if future in self._empty_waiters:
+                self._empty_waiters.remove(future)
+        return True
+
+    # -- control ----------------------------------------------------------------------
+
+    def pause_get(self) -> None:
+        """Hand out nothing until :meth:`resume_get`; puts keep queueing."""
+        self._get_paused = True
+
+    def resume_get(self) -> None:
+        self._get_paused = False
+        _wake_all(self._getters)
+
+    def fail_puts(self, error: ErrorFactory) -> None:
+        """From now on every put raises ``error()``; waiting putters are woken to raise it."""
+        self._put_error = error
+        _wake_all(self._putters)
+
+    def refuse_waiting_puts(self, error: ErrorFactory) -> None:
+        """Puts that would wait for room raise ``error()`` instead (waiting ones too);
+        puts that find room still succeed."""
+        self._put_wait_error = error
+        _wake_all(self._putters)
+
+    def fail_gets(self, error: ErrorFactory) -> None:
+        """From now on a get that would wait raises ``error()``; waiters are woken."""
+        self._get_error = error
+        _wake_all(self._getters)
+
+    def clear_errors(self) -> None:
+        """Accept puts and gets again (a restarted kernel)."""
+        self._put_error = None
+        self._put_wait_error = None
+        self._get_error = None
+
+    def drain_all(self) -> list[_T]:
+        """Remove and return everything queued (counted as taken: the caller owns it)."""
+        items = self.snapshot()
+        self._fifo.clear()
+        self._heap.clear()
+        _wake_all(self._putters)
+        _wake_all(self._empty_waiters)
+        return items
+
+    # -- waiting ----------------------------------------------------------------------
+
+    async def _wait(
+        self,
+        waiters: deque[asyncio.Future[None]],
+        deadline: float | None,
+        timeout: float | None,
+        what: str,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        waiters.append(waiter)
+        timer = None
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                waiters.remove(waiter)
+                raise QueueTimeoutError(f"{self.name}: no {what} within {timeout} s")
+            timer = loop.call_later(remaining, _expire, waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            # Cancelled after being woken: pass the wake-up on, so nobody is stranded.
+            if waiter.done() and not waiter.cancelled():
+                _wake_next(waiters)
+            raise
+        except _Expired:
+            raise QueueTimeoutError(f"{self.name}: no {what} within {timeout} s") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not waiter.done():
+                waiter.cancel()
+            if waiter in waiters:  # a waker usually took it off already
+                waiters.remove(waiter)
+
+
+class _Expired(Exception):
+    """Internal: a waiter's timer ran out."""
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(_Expired())
+
+
+def _wake_next(waiters: deque[asyncio.Future[None]]) -> None:
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(None)
+            return
+
+
+def _wake_all(waiters: Any) -> None:
+    for waiter in list(waiters):
+        if not waiter.done():
+            waiter.set_result(None)
+    waiters.clear()

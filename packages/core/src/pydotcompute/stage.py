@@ -1,0 +1,70 @@
+"""What a stage author imports: everything needed to write a pipeline stage and ship it as a
+plugin.
+
+A stage is a :class:`StageDefinition` (name, parameters, a factory) returned from a
+``@hookimpl``-marked ``pydotcompute_register_stages`` in a module listed under the
+``pydotcompute`` entry-point group. Most stages subclass :class:`BatchStage`: the loop, end
+of stream and error records are handled for them, and they see records or
+:class:`RecordBatch` es and send results through an :class:`Emitter`. Array work goes
+through ``setup.backend`` (a :class:`ComputeBackend`), so the stage runs on every backend.
+"""
+
+from __future__ import annotations
+
+from .compute import ComputeBackend
+from .dataflow import (
+    REQUIRED,
+    BatchStage,
+    Emitter,
+    EndOfStream,
+    Param,
+    Record,
+    RecordBatch,
+    RecordGroup,
+    StageDefinition,
+    StageError,
+    StagePorts,
+    StageSetup,
+    array_to_ids,
+    ids_to_array,
+    new_record_ids,
+    payload_of,
+    record_count,
+    record_ids_for_rows,
+    root_id,
+    row_index,
+    row_indices,
+    run_stage,
+    sort_batch,
+    stack_records,
+)
+from .plugins import hookimpl
+
+__all__ = [
+    "REQUIRED",
+    "BatchStage",
+    "ComputeBackend",
+    "Emitter",
+    "EndOfStream",
+    "Param",
+    "Record",
+    "RecordBatch",
+    "RecordGroup",
+    "StageDefinition",
+    "StageError",
+    "StagePorts",
+    "StageSetup",
+    "array_to_ids",
+    "hookimpl",
+    "ids_to_array",
+    "new_record_ids",
+    "payload_of",
+    "record_count",
+    "record_ids_for_rows",
+    "root_id",
+    "row_index",
+    "row_indices",
+    "run_stage",
+    "sort_batch",
+    "stack_records",
+]
