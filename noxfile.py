@@ -16,7 +16,7 @@ PACKAGES = ["packages/core", "packages/stages", "packages/gpu-triton"]
 # Machines without a GPU pin torch's CPU build (a newer torch means a multi-GB CUDA wheel).
 CPU_CONSTRAINTS = ["-c", str(ROOT / "constraints" / "cpu.txt")]
 TESTPATHS = ["packages/core/tests", "packages/stages/tests", "packages/gpu-triton/tests", "tests"]
-BENCH_ARGS = ["-o", "python_files=bench_*.py", "-p", "no:randomly"]
+BENCH_ARGS = ["-o", "python_files=bench_*.py"]
 
 
 def install(session: nox.Session, *groups: str, packages: list[str] = PACKAGES) -> None:
@@ -37,7 +37,7 @@ def tests(session: nox.Session) -> None:
         "pytest",
         *TESTPATHS,
         "-m",
-        "not gpu and not interpreter and not slow and not compile_check",
+        "not gpu and not interpreter and not compile_check",
         *session.posargs,
     )
 
@@ -72,7 +72,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Type-check every package's sources with mypy --strict."""
-    # core's `cli` extra brings rich, which _cli_display imports (when installed).
+    # core's `cli` extra brings rich, which pydotcompute.cli._display imports (when installed).
     install(session, "typecheck", packages=["packages/core[cli]", *PACKAGES[1:]])
     session.run("mypy", *(f"{pkg}/src" for pkg in PACKAGES))
 

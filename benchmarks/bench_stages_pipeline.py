@@ -11,7 +11,7 @@ messages are built, and plugins discovered, before the clock starts; the clock c
 validation, launch, feeding, every result, and shutdown. (e) also reports the rate with
 message building included. Run:
 
-    pytest benchmarks/bench_stages_pipeline.py -o python_files=bench_*.py -p no:randomly
+    pytest benchmarks/bench_stages_pipeline.py -o python_files=bench_*.py
 
 Each figure is in the benchmark's extra_info as records_per_s.
 """

@@ -145,7 +145,7 @@ class StageSetup:
     ``stage`` is the pipeline's name for the stage and ``kernel_id`` this worker's
     kernel (``worker`` of ``workers``); ``params`` are validated, defaults filled in;
     ``batch_size`` is the most messages the worker takes per ``receive_batch``;
-    ``ports`` is the wiring the stage loop sends along (see :mod:`._pipeline_loop`).
+    ``ports`` is the wiring the stage loop sends along (see :mod:`._loop`).
     """
 
     stage: str

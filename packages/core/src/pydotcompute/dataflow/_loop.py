@@ -4,7 +4,7 @@ A stage author writes a :class:`BatchStage` (``process`` a whole batch, optional
 ``finish`` at end of stream and a timer) and gets, from :func:`run_stage`:
 
 * batching: up to ``batch_size`` messages per ``ctx.receive_batch``;
-* end of stream: once every producer is done (see :mod:`._pipeline_ports`) and the
+* end of stream: once every producer is done (see :mod:`._ports`) and the
   queue is empty, ``finish`` runs, then the end is passed to every downstream worker;
 * errors on data: if ``process`` raises, the batch's records travel on as one
   :class:`StageError` per message naming the stage, and the loop keeps going. A failed
@@ -53,7 +53,7 @@ class Emitter:
     RecordBatch values leave as they are when the downstream stages share this stage's
     backend (``StagePorts.native_out``), else as numpy: a pipeline's results are always
     host arrays. To a worker reached through a device ring, a batch on the device goes
-    into the ring (see :mod:`._pipeline_ring`).
+    into the ring (see :mod:`._rings`).
     """
 
     __slots__ = (

@@ -84,7 +84,7 @@ class StagePorts:
     backend: RecordBatch values then stay in the backend's arrays (on its device);
     otherwise, and always from a sink, they leave as numpy. ``rings`` holds, by
     downstream worker, the device ring that batches on the backend's device take to it
-    (see :mod:`._pipeline_ring`); ``ringed_in`` is True when some upstream worker
+    (see :mod:`._rings`); ``ringed_in`` is True when some upstream worker
     sends this one RingRows to take back out of a ring.
     """
 

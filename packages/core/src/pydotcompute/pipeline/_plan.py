@@ -49,7 +49,7 @@ DEFAULT_SETTINGS: Final[Mapping[str, Any]] = {
     "restart": "never",
     # Rows each device ring into a worker holds (one ring per upstream worker), or
     # "auto": as many as fill RING_BYTES. Rings carry batches between stages that share
-    # a device backend (see _pipeline_ring).
+    # a device backend (see pydotcompute.dataflow._rings).
     "ring_rows": "auto",
 }
 _RESTART_FIELDS: Final = tuple(f.name for f in dataclasses.fields(RestartPolicy))

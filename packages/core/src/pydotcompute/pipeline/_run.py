@@ -76,7 +76,7 @@ class PipelineRun:
     (:meth:`send` and :meth:`end_input`, or :meth:`feed`) while reading
     :meth:`results`, or do both with :meth:`process`. Inputs reach every source stage
     (one of its workers in turn). ``relax_gc=True`` collects garbage less often while
-    the run lasts (see :mod:`._pipeline_gc`).
+    the run lasts (see :mod:`._gc`).
     """
 
     def __init__(

@@ -75,7 +75,6 @@ class KernelInstance:
         self.route: Route | None = None
         self.sent = 0
         self.errors = 0
-        self.burst = 0
         self.burst = 0  # messages taken in a row without yielding (see _context.BURST)
         # The message(s) the kernel took and has not come back for more since: what a
         # failure dead-letters.
