@@ -87,7 +87,7 @@ async def run_load(
                 try:
                     n = (await runtime.receive("c", timeout=0.2)).n
                 except TimeoutError:
-                    if feeding_done.is_set() and all(runtime._get(s).idle for s in STAGES):
+                    if feeding_done.is_set() and all(runtime.idle(s) for s in STAGES):
                         return
                     continue
                 in_order = in_order and n > last

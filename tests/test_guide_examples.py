@@ -116,7 +116,7 @@ async def test_parallel_pipelines_keep_decorator_settings() -> None:
     async with RingKernelRuntime() as runtime:
         await runtime.launch("bounded_1", bounded)
         await runtime.launch("bounded_2", bounded, queue_size=5)
-        t1, t2 = runtime._get("bounded_1").spec, runtime._get("bounded_2").spec
+        t1, t2 = runtime.spec("bounded_1"), runtime.spec("bounded_2")
         await runtime.terminate("bounded_1")
         await runtime.terminate("bounded_2")
     assert (t1.input_queue_size, t1.backpressure) == (3, BackpressureStrategy.REJECT)

@@ -56,7 +56,7 @@ async def test_send_many_under_reject_says_how_many_went_in() -> None:
         with pytest.raises(QueueFullError) as info:
             await rt.send_many("r", [Item(value=i) for i in range(5)])
         assert info.value.accepted == 3
-        assert [m.value for m in rt._get("r").input.snapshot()] == [0, 1, 2]
+        assert [m.value for m in rt.pending("r")] == [0, 1, 2]
 
 
 async def test_ctx_send_many_round_robin_deals_one_at_a_time() -> None:
@@ -117,5 +117,5 @@ async def test_ctx_send_many_into_full_reject_routes_says_how_many_went_in() -> 
         await rt.send("src", Item(value=-1))
         await until(lambda: bool(outcome))
         assert outcome == [2]
-        assert [m.value for m in rt._get("w0").input.snapshot()] == [0]
-        assert [m.value for m in rt._get("w1").input.snapshot()] == [1]
+        assert [m.value for m in rt.pending("w0")] == [0]
+        assert [m.value for m in rt.pending("w1")] == [1]

@@ -106,7 +106,7 @@ async def test_decorator_settings_and_registration() -> None:
 
     async with RingKernelRuntime() as rt:
         await rt.launch("sized")
-        spec = rt._get("sized").spec
+        spec = rt.spec("sized")
         assert (spec.input_queue_size, spec.output_queue_size) == (4, 2)
         assert spec.backpressure is BackpressureStrategy.REJECT and spec.ordering == "priority"
 
@@ -118,26 +118,29 @@ def test_ring_kernel_without_parentheses_is_a_clear_error() -> None:
 
 async def test_deactivated_kernel_receives_nothing_even_without_checking_is_active() -> None:
     got: list[Any] = []
+    empty_receives = 0  # receives that timed out: proof the kernel asked and got nothing
 
     async def greedy(ctx: KernelContext) -> None:  # never looks at is_active
+        nonlocal empty_receives
         while not ctx.should_terminate:
             try:
                 got.append(await ctx.receive(timeout=0.02))
             except TimeoutError:
-                continue
+                empty_receives += 1
 
     async with RingKernelRuntime() as rt:
         await rt.launch("g", greedy)
         await rt.send("g", Item(value=0))
-        await asyncio.sleep(0.05)
-        assert got == []  # launched, not yet active
+        await until(lambda: empty_receives >= 2)
+        assert got == []  # launched, not yet active: asked twice, handed nothing
         await rt.activate("g")
         await until(lambda: len(got) == 1)
         assert [m.value for m in got] == [0]
         await rt.deactivate("g")
         for i in range(1, 4):
             await rt.send("g", Item(value=i))  # keeps queueing
-        await asyncio.sleep(0.05)
+        asked = empty_receives
+        await until(lambda: empty_receives >= asked + 2)
         assert [m.value for m in got] == [0]
         assert rt.get_telemetry("g").input_queue_depth == 3
         await rt.reactivate("g")
@@ -157,15 +160,19 @@ async def test_deactivated_kernel_queue_honours_backpressure() -> None:
 
 async def test_wait_active_returns_on_activation() -> None:
     seen: list[bool] = []
+    waiting = asyncio.Event()
 
     async def waiter(ctx: KernelContext) -> None:
+        waiting.set()
         await ctx.wait_active()
         seen.append(ctx.is_active)
         await hold_kernel(ctx)
 
     async with RingKernelRuntime() as rt:
         await rt.launch("w", waiter)
-        await asyncio.sleep(0.01)
+        await asyncio.wait_for(waiting.wait(), timeout=5)
+        for _ in range(10):  # the waiter gets turns of the loop, and still waits
+            await asyncio.sleep(0)
         assert seen == []
         await rt.activate("w")
         await until(lambda: bool(seen))
@@ -241,7 +248,7 @@ async def test_receive_batch_validates_max_items() -> None:
         await rt.launch("bad", bad)
         await until(lambda: rt.state("bad") is KernelState.FAILED)
         assert rt.state("bad") is KernelState.FAILED
-        assert "max_items must be a positive int" in str(rt._get("bad").error)
+        assert "max_items must be a positive int" in str(rt.kernel_error("bad"))
 
 
 async def test_ctx_receive_timeout_is_a_timeout_error() -> None:

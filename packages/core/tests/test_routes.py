@@ -124,7 +124,7 @@ async def test_route_into_drop_oldest_destination_counts_drops() -> None:
             await rt.send("src", Item(value=i))
         await until(lambda: rt.get_telemetry("src").messages_sent == 5)
         assert rt.get_telemetry("dst").messages_dropped == 3
-        assert [m.value for m in rt._get("dst").input.snapshot()] == [3, 4]
+        assert [m.value for m in rt.pending("dst")] == [3, 4]
 
 
 async def test_connect_checks_declared_types() -> None:

@@ -308,7 +308,17 @@ async def test_deactivated_kernel_with_queued_messages_is_not_stalled() -> None:
     async with RingKernelRuntime() as rt:
         await rt.launch("k", echo_kernel, stall_timeout=0.01)
         await rt.send("k", Item())
-        await asyncio.sleep(0.1)
+        # A control that is active, has a message queued and never takes it: once the
+        # watchdog has counted it stalled, it has looked at "k" too.
+
+        async def never_takes(ctx: KernelContext) -> None:
+            while not ctx.should_terminate:
+                await asyncio.sleep(0.005)
+
+        await rt.launch("control", never_takes, stall_timeout=0.01)
+        await rt.activate("control")
+        await rt.send("control", Item())
+        await until(lambda: rt.health().kernels["control"].stalls >= 1)
         assert rt.health().kernels["k"].stalls == 0
 
 
@@ -318,7 +328,12 @@ async def test_cancelled_host_send_and_receive_leave_queues_consistent() -> None
         await rt.send("k", Item(value=1))  # input full (not active yet)
         blocked_send = asyncio.create_task(rt.send("k", Item(value=2)))
         waiting_receive = asyncio.create_task(rt.receive("k"))
-        await asyncio.sleep(0.01)
+        await until(
+            lambda: (
+                rt.queue_statistics("k")[0].waiting_putters == 1
+                and rt.queue_statistics("k")[1].waiting_getters == 1
+            )
+        )
         blocked_send.cancel()
         waiting_receive.cancel()
         await asyncio.gather(blocked_send, waiting_receive, return_exceptions=True)

@@ -19,8 +19,8 @@ from ..errors import (
 from ._dead_letters import DEFAULT_CAPACITY, DeadLetter, DeadLetterQueue
 from ._health import KernelHealth, RuntimeHealth, watch, watch_interval
 from ._instance import KernelInstance
-from ._kernel import KernelState, spec_for
-from ._queue import NOTHING
+from ._kernel import KernelSpec, KernelState, spec_for
+from ._queue import NOTHING, QueueStatistics
 from ._report import KernelLeftovers, ShutdownReport
 from ._routes import Route, RouteMode
 from ._telemetry import KernelTelemetry
@@ -143,6 +143,25 @@ class RingKernelRuntime:
     def state(self, kernel_id: str) -> KernelState:
         """The kernel's lifecycle state."""
         return self._get(kernel_id).state
+
+    def spec(self, kernel_id: str) -> KernelSpec:
+        """The settings kernel ``kernel_id`` runs with: its decorator's, with what
+        :meth:`launch` overrode."""
+        return self._get(kernel_id).spec
+
+    def idle(self, kernel_id: str) -> bool:
+        """True when the kernel holds no message: none queued for it, none in hand (or
+        its task has ended). A pipeline has settled once every kernel is idle."""
+        return self._get(kernel_id).idle
+
+    def pending(self, kernel_id: str) -> list[Any]:
+        """The messages waiting in the kernel's input queue, oldest first (a copy)."""
+        return self._get(kernel_id).input.snapshot()
+
+    def queue_statistics(self, kernel_id: str) -> tuple[QueueStatistics, QueueStatistics]:
+        """Snapshots of the kernel's input and output queues, in that order."""
+        instance = self._get(kernel_id)
+        return instance.input.statistics(), instance.output.statistics()
 
     @property
     def kernel_ids(self) -> list[str]:
