@@ -56,7 +56,7 @@ async def test_waiting_receiver_is_woken_at_once_by_the_failure() -> None:
         await rt.launch("f", fail_on_value)
         await rt.activate("f")
         waiting = asyncio.create_task(rt.receive("f"))  # no timeout: would wait forever
-        await asyncio.sleep(0)
+        await until(lambda: rt.queue_statistics("f")[1].waiting_getters == 1)
         await rt.send("f", Item(value=-1))
         with pytest.raises(KernelFailedError) as info:
             await asyncio.wait_for(waiting, 5.0)
@@ -87,7 +87,7 @@ async def test_blocked_sender_is_woken_by_the_failure() -> None:
         await rt.activate("s")
         await rt.send("s", Item())
         blocked = asyncio.create_task(rt.send("s", Item()))
-        await asyncio.sleep(0)
+        await until(lambda: rt.queue_statistics("s")[0].waiting_putters == 1)
         gate.set()
         with pytest.raises(KernelFailedError):
             await asyncio.wait_for(blocked, 5.0)
