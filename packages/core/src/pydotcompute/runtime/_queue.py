@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from ..errors import QueueFullError, QueueTimeoutError
+from ._enums import parse_enum
 
 __all__ = [
     "NOTHING",
@@ -49,14 +50,7 @@ class BackpressureStrategy(enum.Enum):
     @classmethod
     def parse(cls, value: BackpressureStrategy | str) -> BackpressureStrategy:
         """Accept a member or its name/value in any case (``"drop_oldest"``, ``"BLOCK"``)."""
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str):
-            for member in cls:
-                if value.lower() in (member.value, member.name.lower()):
-                    return member
-        choices = ", ".join(m.value for m in cls)
-        raise ValueError(f"unknown backpressure strategy {value!r}; choose one of {choices}")
+        return parse_enum(cls, value, "backpressure strategy")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
+from ._enums import parse_enum
+
 if TYPE_CHECKING:
     from ._instance import KernelInstance
 
@@ -20,12 +22,8 @@ class RouteMode(enum.Enum):
 
     @classmethod
     def parse(cls, value: RouteMode | str) -> RouteMode:
-        if isinstance(value, cls):
-            return value
-        for member in cls:
-            if isinstance(value, str) and value.lower() == member.value:
-                return member
-        raise ValueError(f"unknown route mode {value!r}; choose 'round_robin' or 'broadcast'")
+        """Accept a member or its value in any case (``"broadcast"``)."""
+        return parse_enum(cls, value, "route mode")
 
 
 class Route:
