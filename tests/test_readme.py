@@ -1,4 +1,4 @@
-"""The README's Python examples run as written."""
+"""The Python examples of the READMEs run as written, and print what they promise."""
 
 from __future__ import annotations
 
@@ -9,18 +9,31 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).parents[1] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+ROOT = Path(__file__).parents[1]
+# Each README, with what its examples must print (every block's output, in order).
+EXPECTED = {
+    "README.md": ["2.0", "clean: nothing left behind"],
+    "packages/core/README.md": [
+        "('mean', 'max') [[0.5, 1.0], [0.5, 1.0]]",
+        "('mean', 'max') [[0.5, 1.0], [0.5, 1.0]]",
+    ],
+}
+CASES = [
+    (readme, code)
+    for readme in EXPECTED
+    for code in re.findall(r"```python\n(.*?)```", (ROOT / readme).read_text(), flags=re.S)
+]
 
 
-def test_readme_has_python_examples() -> None:
-    assert BLOCKS
+def test_each_readme_has_python_examples() -> None:
+    assert {readme for readme, _ in CASES} == set(EXPECTED)
 
 
-@pytest.mark.parametrize("code", BLOCKS)
-def test_readme_example_runs(code: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("readme", "code"), CASES, ids=[readme for readme, _ in CASES])
+def test_readme_example_runs(readme: str, code: str, tmp_path: Path) -> None:
     script = tmp_path / "example.py"
     script.write_text(code)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "2.0" in done.stdout and "clean: nothing left behind" in done.stdout
+    for expected in EXPECTED[readme]:
+        assert done.stdout.count(expected) == EXPECTED[readme].count(expected), done.stdout
