@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from pydotcompute import MessageValidationError, records_from_array
 from pydotcompute.dataflow import StreamTracker
+from pydotcompute.errors import StreamProtocolError
 from pydotcompute.stage import (
     EndOfStream,
     Record,
@@ -218,7 +219,7 @@ def test_stream_tracker_counts_producers() -> None:
     assert not tracker.upstream_done("k")
     tracker.producer_done("k")
     assert tracker.upstream_done("k")
-    with pytest.raises(RuntimeError, match="more end-of-stream signals than producers"):
+    with pytest.raises(StreamProtocolError, match="more end-of-stream signals than it has"):
         tracker.producer_done("k")
     with pytest.raises(ValueError, match="at least one producer"):
         tracker.expect("j", 0)

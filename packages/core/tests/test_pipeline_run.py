@@ -19,6 +19,7 @@ from pydotcompute import (
 )
 from pydotcompute.backend import NumpyBackend
 from pydotcompute.dataflow import StageCounters, StagePorts, StreamTracker
+from pydotcompute.errors import PipelineStateError, PipelineStoppedError, RingKernelError
 from pydotcompute.plugins import PluginManager
 from pydotcompute.stage import (
     Emitter,
@@ -280,9 +281,39 @@ async def test_telemetry_counts_records_and_messages(pm: PluginManager) -> None:
 async def test_send_after_end_input_is_refused(pm: PluginManager) -> None:
     async with Pipeline().add_stage("a", "scale").open(plugins=pm) as run:
         await run.end_input()
-        with pytest.raises(RuntimeError, match="input was ended"):
+        with pytest.raises(PipelineStateError, match="input was ended"):
             await run.send(Record(values=[1.0]))
+        with pytest.raises(PipelineStateError, match="input was ended"):
+            await run.send_many([Record(values=[1.0])])
         assert [r async for r in run.results()] == []
+
+
+async def test_misusing_a_run_raises_pipeline_state_errors(pm: PluginManager) -> None:
+    run = Pipeline().add_stage("a", "scale").open(plugins=pm)
+    with pytest.raises(PipelineStateError, match="not started"):
+        _ = run.runtime
+    async with run:
+        results = [r async for r in run.process([Record(values=[1.0])])]
+        assert len(results) == 1
+        with pytest.raises(PipelineStateError, match="process\\(\\) runs once"):
+            async for _ in run.process([]):
+                pass
+    # Callers that caught RuntimeError before these had a class still catch them.
+    assert issubclass(PipelineStateError, RuntimeError)
+    assert issubclass(PipelineStateError, RingKernelError)
+
+
+async def test_a_worker_stopped_from_outside_stops_the_run_naming_it(pm: PluginManager) -> None:
+    async with RingKernelRuntime() as runtime:
+        pipeline = Pipeline().add_stage("a", "scale")
+        async with pipeline.open(runtime=runtime, plugins=pm, prefix="p.") as run:
+            await runtime.terminate("p.a")  # not a failure: the worker just stops
+            with pytest.raises(PipelineStoppedError) as info:
+                async for _ in run.results():
+                    pass
+        assert info.value.kernels == {"p.a": "terminated"}
+        assert "'p.a' (terminated)" in str(info.value)
+        assert isinstance(info.value, RuntimeError)
 
 
 async def test_runs_are_independent(pm: PluginManager) -> None:

@@ -106,6 +106,8 @@ PINNED: dict[str, set[str]] = {
         "ParameterValueError",
         "PipelineCycleError",
         "PipelineRunError",
+        "PipelineStateError",
+        "PipelineStoppedError",
         "PipelineValidationError",
         "PluginConflictError",
         "PluginError",
@@ -115,6 +117,7 @@ PINNED: dict[str, set[str]] = {
         "QueueTimeoutError",
         "RingKernelError",
         "StageFailedError",
+        "StreamProtocolError",
         "UnknownBackendError",
         "UnknownParameterError",
         "UnknownStageError",
@@ -209,14 +212,15 @@ PINNED: dict[str, set[str]] = {
         "stack_records",
     },
     "pydotcompute.pipeline": {
-        "DEFAULT_SETTINGS",
         "FEEDER",
         "Pipeline",
         "PipelinePlan",
         "PipelineRun",
         "PlannedStage",
         "RELAXED_THRESHOLD",
-        "SETTINGS",
+        "STAGE_SETTINGS",
+        "STRUCTURE_KEYS",
+        "StageSetting",
         "StageSpec",
         "StageTelemetry",
         "TomlLines",
@@ -226,6 +230,7 @@ PINNED: dict[str, set[str]] = {
         "plan_pipeline",
         "records_from_array",
         "relaxed_gc",
+        "settings_table",
         "stage_telemetry",
     },
     "pydotcompute.cli": {
@@ -295,6 +300,12 @@ def test_error_hierarchy() -> None:
     assert issubclass(e.UnknownParameterError, e.PipelineValidationError)
     assert issubclass(e.BackendUnavailableError, RuntimeError)
     assert issubclass(e.StageFailedError, e.PipelineRunError)
+    # Misuse of a run and a run stopped from outside: RuntimeErrors, as they were before.
+    assert issubclass(e.PipelineStateError, e.PipelineRunError)
+    assert issubclass(e.PipelineStateError, RuntimeError)
+    assert issubclass(e.PipelineStoppedError, e.PipelineRunError)
+    assert issubclass(e.PipelineStoppedError, RuntimeError)
+    assert issubclass(e.StreamProtocolError, e.PipelineRunError)
     assert issubclass(e.InputFileError, ValueError)
 
 

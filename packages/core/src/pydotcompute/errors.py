@@ -21,6 +21,8 @@ __all__ = [
     "ParameterValueError",
     "PipelineCycleError",
     "PipelineRunError",
+    "PipelineStateError",
+    "PipelineStoppedError",
     "PipelineValidationError",
     "PluginConflictError",
     "PluginError",
@@ -30,6 +32,7 @@ __all__ = [
     "QueueTimeoutError",
     "RingKernelError",
     "StageFailedError",
+    "StreamProtocolError",
     "UnknownBackendError",
     "UnknownParameterError",
     "UnknownStageError",
@@ -251,6 +254,42 @@ class DanglingInputError(PipelineValidationError):
 
 class PipelineRunError(RingKernelError):
     """Base of the errors raised while a pipeline runs."""
+
+
+class PipelineStateError(PipelineRunError, RuntimeError):
+    """A run was used out of turn: its runtime read before ``async with`` started it,
+    input sent after :meth:`~pydotcompute.PipelineRun.end_input`, or ``process()``
+    called a second time.
+
+    The caller's fault: the message says which. A run is fed once; open another run to
+    feed more. A ``RuntimeError`` too, as these were before they had a class of their own.
+    """
+
+
+class PipelineStoppedError(PipelineRunError, RuntimeError):
+    """A stage's worker stopped without failing while the run still needed it: it was
+    terminated from outside (the runtime it shares was shut down, or someone terminated
+    the kernel) or its function returned before it was asked to.
+
+    Whoever stopped it: the message names the workers that are no longer active. The run
+    is stopped; what the workers held is in the runtime's shutdown report.
+    """
+
+    def __init__(self, problem: str, kernels: dict[str, str]) -> None:
+        self.kernels = dict(kernels)  #: kernel id -> its lifecycle state
+        states = ", ".join(f"{kid!r} ({state})" for kid, state in self.kernels.items())
+        super().__init__(f"{problem}; workers no longer active: {states or 'none found'}")
+
+
+class StreamProtocolError(PipelineRunError):
+    """A worker received an end-of-stream marker from a kernel that is not one of its
+    producers, so it cannot tell when its input is complete.
+
+    The fault of whatever sent the marker (a custom stage or kernel that forwards
+    ``EndOfStream`` messages, or hand-made ports): the message names the worker, the
+    sender and the producers it expects. Stage code never needs to send markers: the
+    stage loop does.
+    """
 
 
 class StageFailedError(PipelineRunError):

@@ -14,6 +14,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ..errors import StreamProtocolError
+
 if TYPE_CHECKING:
     from ._rings import RingLink
 
@@ -40,7 +42,9 @@ class StreamTracker:
         """One producer of ``consumer`` has sent everything it will."""
         left = self._waiting.get(consumer, 0)
         if left <= 0:
-            raise RuntimeError(f"{consumer!r} got more end-of-stream signals than producers")
+            raise StreamProtocolError(
+                f"worker {consumer!r} got more end-of-stream signals than it has producers"
+            )
         self._waiting[consumer] = left - 1
 
     def upstream_done(self, kernel_id: str) -> bool:

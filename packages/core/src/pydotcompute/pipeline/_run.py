@@ -31,6 +31,8 @@ from ..dataflow import (
 from ..errors import (
     KernelFailedError,
     KernelStateError,
+    PipelineStateError,
+    PipelineStoppedError,
     QueueClosedError,
     QueueFullError,
     QueueTimeoutError,
@@ -116,7 +118,9 @@ class PipelineRun:
     @property
     def runtime(self) -> RingKernelRuntime:
         if self._runtime is None:
-            raise RuntimeError("the run is not started: use `async with pipeline.open() as run`")
+            raise PipelineStateError(
+                "the run is not started: use `async with pipeline.open() as run`"
+            )
         return self._runtime
 
     def kernel_ids(self, stage: str) -> tuple[str, ...]:
@@ -282,11 +286,13 @@ class PipelineRun:
         it (counted in :attr:`records_rejected_at_input`).
 
         Raises:
-            RuntimeError: the input was already ended.
+            PipelineStateError: the input was already ended.
             StageFailedError: a source stage failed.
         """
         if self._input_ended:
-            raise RuntimeError("the pipeline's input was ended; start another run to feed more")
+            raise PipelineStateError(
+                "the pipeline's input was ended; start another run to feed more"
+            )
         send = self.runtime.send
         count = record_count(msg)
         for source in self._sources:
@@ -324,7 +330,9 @@ class PipelineRun:
         source stage where there is room. A source stage with several workers gets the
         whole group on one worker (the next group on the next)."""
         if self._input_ended:
-            raise RuntimeError("the pipeline's input was ended; start another run to feed more")
+            raise PipelineStateError(
+                "the pipeline's input was ended; start another run to feed more"
+            )
         if not msgs:
             return
         for source in self._sources:
@@ -389,7 +397,7 @@ class PipelineRun:
             Exception: whatever iterating ``inputs`` raised.
         """
         if self._feeder is not None:
-            raise RuntimeError("process() runs once per run")
+            raise PipelineStateError("process() runs once per run; open another run")
         self._feeder = asyncio.get_running_loop().create_task(self.feed(inputs))
         try:
             async for result in self.results():
@@ -512,7 +520,15 @@ class PipelineRun:
         if root is None and failed:
             root = failed[0]
         if root is None:
-            raise RuntimeError("the pipeline stopped: a kernel stopped without failing")
+            stopped = {
+                kid: runtime.state(kid).value
+                for ids in self._ids.values()
+                for kid in ids
+                if runtime.state(kid) is not KernelState.ACTIVE
+            }
+            raise PipelineStoppedError(
+                "the run cannot go on: a worker stopped without failing", stopped
+            )
         error = errors[root]
         failure = StageFailedError(self._stage_of[root].name, root, error)
         if isinstance(error, BaseException):
