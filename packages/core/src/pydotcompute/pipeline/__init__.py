@@ -16,8 +16,6 @@ from ._gc import (
     relaxed_gc,
 )
 from ._plan import (
-    DEFAULT_SETTINGS,
-    SETTINGS,
     PipelinePlan,
     PlannedStage,
     StageSpec,
@@ -26,6 +24,12 @@ from ._plan import (
 from ._run import (
     FEEDER,
     PipelineRun,
+)
+from ._settings import (
+    STAGE_SETTINGS,
+    STRUCTURE_KEYS,
+    StageSetting,
+    settings_table,
 )
 from ._telemetry import (
     StageTelemetry,
@@ -38,14 +42,15 @@ from ._toml import (
 )
 
 __all__ = [
-    "DEFAULT_SETTINGS",
     "FEEDER",
     "RELAXED_THRESHOLD",
-    "SETTINGS",
+    "STAGE_SETTINGS",
+    "STRUCTURE_KEYS",
     "Pipeline",
     "PipelinePlan",
     "PipelineRun",
     "PlannedStage",
+    "StageSetting",
     "StageSpec",
     "StageTelemetry",
     "TomlLines",
@@ -55,5 +60,6 @@ __all__ = [
     "plan_pipeline",
     "records_from_array",
     "relaxed_gc",
+    "settings_table",
     "stage_telemetry",
 ]

@@ -21,9 +21,10 @@ from typing import Any
 
 from ..errors import ParameterValueError
 from ..plugins import PluginManager, get_plugin_manager
-from ..runtime import RestartPolicy, RingKernelRuntime
+from ..runtime import RingKernelRuntime
 from ._plan import PipelinePlan, StageSpec, plan_pipeline
 from ._run import PipelineRun
+from ._settings import STAGE_SETTINGS
 
 __all__ = ["Pipeline"]
 
@@ -33,9 +34,9 @@ class Pipeline:
 
     Building it checks nothing; :meth:`validate` checks everything (stage types,
     backends, settings, parameters, inputs, cycles) and returns the plan that
-    :meth:`open` and :meth:`run` launch. ``defaults`` change the per-stage setting
-    defaults (``workers``, ``queue_size``, ``backpressure``, ``batch_size``,
-    ``backend``, ``restart``, ``ring_rows``).
+    :meth:`open` and :meth:`run` launch. ``defaults`` change the stage settings'
+    defaults for every stage: any setting of :data:`~pydotcompute.pipeline.STAGE_SETTINGS`
+    (``pydotcompute settings`` lists them).
     """
 
     def __init__(
@@ -60,38 +61,23 @@ class Pipeline:
         stage: str | None = None,
         *,
         inputs: Sequence[str] | None = None,
-        workers: int | None = None,
-        queue_size: int | None = None,
-        backpressure: Any = None,
-        batch_size: int | None = None,
-        backend: str | None = None,
-        restart: RestartPolicy | Mapping[str, Any] | str | None = None,
-        ring_rows: int | str | None = None,
         params: Mapping[str, Any] | None = None,
+        **settings: Any,
     ) -> Pipeline:
         """Add stage ``name`` running the registered stage ``stage`` (default: ``name``).
 
         ``inputs``: upstream stage names (None: the stage added just before; ``[]``: a
-        source). Settings left None take the pipeline's defaults. ``restart``: each
-        worker's :class:`RestartPolicy` (or ``"never"``, the default, or a mapping of
-        its fields); a worker past its policy's limit stops the run with
-        :class:`StageFailedError`. ``ring_rows``: rows each device ring into a worker
-        holds, when this stage and the one feeding it share a device backend (see
-        :mod:`pydotcompute.dataflow`); ``"auto"``, the default, sizes each ring
-        to 64 MiB. Returns ``self``.
+        source). ``params``: the stage's own parameters. ``settings``: stage settings by
+        name (below); one left out or None takes the pipeline's default. Returns ``self``.
+
+        Stage settings:
         """
         self._specs.append(
             StageSpec(
                 name=name,
                 stage=name if stage is None else stage,
                 inputs=None if inputs is None else _as_names(inputs),
-                workers=workers,
-                queue_size=queue_size,
-                backpressure=backpressure,
-                batch_size=batch_size,
-                backend=backend,
-                restart=restart,
-                ring_rows=ring_rows,
+                settings=settings,
                 params=dict(params or {}),
             )
         )
@@ -194,6 +180,14 @@ class Pipeline:
     def __repr__(self) -> str:
         names = ", ".join(s.name for s in self._specs)
         return f"<Pipeline {self.name!r}: {names}>"
+
+
+# help(Pipeline.add_stage) lists the settings from the table, so it cannot drift from it.
+if Pipeline.add_stage.__doc__ is not None:  # None under python -OO
+    Pipeline.add_stage.__doc__ += "".join(
+        f"\n        - ``{s.name}`` (default {s.default!r}): {s.doc}"
+        for s in STAGE_SETTINGS.values()
+    )
 
 
 def _as_names(inputs: Sequence[str] | str) -> tuple[str, ...]:

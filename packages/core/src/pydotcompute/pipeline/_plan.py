@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import (
     BackendUnavailableError,
@@ -22,39 +23,33 @@ from ..errors import (
     PluginConflictError,
     UnknownParameterError,
 )
-from ..runtime import BackpressureStrategy, RestartPolicy
+from ._settings import (
+    BACKEND,
+    BACKPRESSURE,
+    BATCH_SIZE,
+    QUEUE_SIZE,
+    RESTART,
+    RING_ROWS,
+    STAGE_SETTINGS,
+    STRUCTURE_KEYS,
+    WORKERS,
+    StageSetting,
+)
 
 if TYPE_CHECKING:
     from ..compute import ComputeBackend
     from ..dataflow import StageDefinition
     from ..plugins import PluginManager
+    from ..runtime import BackpressureStrategy, RestartPolicy
 
 __all__ = [
-    "DEFAULT_SETTINGS",
-    "SETTINGS",
     "PipelinePlan",
     "PlannedStage",
     "StageSpec",
     "plan_pipeline",
 ]
 
-#: Per-stage settings and their defaults (a pipeline may change the defaults).
-DEFAULT_SETTINGS: Final[Mapping[str, Any]] = {
-    "workers": 1,
-    "queue_size": 1024,
-    "backpressure": "block",
-    "batch_size": 1024,
-    "backend": "numpy",
-    # A RestartPolicy, "never", or a table of RestartPolicy's fields.
-    "restart": "never",
-    # Rows each device ring into a worker holds (one ring per upstream worker), or
-    # "auto": as many as fill RING_BYTES. Rings carry batches between stages that share
-    # a device backend (see pydotcompute.dataflow._rings).
-    "ring_rows": "auto",
-}
-_RESTART_FIELDS: Final = tuple(f.name for f in dataclasses.fields(RestartPolicy))
-#: Every key a stage entry may hold besides its parameters.
-SETTINGS: Final = ("stage", "inputs", *DEFAULT_SETTINGS, "params")
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,21 +57,16 @@ class StageSpec:
     """One stage as the pipeline's author wrote it, before validation.
 
     ``inputs`` None means "the stage defined just before" (the first stage: none, so it
-    is fed by the pipeline). Settings left None take the pipeline's defaults.
-    ``locations`` maps keys (``""`` for the stage's own table, ``"params.NAME"`` for a
-    parameter) to their line in the source file, when there is one.
+    is fed by the pipeline). ``settings`` holds the stage settings as written (see
+    :data:`~pydotcompute.pipeline.STAGE_SETTINGS`); one missing or None takes the
+    pipeline's default. ``locations`` maps keys (``""`` for the stage's own table,
+    ``"params.NAME"`` for a parameter) to their line in the source file, when there is one.
     """
 
     name: str
     stage: str
     inputs: tuple[str, ...] | None = None
-    workers: Any = None
-    queue_size: Any = None
-    backpressure: Any = None
-    batch_size: Any = None
-    backend: Any = None
-    restart: Any = None
-    ring_rows: Any = None
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     locations: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
@@ -90,22 +80,55 @@ class StageSpec:
 
 @dataclasses.dataclass(frozen=True)
 class PlannedStage:
-    """A validated stage: everything needed to launch its workers."""
+    """A validated stage: everything needed to launch its workers.
+
+    ``settings`` holds every stage setting's parsed value by name; :meth:`setting` reads
+    one typed, and the properties below name the ones the run uses.
+    """
 
     name: str
     definition: StageDefinition
     params: Mapping[str, Any]
-    backend: ComputeBackend
-    backend_name: str
-    workers: int
-    queue_size: int
-    backpressure: BackpressureStrategy
-    batch_size: int
-    restart: RestartPolicy  #: each worker kernel's restart policy
-    ring_rows: int | None  #: rows of each device ring into a worker; None: fill RING_BYTES
+    backend: ComputeBackend  #: the backend named by the ``backend`` setting, created
+    settings: Mapping[str, Any]
     inputs: tuple[str, ...]  #: upstream stage names (empty: fed by the pipeline)
     outputs: tuple[str, ...]  #: downstream stage names (empty: a sink)
     kernel_ids: tuple[str, ...]  #: one per worker
+
+    def setting(self, setting: StageSetting[_T]) -> _T:
+        """The parsed value of ``setting``."""
+        value: _T = self.settings[setting.name]
+        return value
+
+    @property
+    def workers(self) -> int:
+        return self.setting(WORKERS)
+
+    @property
+    def queue_size(self) -> int:
+        return self.setting(QUEUE_SIZE)
+
+    @property
+    def backpressure(self) -> BackpressureStrategy:
+        return self.setting(BACKPRESSURE)
+
+    @property
+    def batch_size(self) -> int:
+        return self.setting(BATCH_SIZE)
+
+    @property
+    def backend_name(self) -> str:
+        return self.setting(BACKEND)
+
+    @property
+    def restart(self) -> RestartPolicy:
+        """Each worker kernel's restart policy."""
+        return self.setting(RESTART)
+
+    @property
+    def ring_rows(self) -> int | None:
+        """Rows of each device ring into a worker; None: fill RING_BYTES."""
+        return self.setting(RING_ROWS)
 
     @property
     def is_source(self) -> bool:
@@ -146,13 +169,18 @@ def plan_pipeline(
     *,
     source: str | None = None,
     default_lines: Mapping[str, int] | None = None,
+    settings: Mapping[str, StageSetting[Any]] = STAGE_SETTINGS,
 ) -> PipelinePlan:
     """Validate ``specs`` and return the plan.
+
+    ``defaults`` change the settings' defaults for every stage; ``settings`` is the
+    table of stage settings to check against (the built-in :data:`STAGE_SETTINGS`
+    unless a caller extends it).
 
     Raises:
         PipelineValidationError: (or a subclass) the first problem found, located.
     """
-    checker = _Checker(source, default_lines or {})
+    checker = _Checker(source, default_lines or {}, settings)
     if not specs:
         raise PipelineValidationError("the pipeline has no stages", source=source, line=None)
     resolved_defaults = checker.settings_defaults(defaults)
@@ -163,6 +191,7 @@ def plan_pipeline(
         if spec.name in seen:
             raise checker.error(PipelineValidationError, "the stage name is used twice", spec)
         seen.add(spec.name)
+        checker.known_settings(spec)
     inputs = _resolve_inputs(specs, checker)
     order = _topological_order(specs, inputs, checker)
     outputs: dict[str, list[str]] = {s.name: [] for s in specs}
@@ -280,11 +309,17 @@ def _find_cycle(
 
 
 class _Checker:
-    """Builds located errors and checks settings."""
+    """Builds located errors and checks settings against the settings table."""
 
-    def __init__(self, source: str | None, default_lines: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        source: str | None,
+        default_lines: Mapping[str, int],
+        table: Mapping[str, StageSetting[Any]],
+    ) -> None:
         self.source = source
         self.default_lines = default_lines
+        self.table = table
 
     def error(
         self, cls: type[PipelineValidationError], problem: str, spec: StageSpec, key: str = ""
@@ -294,18 +329,59 @@ class _Checker:
         )
 
     def settings_defaults(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
-        merged = dict(DEFAULT_SETTINGS)
+        """Every setting's default, the pipeline's where it gives one (checked per stage,
+        so a bad one is reported against the stage it would configure)."""
+        merged = {name: setting.default for name, setting in self.table.items()}
         for key, value in defaults.items():
-            if key not in DEFAULT_SETTINGS:
-                known = ", ".join(DEFAULT_SETTINGS)
+            if key not in self.table:
                 raise UnknownParameterError(
-                    f"unknown pipeline default {key!r} (settings with defaults: {known})",
+                    f"unknown pipeline default {key!r} (stage settings: {', '.join(self.table)})",
                     key=key,
                     source=self.source,
                     line=self.default_lines.get(key),
                 )
-            merged[key] = value
+            if value is not None:
+                merged[key] = value
         return merged
+
+    def known_settings(self, spec: StageSpec) -> None:
+        """Refuse a setting the table does not declare, pointing parameters to params."""
+        for key in spec.settings:
+            if key not in self.table:
+                where = (
+                    f"under [stages.{spec.name}.params]"
+                    if self.source is not None
+                    else "in its params"
+                )
+                keys = ", ".join((*STRUCTURE_KEYS[:2], *self.table, *STRUCTURE_KEYS[2:]))
+                raise self.error(
+                    UnknownParameterError,
+                    f"unknown setting {key!r} (settings: {keys}; the stage's own parameters "
+                    f"go {where})",
+                    spec,
+                    key,
+                )
+
+    def setting_values(self, spec: StageSpec, defaults: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Every setting's parsed value for ``spec``; a bad one is located at the stage's
+        key, or at the pipeline default it came from."""
+        values: dict[str, Any] = {}
+        for name, setting in self.table.items():
+            written = spec.settings.get(name)
+            try:
+                values[name] = setting.check(defaults[name] if written is None else written)
+            except PipelineValidationError as exc:
+                raise exc.located(
+                    stage=spec.name, source=self.source, line=self.setting_line(spec, name)
+                ) from None
+        return MappingProxyType(values)
+
+    def setting_line(self, spec: StageSpec, name: str) -> int | None:
+        """Where ``spec``'s value of setting ``name`` was written: its own key, else the
+        pipeline default's, else the stage's table."""
+        if spec.settings.get(name) is None and name in self.default_lines:
+            return self.default_lines[name]
+        return spec.line(name)
 
     def stage(
         self,
@@ -330,41 +406,23 @@ class _Checker:
             ) from None
         except PluginConflictError as exc:
             raise self.error(PipelineValidationError, str(exc), spec, "stage") from exc
-        settings = {key: getattr(spec, key) for key in DEFAULT_SETTINGS}
-        for key, value in settings.items():
-            if value is None:
-                settings[key] = defaults[key]
-        workers = self._positive_int(spec, "workers", settings["workers"])
-        queue_size = self._positive_int(spec, "queue_size", settings["queue_size"])
-        batch_size = self._positive_int(spec, "batch_size", settings["batch_size"])
-        ring_rows = (
-            None
-            if settings["ring_rows"] == "auto"
-            else self._positive_int(spec, "ring_rows", settings["ring_rows"], "or 'auto'")
-        )
-        try:
-            backpressure = BackpressureStrategy.parse(settings["backpressure"])
-        except ValueError as exc:
-            raise self.error(
-                ParameterValueError, f"backpressure: {exc}", spec, "backpressure"
-            ) from None
-        restart = self._restart_policy(spec, settings["restart"])
-        backend_name = settings["backend"]
-        if not isinstance(backend_name, str) or not backend_name:
-            raise self.error(
-                ParameterValueError,
-                f"backend must be a backend's name, got {backend_name!r}",
-                spec,
-                "backend",
-            )
+        settings = self.setting_values(spec, defaults)
+        # The table checks the name's shape; which backends exist is the plugins' to say.
+        backend_name = settings[BACKEND.name]
         try:
             backend = plugins.backend(backend_name)
         except PipelineValidationError as exc:
             raise exc.located(
-                stage=spec.name, source=self.source, line=spec.line("backend")
+                stage=spec.name, source=self.source, line=self.setting_line(spec, BACKEND.name)
             ) from None
         except (BackendUnavailableError, PluginConflictError) as exc:
-            raise self.error(PipelineValidationError, str(exc), spec, "backend") from exc
+            raise PipelineValidationError(
+                str(exc),
+                stage=spec.name,
+                key=BACKEND.name,
+                source=self.source,
+                line=self.setting_line(spec, BACKEND.name),
+            ) from exc
         if not isinstance(spec.params, Mapping):
             raise self.error(
                 ParameterValueError, "params must be a table of parameters", spec, "params"
@@ -375,6 +433,7 @@ class _Checker:
             raise exc.located(
                 stage=spec.name, source=self.source, line=spec.line(exc.key or "params")
             ) from None
+        workers = settings[WORKERS.name]
         kernel_ids = (
             (spec.name,) if workers == 1 else tuple(f"{spec.name}_{i}" for i in range(workers))
         )
@@ -383,48 +442,8 @@ class _Checker:
             definition=definition,
             params=params,
             backend=backend,
-            backend_name=backend_name,
-            workers=workers,
-            queue_size=queue_size,
-            backpressure=backpressure,
-            batch_size=batch_size,
-            restart=restart,
-            ring_rows=ring_rows,
+            settings=settings,
             inputs=inputs,
             outputs=tuple(outputs),
             kernel_ids=kernel_ids,
         )
-
-    def _restart_policy(self, spec: StageSpec, value: Any) -> RestartPolicy:
-        if isinstance(value, RestartPolicy):
-            return value
-        if value == "never":
-            return RestartPolicy.never()
-        if not isinstance(value, Mapping):
-            raise self.error(
-                ParameterValueError,
-                f"restart must be 'never' or a table of {', '.join(_RESTART_FIELDS)}; "
-                f"got {value!r}",
-                spec,
-                "restart",
-            )
-        unknown = sorted(set(value) - set(_RESTART_FIELDS))
-        if unknown:
-            raise self.error(
-                UnknownParameterError,
-                f"restart: unknown field {unknown[0]!r} (fields: {', '.join(_RESTART_FIELDS)})",
-                spec,
-                "restart",
-            )
-        try:
-            return RestartPolicy(**value)
-        except (TypeError, ValueError) as exc:
-            raise self.error(ParameterValueError, f"restart: {exc}", spec, "restart") from None
-
-    def _positive_int(self, spec: StageSpec, key: str, value: Any, alternative: str = "") -> int:
-        if type(value) is not int or value < 1:
-            expected = f"a positive integer {alternative}".rstrip()
-            raise self.error(
-                ParameterValueError, f"{key} must be {expected}, got {value!r}", spec, key
-            )
-        return value

@@ -4,15 +4,15 @@
 
     [pipeline]                 # optional
     name = "guide"
-    batch_size = 1024          # defaults for every stage: workers, queue_size,
-    backend = "numpy"          # backpressure, batch_size, backend, restart, ring_rows
+    batch_size = 1024          # any stage setting: its default for every stage
+    backend = "numpy"
 
     [stages.preprocess]        # the table name is the stage's name
     stage = "preprocess"       # the registered stage it runs (default: the name)
 
     [stages.compute]
     inputs = ["preprocess"]    # default: the stage defined just before; [] = a source
-    workers = 4
+    workers = 4                # stage settings (`pydotcompute settings` lists them all)
     queue_size = 1024
     backpressure = "block"     # block, reject or drop_oldest
     batch_size = 512
@@ -22,6 +22,11 @@
 
     [stages.compute.params]    # the stage's own parameters (or params = {...})
     stats = ["mean", "std"]
+
+Keys other than ``stage``, ``inputs`` and ``params`` are stage settings, and keys of
+``[pipeline]`` other than ``name`` and ``description`` are their defaults: the loader
+passes them on, and validation checks them against
+:data:`~pydotcompute.pipeline.STAGE_SETTINGS`, located by line.
 
 The file's text is scanned alongside :mod:`tomllib` to find the line of every table
 header and key, so each error names the file and line (``tomllib`` itself keeps no
@@ -37,12 +42,14 @@ from os import PathLike, fspath
 
 from ..errors import PipelineValidationError, UnknownParameterError
 from ._definition import Pipeline
-from ._plan import DEFAULT_SETTINGS, SETTINGS, StageSpec
+from ._plan import StageSpec
+from ._settings import STRUCTURE_KEYS
 
 __all__ = ["TomlLines", "load_pipeline", "parse_pipeline"]
 
 _TOP_LEVEL = ("pipeline", "stages")
-_PIPELINE_KEYS = ("name", "description", *DEFAULT_SETTINGS)
+#: Keys of [pipeline] that describe the pipeline; the others are settings' defaults.
+_DESCRIPTION_KEYS = ("name", "description")
 
 _BARE = r"[A-Za-z0-9_\-]+"
 _QUOTED = r'"(?:[^"\\]|\\.)*"|\'[^\']*\''
@@ -153,14 +160,6 @@ def parse_pipeline(text: str, *, source: str = "<string>") -> Pipeline:
     header = document.get("pipeline", {})
     if not isinstance(header, Mapping):
         raise fail(PipelineValidationError, "[pipeline] must be a table", "pipeline")
-    for key in header:
-        if key not in _PIPELINE_KEYS:
-            raise fail(
-                UnknownParameterError,
-                f"unknown key {key!r} in [pipeline] (known: {', '.join(_PIPELINE_KEYS)})",
-                "pipeline",
-                key,
-            )
     name = header.get("name", _stem(source))
     if not isinstance(name, str):
         raise fail(
@@ -169,7 +168,7 @@ def parse_pipeline(text: str, *, source: str = "<string>") -> Pipeline:
             "pipeline",
             "name",
         )
-    defaults = {k: v for k, v in header.items() if k in DEFAULT_SETTINGS}
+    defaults = {k: v for k, v in header.items() if k not in _DESCRIPTION_KEYS}
     default_lines = {k: line for k in defaults if (line := lines.line("pipeline", k)) is not None}
     pipeline = Pipeline(name, defaults=defaults, source=source, default_lines=default_lines)
 
@@ -193,17 +192,6 @@ def parse_pipeline(text: str, *, source: str = "<string>") -> Pipeline:
                 stage_name,
                 stage=stage_name,
             )
-        for key in table:
-            if key not in SETTINGS:
-                raise fail(
-                    UnknownParameterError,
-                    f"unknown setting {key!r} (settings: {', '.join(SETTINGS)}; the stage's "
-                    f"own parameters go under [stages.{stage_name}.params])",
-                    "stages",
-                    stage_name,
-                    key,
-                    stage=stage_name,
-                )
         locations = {"": lines.line("stages", stage_name)}
         for key in table:
             locations[key] = lines.line("stages", stage_name, key)
@@ -217,13 +205,7 @@ def parse_pipeline(text: str, *, source: str = "<string>") -> Pipeline:
                 name=stage_name,
                 stage=table.get("stage", stage_name),
                 inputs=tuple(inputs) if isinstance(inputs, list) else inputs,
-                workers=table.get("workers"),
-                queue_size=table.get("queue_size"),
-                backpressure=table.get("backpressure"),
-                batch_size=table.get("batch_size"),
-                backend=table.get("backend"),
-                restart=table.get("restart"),
-                ring_rows=table.get("ring_rows"),
+                settings={k: v for k, v in table.items() if k not in STRUCTURE_KEYS},
                 params=params,
                 locations={k: v for k, v in locations.items() if v is not None},
             )

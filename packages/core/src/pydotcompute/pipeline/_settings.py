@@ -1,0 +1,205 @@
+"""Stage settings, declared once.
+
+:data:`STAGE_SETTINGS` is the one table of the settings every stage takes (its name, its
+default, how a written value is parsed, what it accepts, one line of doc). The Python
+API (``Pipeline.add_stage(**settings)`` and pipeline ``defaults``), the TOML loader,
+validation (:func:`~pydotcompute.pipeline.plan_pipeline`), the ``pydotcompute validate``
+and ``pydotcompute settings`` commands and the README's settings table all read it, so a
+new setting is one :class:`StageSetting` entry (and its tests). Code that acts on a
+setting reads the parsed value from ``PlannedStage.settings``, or through a typed
+property of :class:`~pydotcompute.pipeline.PlannedStage`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final, Generic, TypeVar
+
+from ..dataflow import RING_BYTES
+from ..errors import ParameterValueError, UnknownParameterError
+from ..runtime import BackpressureStrategy, RestartPolicy
+
+__all__ = ["STAGE_SETTINGS", "STRUCTURE_KEYS", "StageSetting", "settings_table"]
+
+_T = TypeVar("_T")
+
+#: The keys of a stage entry that shape the graph rather than set a value: not settings.
+STRUCTURE_KEYS: Final = ("stage", "inputs", "params")
+
+
+def _as_written(value: Any) -> Any:
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class StageSetting(Generic[_T]):
+    """One stage setting: what a pipeline author writes, and what the plan holds (``_T``).
+
+    ``parse(name, value)`` turns a written value (a TOML value, or what was passed to
+    ``add_stage``) into the value the plan holds; it raises
+    :class:`~pydotcompute.errors.ParameterValueError` (or another
+    ``PipelineValidationError``) whose message names the setting and what it accepts.
+    ``show`` turns a held value back into its written form (for reports and JSON).
+    The default must parse: a bad entry fails when it is declared.
+    """
+
+    name: str
+    default: Any  #: as written: a TOML value
+    parse: Callable[[str, Any], _T]
+    accepts: str  #: what may be written, for people (docs, the settings listing)
+    doc: str  #: one line
+    show: Callable[[_T], Any] = _as_written
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"a setting's name must be an identifier, got {self.name!r}")
+        self.check(self.default)
+
+    def check(self, value: Any) -> _T:
+        """The value the plan holds for the written ``value``.
+
+        Raises:
+            ParameterValueError: ``value`` is not one this setting accepts (``key`` is
+                the setting's name; the caller adds the stage and location).
+        """
+        return self.parse(self.name, value)
+
+
+def settings_table(*entries: StageSetting[Any]) -> Mapping[str, StageSetting[Any]]:
+    """A read-only table of ``entries`` by name, in the order given.
+
+    Raises:
+        ValueError: two entries share a name, or one is named like a structure key.
+    """
+    table: dict[str, StageSetting[Any]] = {}
+    for entry in entries:
+        if entry.name in table or entry.name in STRUCTURE_KEYS:
+            raise ValueError(f"stage setting {entry.name!r} is declared twice or is reserved")
+        table[entry.name] = entry
+    return MappingProxyType(table)
+
+
+# -- parsers: each names the setting and what it accepts --------------------------------
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if type(value) is not int or value < 1:
+        raise ParameterValueError(f"{name} must be a positive integer, got {value!r}", key=name)
+    return value
+
+
+def _positive_int_or_auto(name: str, value: Any) -> int | None:
+    if value == "auto":
+        return None
+    if type(value) is not int or value < 1:
+        raise ParameterValueError(
+            f"{name} must be a positive integer or 'auto', got {value!r}", key=name
+        )
+    return value
+
+
+def _backpressure(name: str, value: Any) -> BackpressureStrategy:
+    try:
+        return BackpressureStrategy.parse(value)
+    except ValueError as exc:
+        raise ParameterValueError(f"{name}: {exc}", key=name) from None
+
+
+def _backend_name(name: str, value: Any) -> str:
+    # Only the name's shape: validation then looks the backend up among the plugins.
+    if not isinstance(value, str) or not value:
+        raise ParameterValueError(f"{name} must be a backend's name, got {value!r}", key=name)
+    return value
+
+
+_RESTART_FIELDS: Final = tuple(f.name for f in dataclasses.fields(RestartPolicy))
+
+
+def _restart_policy(name: str, value: Any) -> RestartPolicy:
+    if isinstance(value, RestartPolicy):
+        return value
+    if value == "never":
+        return RestartPolicy.never()
+    if not isinstance(value, Mapping):
+        raise ParameterValueError(
+            f"{name} must be 'never' or a table of {', '.join(_RESTART_FIELDS)}; got {value!r}",
+            key=name,
+        )
+    unknown = sorted(set(value) - set(_RESTART_FIELDS))
+    if unknown:
+        raise UnknownParameterError(
+            f"{name}: unknown field {unknown[0]!r} (fields: {', '.join(_RESTART_FIELDS)})",
+            key=name,
+        )
+    try:
+        return RestartPolicy(**value)
+    except (TypeError, ValueError) as exc:
+        raise ParameterValueError(f"{name}: {exc}", key=name) from None
+
+
+def _show_restart(policy: RestartPolicy) -> Any:
+    return "never" if policy == RestartPolicy.never() else dataclasses.asdict(policy)
+
+
+# -- the table -------------------------------------------------------------------------
+
+WORKERS: Final = StageSetting[int](
+    "workers",
+    1,
+    _positive_int,
+    "a positive integer",
+    "worker kernels running the stage; its input messages are dealt among them in turn",
+)
+QUEUE_SIZE: Final = StageSetting[int](
+    "queue_size",
+    1024,
+    _positive_int,
+    "a positive integer",
+    "messages each worker's input queue holds",
+)
+BACKPRESSURE: Final = StageSetting[BackpressureStrategy](
+    "backpressure",
+    "block",
+    _backpressure,
+    ", ".join(m.value for m in BackpressureStrategy),
+    "what a full input queue does with one more message: wait, refuse it, or evict the oldest",
+    show=lambda strategy: strategy.value,
+)
+BATCH_SIZE: Final = StageSetting[int](
+    "batch_size",
+    1024,
+    _positive_int,
+    "a positive integer",
+    "most messages a worker takes from its queue at once",
+)
+BACKEND: Final = StageSetting[str](
+    "backend",
+    "numpy",
+    _backend_name,
+    "an installed backend's name",
+    "the compute backend the stage's arrays live on (`pydotcompute stages` lists them)",
+)
+RESTART: Final = StageSetting[RestartPolicy](
+    "restart",
+    "never",
+    _restart_policy,
+    "never, or a table of " + ", ".join(_RESTART_FIELDS),
+    "when a failed worker is started again; past the policy's limit the run stops",
+    show=_show_restart,
+)
+RING_ROWS: Final = StageSetting[int | None](
+    "ring_rows",
+    "auto",
+    _positive_int_or_auto,
+    "a positive integer, or auto",
+    "rows of each device ring into a worker, when it shares a device backend with the "
+    f"stage feeding it; auto: as many as fill {RING_BYTES >> 20} MiB",
+    show=lambda rows: "auto" if rows is None else rows,
+)
+
+#: Every stage setting, in the order reports list them.
+STAGE_SETTINGS: Final = settings_table(
+    WORKERS, QUEUE_SIZE, BACKPRESSURE, BATCH_SIZE, BACKEND, RESTART, RING_ROWS
+)
