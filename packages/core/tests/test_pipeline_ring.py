@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import types
 from typing import Any
 
@@ -64,7 +65,14 @@ def ok() -> None:
 
 def make_link(capacity: int | None, strategy: str, check: Any = ok) -> RingLink:
     backend = types.SimpleNamespace(make_ring=ModelRing)
-    return RingLink(backend, capacity, BackpressureStrategy.parse(strategy), "consumer", check)
+    return RingLink(
+        backend,
+        capacity,
+        BackpressureStrategy.parse(strategy),
+        "consumer",
+        check,
+        producer="producer",
+    )
 
 
 def batch(start: int, n: int) -> RecordBatch:
@@ -137,6 +145,53 @@ async def test_block_splits_a_batch_larger_than_the_ring() -> None:
     assert [p.count for p in pieces] == [4, 4, 2]
     assert [p.start for p in pieces] == [0, 4, 8]
     assert all(p.correlation_id == b.message_id for p in pieces)
+    assert {p.ring for p in pieces} == {"producer->consumer"} == {link.name}
+
+
+async def test_ring_rows_name_their_ring_and_travel_on_the_wire() -> None:
+    """A RingRows is plain data: it names its ring, and the consumer finds the ring among
+    the links into it, so the message survives encoding like any other."""
+    from pydotcompute.runtime import decode_message, encode_message
+
+    link = make_link(8, "block")
+    delivered: list[RingRows] = []
+    b = batch(0, 3)
+    assert link.holds(b.values)
+    await link.put(b, _append_to(delivered))
+    (rows,) = delivered
+    copy = decode_message(encode_message(rows))
+    assert type(copy) is RingRows and copy.ring == "producer->consumer"
+    np.testing.assert_array_equal(copy.record_ids, rows.record_ids)
+    assert check_rows(link.take(copy)) == [0, 1, 2]  # type: ignore[arg-type]
+
+
+async def test_a_ring_rows_for_another_ring_is_refused_naming_both() -> None:
+    from pydotcompute import KernelLeftovers, MessageValidationError, ShutdownReport
+    from pydotcompute.dataflow import recover_ring_rows
+
+    link = make_link(8, "block")
+    delivered: list[RingRows] = []
+    b = batch(0, 2)
+    assert link.holds(b.values)
+    await link.put(b, _append_to(delivered))
+    stray = dataclasses.replace(delivered[0], ring="elsewhere->consumer")
+    with pytest.raises(
+        MessageValidationError, match=r"'elsewhere->consumer'.*'producer->consumer'"
+    ):
+        link.take(stray)
+    left = KernelLeftovers(
+        kernel_id="consumer",
+        state="terminated",
+        unprocessed=(stray,),
+        unread=(),
+        undeliverable=(),
+        error=None,
+        stuck=False,
+    )
+    report = ShutdownReport(kernels={"consumer": left}, drained=True, duration_s=0.0)
+    with pytest.raises(MessageValidationError, match="no ring into worker 'consumer'"):
+        recover_ring_rows(report, {link.name: link})
+    assert len(link) == 2  # nothing was popped for the stray message
 
 
 @settings(max_examples=60, deadline=None)
@@ -242,6 +297,7 @@ def test_rows_the_ring_cannot_hold_travel_by_reference() -> None:
         BackpressureStrategy.BLOCK,
         "consumer",
         ok,
+        producer="producer",
     )
     assert not declined.holds(np.zeros((2, 3), np.float32))
     assert declined.ring is None
@@ -309,7 +365,7 @@ async def test_a_shutdown_report_gets_the_records_back_out_of_the_rings() -> Non
         drained=True,
         duration_s=0.0,
     )
-    recovered = recover_ring_rows(report).kernels["consumer"].unprocessed
+    recovered = recover_ring_rows(report, {link.name: link}).kernels["consumer"].unprocessed
     # The first RingRows lost all its rows, the second one of its four.
     assert [type(m).__name__ for m in recovered] == ["RecordBatch", "RecordBatch", "EndOfStream"]
     assert [check_rows(m) for m in recovered[:2]] == [[4, 5, 6], [7, 8, 9, 10, 11]]

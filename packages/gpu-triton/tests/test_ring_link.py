@@ -27,7 +27,12 @@ def batch(start: int, n: int) -> RecordBatch:
 
 def link_for(strategy: str, capacity: int) -> RingLink:
     return RingLink(
-        TritonBackend(), capacity, BackpressureStrategy.parse(strategy), "consumer", lambda: None
+        TritonBackend(),
+        capacity,
+        BackpressureStrategy.parse(strategy),
+        "consumer",
+        lambda: None,
+        producer="producer",
     )
 
 

@@ -26,7 +26,7 @@ from ..compute import to_host
 from ..errors import QueueClosedError, QueueFullError, QueueTimeoutError
 from ._batching import record_count, sort_batch
 from ._records import EndOfStream, RecordBatch, StageError, ids_to_array, root_id
-from ._rings import RingRows
+from ._rings import take_from_rings
 
 if TYPE_CHECKING:
     from ..runtime import KernelContext
@@ -286,7 +286,7 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
     counters = setup.ports.counters
     me = setup.kernel_id
     batch_size = setup.batch_size
-    ringed_in = setup.ports.ringed_in
+    rings_in = setup.ports.rings_in
     finished = False
     while not ctx.should_terminate:
         if not ctx.is_active:
@@ -309,8 +309,8 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
             except _Undeliverable as exc:
                 raise exc.error from None
             continue
-        if ringed_in:
-            _take_from_rings(batch)
+        if rings_in:
+            take_from_rings(batch, rings_in, me)
         parts = sort_batch(batch)
         try:
             for error in parts.errors:
@@ -344,13 +344,3 @@ def _tally(msgs: Sequence[Any]) -> tuple[int, bool]:
         elif cls is not StageError:
             total += 1
     return total, columnar
-
-
-def _take_from_rings(batch: list[Any]) -> None:
-    """Turn each RingRows in ``batch`` back into its RecordBatch, in place (the list is
-    what the kernel holds, so a crash dead-letters the records themselves); a RingRows
-    whose rows drop_oldest evicted, all of them, leaves the list."""
-    if not any(type(msg) is RingRows for msg in batch):
-        return
-    taken = [msg.link.take(msg) if type(msg) is RingRows else msg for msg in batch]
-    batch[:] = [msg for msg in taken if msg is not None]

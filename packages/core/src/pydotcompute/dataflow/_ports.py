@@ -88,8 +88,8 @@ class StagePorts:
     backend: RecordBatch values then stay in the backend's arrays (on its device);
     otherwise, and always from a sink, they leave as numpy. ``rings`` holds, by
     downstream worker, the device ring that batches on the backend's device take to it
-    (see :mod:`._rings`); ``ringed_in`` is True when some upstream worker
-    sends this one RingRows to take back out of a ring.
+    (see :mod:`._rings`); ``rings_in`` holds, by :attr:`RingLink.name`, the rings
+    upstream workers send this one RingRows through.
     """
 
     downstream: tuple[tuple[str, ...], ...]
@@ -98,7 +98,7 @@ class StagePorts:
     counters: StageCounters
     native_out: bool = False
     rings: Mapping[str, RingLink] = dataclasses.field(default_factory=dict)
-    ringed_in: bool = False
+    rings_in: Mapping[str, RingLink] = dataclasses.field(default_factory=dict)
 
     @property
     def is_sink(self) -> bool:

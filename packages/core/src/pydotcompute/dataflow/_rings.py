@@ -6,6 +6,10 @@ RecordBatch whose values are that backend's arrays does not wait in the host que
 its rows are pushed into a ring (one kernel launch) and a small :class:`RingRows`
 message takes its place in the consumer's queue, in order with everything else the
 consumer receives. The consumer pops the rows (one launch) when it takes the message.
+A RingRows names its ring (``"producer->consumer"``), it does not carry it: the consumer
+finds the ring among the links into it (``StagePorts.rings_in``), so the message itself is
+plain data with a wire form. The ring is device memory that both workers of the pair use,
+so the two must share a device (and a process): rings link workers of one backend only.
 
 The host drives every push and pop of a ring, in stream order, so it keeps an exact
 mirror of the ring's head and tail: neither side waits for the device to learn how many
@@ -32,16 +36,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 from uuid import UUID
 
 from ..compute import to_host
-from ..errors import QueueFullError
+from ..errors import MessageValidationError, QueueFullError
 from ..runtime import BackpressureStrategy, KernelLeftovers, ShutdownReport, message, new_message_id
 from ._records import RecordBatch, root_id
 
-__all__ = ["RING_BYTES", "DeviceQueue", "RingLink", "RingRows", "recover_ring_rows"]
+__all__ = [
+    "RING_BYTES",
+    "DeviceQueue",
+    "RingLink",
+    "RingRows",
+    "recover_ring_rows",
+]
 
 # A producer waiting for room looks this often whether its consumer still accepts.
 _ROOM_POLL_S = 0.05
@@ -69,13 +79,14 @@ class DeviceQueue(Protocol):
 @dataclasses.dataclass
 class RingRows:
     """A RecordBatch whose rows wait in a device ring: rows ``start .. start+count-1``
-    of ``link``'s ring, with everything else of the batch kept here on the host.
+    of the ring named ``ring`` (a :attr:`RingLink.name`), with everything else of the
+    batch kept here on the host.
 
     Internal traffic of pipelines: the stage loop turns it back into a RecordBatch
     before stage code sees it. ``len()`` is its record count.
     """
 
-    link: Any = dataclasses.field(repr=False, compare=False)
+    ring: str
     start: int
     count: int
     record_ids: Any
@@ -102,6 +113,7 @@ class RingLink:
     A ``capacity`` of None sizes the ring to :data:`RING_BYTES` for those rows.
     ``check_consumer()`` raises (as a send would) once the consumer takes no more
     messages; a producer waiting for room calls it, so a stopped consumer cannot hang it.
+    :attr:`name` (``"producer->consumer"``) is what the RingRows through it carry.
     """
 
     __slots__ = (
@@ -117,6 +129,7 @@ class RingLink:
         "capacity",
         "check_consumer",
         "consumer",
+        "name",
         "rows_dropped",
         "rows_rejected",
         "rows_skipped",
@@ -129,6 +142,8 @@ class RingLink:
         backpressure: BackpressureStrategy,
         consumer: str,
         check_consumer: Callable[[], None],
+        *,
+        producer: str,
     ) -> None:
         if capacity is not None and (type(capacity) is not int or capacity < 1):
             raise ValueError(f"a ring needs a positive int capacity or None; got {capacity!r}")
@@ -139,6 +154,8 @@ class RingLink:
         self.capacity = capacity or 0
         self.backpressure = backpressure
         self.consumer = consumer
+        #: The ring's name, unique per (producer worker, consumer worker) pair.
+        self.name = f"{producer}->{consumer}"
         self.check_consumer = check_consumer
         self._ring: DeviceQueue | None = None
         self._key: tuple[Any, ...] | None = None  # (width, dtype, device) the ring holds
@@ -249,7 +266,7 @@ class RingLink:
         whole = offset == 0 and k == len(batch)
         part = slice(offset, offset + k)
         return RingRows(
-            link=self,
+            ring=self.name,
             start=start,
             count=k,
             record_ids=batch.record_ids if whole else batch.record_ids[part],
@@ -264,9 +281,17 @@ class RingLink:
 
     def take(self, rows: RingRows) -> RecordBatch | None:
         """Pop ``rows``' records out of the ring as a RecordBatch: all of them, or under
-        drop_oldest those not evicted (None when every one was)."""
+        drop_oldest those not evicted (None when every one was).
+
+        Raises:
+            MessageValidationError: ``rows`` came through another ring.
+        """
         ring = self._ring
-        assert ring is not None and rows.link is self
+        if rows.ring != self.name or ring is None:
+            raise MessageValidationError(
+                f"RingRows.ring is {rows.ring!r}, but this is ring {self.name!r}"
+                + ("" if ring is not None else ", which has never been written")
+            )
         if rows.start > self._head:  # rows of RingRows that never arrived
             gap = rows.start - self._head
             ring.pop_device(gap)
@@ -298,15 +323,47 @@ class RingLink:
         return batch
 
 
-def recover_ring_rows(report: ShutdownReport) -> ShutdownReport:
+def take_from_rings(batch: list[Any], rings: Mapping[str, RingLink], worker: str) -> None:
+    """Turn each RingRows in ``batch`` back into its RecordBatch, in place (the list is
+    what the kernel holds, so a crash dead-letters the records themselves), taking it out
+    of the ring it names among ``rings`` (the links into ``worker``); a RingRows whose
+    rows drop_oldest evicted, all of them, leaves the list.
+
+    Raises:
+        MessageValidationError: a RingRows names no ring into ``worker``.
+    """
+    if not any(type(msg) is RingRows for msg in batch):
+        return
+    taken = [_link(rings, msg, worker).take(msg) if type(msg) is RingRows else msg for msg in batch]
+    batch[:] = [msg for msg in taken if msg is not None]
+
+
+def _link(rings: Mapping[str, RingLink], rows: RingRows, worker: str) -> RingLink:
+    link = rings.get(rows.ring)
+    if link is None:
+        known = ", ".join(map(repr, rings)) or "none"
+        raise MessageValidationError(
+            f"RingRows.ring names {rows.ring!r}, which is no ring into worker {worker!r} "
+            f"(its rings: {known})"
+        )
+    return link
+
+
+def recover_ring_rows(report: ShutdownReport, rings: Mapping[str, RingLink]) -> ShutdownReport:
     """``report`` with every RingRows a kernel left unprocessed replaced by its records
-    as a numpy RecordBatch, taken out of its ring in queue order (one whose rows
-    drop_oldest evicted, all of them, leaves the report: the ring counted them)."""
+    as a numpy RecordBatch, taken out of the ring it names among ``rings`` (by
+    :attr:`RingLink.name`) in queue order (one whose rows drop_oldest evicted, all of
+    them, leaves the report: the ring counted them).
+
+    Raises:
+        MessageValidationError: a RingRows names none of ``rings``.
+    """
     kernels: dict[str, KernelLeftovers] = {}
     for kid, left in report.kernels.items():
         if any(type(msg) is RingRows for msg in left.unprocessed):
             recovered = (
-                msg.link.recover(msg) if type(msg) is RingRows else msg for msg in left.unprocessed
+                _link(rings, msg, kid).recover(msg) if type(msg) is RingRows else msg
+                for msg in left.unprocessed
             )
             left = dataclasses.replace(
                 left, unprocessed=tuple(msg for msg in recovered if msg is not None)

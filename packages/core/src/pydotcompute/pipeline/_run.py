@@ -140,7 +140,10 @@ class PipelineRun:
         for stage in self.plan.stages:
             self._ids[stage.name] = tuple(self.prefix + kid for kid in stage.kernel_ids)
         self._rings = self._ring_links(runtime)
-        ringed_in = {consumer for links in self._rings.values() for consumer in links}
+        rings_in: dict[str, dict[str, RingLink]] = {}
+        for links in self._rings.values():
+            for consumer, link in links.items():
+                rings_in.setdefault(consumer, {})[link.name] = link
         for stage in self.plan.stages:
             downstream = tuple(self._ids[name] for name in stage.outputs)
             routed = self._routed(stage)
@@ -166,7 +169,7 @@ class PipelineRun:
                         native_out=bool(stage.outputs)
                         and all(self.plan[name].backend is stage.backend for name in stage.outputs),
                         rings=self._rings.get(kid, {}),
-                        ringed_in=kid in ringed_in,
+                        rings_in=rings_in.get(kid, {}),
                     ),
                 )
                 kernel = stage.definition.factory(setup)
@@ -221,6 +224,7 @@ class PipelineRun:
                             consumer.backpressure,
                             consumer_id,
                             functools.partial(runtime.check_accepting, consumer_id),
+                            producer=producer_id,
                         )
         return links
 
@@ -248,7 +252,10 @@ class PipelineRun:
             if self._owns_runtime:
                 report = await self._runtime.shutdown()
                 if self._rings:  # a report must not point into rings about to go away
-                    report = recover_ring_rows(report)
+                    rings = {
+                        link.name: link for links in self._rings.values() for link in links.values()
+                    }
+                    report = recover_ring_rows(report, rings)
                     self._runtime.shutdown_report = report
                 self.report = report
             else:
