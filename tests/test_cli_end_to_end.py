@@ -4,17 +4,21 @@ telemetry report as text and as JSON, and the console script itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from pydotcompute import RestartPolicy
 from pydotcompute.cli import main
+from pydotcompute.pipeline import STAGE_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = str(ROOT / "examples" / "guide.toml")
@@ -267,6 +271,67 @@ def test_an_unknown_stage_lists_the_installed_ones(
 def test_validate_a_good_file(capsys: pytest.CaptureFixture[str]) -> None:
     status, stdout, _ = cli(capsys, "validate", str(ROOT / "examples" / "fan_out_fan_in.toml"))
     assert status == 0 and "is valid" in stdout and "compute: compute x4 on numpy" in stdout
+
+
+SETTINGS_TOML = """\
+[pipeline]
+batch_size = 64
+
+[stages.preprocess]
+backpressure = "REJECT"
+restart = { max_restarts = 2, backoff = 0.5 }
+
+[stages.compute]
+workers = 2
+ring_rows = 512
+"""
+
+
+def test_validate_shows_every_stage_setting_as_a_file_would_hold_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text(SETTINGS_TOML)
+    status, stdout, _ = cli(capsys, "validate", str(pipeline))
+    lines = stdout.splitlines()
+    assert status == 0 and lines[1].startswith("  preprocess: preprocess x1 on numpy")
+    # Each stage's settings line is the body of a TOML inline table: it reads back.
+    preprocess = tomllib.loads(f"s = {{ {lines[2].strip()} }}")["s"]
+    compute = tomllib.loads(f"s = {{ {lines[4].strip()} }}")["s"]
+    assert list(preprocess) == list(STAGE_SETTINGS)
+    assert preprocess["backpressure"] == "reject" and preprocess["batch_size"] == 64
+    assert preprocess["restart"] == dataclasses.asdict(RestartPolicy(max_restarts=2, backoff=0.5))
+    assert (compute["workers"], compute["ring_rows"], compute["restart"]) == (2, 512, "never")
+    assert preprocess["ring_rows"] == "auto" and compute["backend"] == "numpy"
+
+
+def test_validate_json_is_the_resolved_plan(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text(SETTINGS_TOML)
+    status, stdout, _ = cli(capsys, "validate", "--json", str(pipeline))
+    plan = json.loads(stdout)
+    assert status == 0 and plan["pipeline"] == "p"
+    first, second = plan["stages"]
+    assert (first["name"], first["inputs"], first["outputs"]) == ("preprocess", [], ["compute"])
+    assert second["params"] == {"stats": ["mean"]}  # the stage's defaults, filled in
+    assert second["settings"] == {
+        name: setting.default for name, setting in STAGE_SETTINGS.items()
+    } | {"workers": 2, "ring_rows": 512, "batch_size": 64}
+
+
+def test_validate_names_the_line_of_a_bad_setting(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text(SETTINGS_TOML.replace("ring_rows = 512", "ring_rows = 'many'"))
+    status, stdout, stderr = cli(capsys, "validate", str(pipeline))
+    assert status == 2 and stdout == ""
+    assert (
+        f"error: {pipeline}:10: stage 'compute': ring_rows must be a positive integer or "
+        "'auto', got 'many'"
+    ) in stderr
 
 
 def test_a_missing_pipeline_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

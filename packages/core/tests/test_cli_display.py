@@ -27,6 +27,14 @@ def test_rich_tables() -> None:
     assert "Backends" in stream.getvalue() and "numpy" in stream.getvalue()
 
 
+def test_rich_shows_brackets_as_written_not_as_markup() -> None:
+    stream = io.StringIO()
+    Output(stream).table("Under [pipeline]", ["[key]"], [["[stages.a.params]"], ["[bold]x"]])
+    text = stream.getvalue()
+    assert "Under [pipeline]" in text and "[key]" in text
+    assert "[stages.a.params]" in text and "[bold]x" in text
+
+
 def test_the_json_report_has_no_nan(capsys: pytest.CaptureFixture[str]) -> None:
     print_report(
         {"pipeline": "p", "seconds": float("nan"), "stages": {"a": {"x": float("inf")}}}, True

@@ -1,7 +1,8 @@
 """The ``pydotcompute`` command-line tool.
 
 ``pydotcompute stages``           installed stages and backends, and broken plugins
-``pydotcompute validate FILE``    check a pipeline file without running it
+``pydotcompute settings``         the settings every stage takes: defaults and meaning
+``pydotcompute validate FILE``    check a pipeline file and show each stage's settings
 ``pydotcompute run FILE``         run a pipeline over JSON Lines / CSV / .npy input
 ``pydotcompute demo``             run the guide's preprocess -> compute pipeline
 
@@ -34,9 +35,17 @@ from ..dataflow import (
     row_indices,
 )
 from ..errors import PipelineRunError, PipelineValidationError, RingKernelError
-from ..pipeline import Pipeline, new_run_id, records_from_array
+from ..pipeline import (
+    STAGE_SETTINGS,
+    Pipeline,
+    PipelinePlan,
+    PipelineRun,
+    PlannedStage,
+    new_run_id,
+    records_from_array,
+)
 from ..plugins import PluginManager, get_plugin_manager
-from ._display import Output, Progress, print_report
+from ._display import Output, Progress, print_report, toml_value
 from ._files import (
     INPUT_FORMATS,
     OUTPUT_FORMATS,
@@ -100,8 +109,19 @@ def _parser() -> argparse.ArgumentParser:
     stages.add_argument("--json", action="store_true", help="print JSON for scripts")
     stages.set_defaults(handler=_cmd_stages)
 
-    validate = sub.add_parser("validate", help="check a pipeline file without running it")
+    settings = sub.add_parser("settings", help="list the settings every stage takes")
+    shape = settings.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print JSON for scripts")
+    shape.add_argument(
+        "--markdown", action="store_true", help="print the Markdown table the README holds"
+    )
+    settings.set_defaults(handler=_cmd_settings)
+
+    validate = sub.add_parser(
+        "validate", help="check a pipeline file without running it; show its stages' settings"
+    )
     validate.add_argument("pipeline", help="pipeline TOML file")
+    validate.add_argument("--json", action="store_true", help="print the plan as JSON")
     validate.set_defaults(handler=_cmd_validate)
 
     run = sub.add_parser("run", help="run a pipeline file over an input")
@@ -239,12 +259,46 @@ def _plain(value: Any) -> Any:
 # -- validate ----------------------------------------------------------------------------
 
 
+def _cmd_settings(args: argparse.Namespace) -> int:
+    listing = settings_listing()
+    if args.json:
+        print(json.dumps(listing, indent=2))
+    elif args.markdown:
+        print(settings_markdown())
+    else:
+        Output(sys.stdout).table(
+            "Stage settings (per stage, or as [pipeline] defaults)",
+            ["setting", "default", "accepts", "what it does"],
+            [[s["name"], toml_value(s["default"]), s["accepts"], s["doc"]] for s in listing],
+        )
+    return EXIT_OK
+
+
+def settings_listing() -> list[dict[str, Any]]:
+    """What ``pydotcompute settings --json`` shows: each stage setting, in table order."""
+    return [
+        {"name": s.name, "default": s.default, "accepts": s.accepts, "doc": s.doc}
+        for s in STAGE_SETTINGS.values()
+    ]
+
+
+def settings_markdown() -> str:
+    """The stage settings as the Markdown table in packages/core/README.md."""
+    lines = ["| setting | default | accepts | what it does |", "|---|---|---|---|"]
+    for s in STAGE_SETTINGS.values():
+        lines.append(f"| `{s.name}` | `{toml_value(s.default)}` | {s.accepts} | {s.doc} |")
+    return "\n".join(lines)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     try:
         plan = Pipeline.from_toml(args.pipeline).validate()
     except (PipelineValidationError, OSError) as exc:
         print(f"error: {_describe(exc, args.pipeline)}", file=sys.stderr)
         return EXIT_USAGE
+    if args.json:
+        print(json.dumps(plan_listing(plan), indent=2))
+        return EXIT_OK
     print(f"{args.pipeline}: pipeline {plan.name!r} is valid:")
     for stage in plan.stages:
         inputs = ", ".join(stage.inputs) or "(pipeline input)"
@@ -252,7 +306,32 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             f"  {stage.name}: {stage.definition.name} x{stage.workers} on {stage.backend_name}, "
             f"inputs: {inputs}"
         )
+        shown = _shown_settings(stage)
+        print("    " + ", ".join(f"{k} = {toml_value(v)}" for k, v in shown.items()))
     return EXIT_OK
+
+
+def plan_listing(plan: PipelinePlan) -> dict[str, Any]:
+    """What ``pydotcompute validate --json`` shows: each stage as validation resolved it."""
+    return {
+        "pipeline": plan.name,
+        "stages": [
+            {
+                "name": stage.name,
+                "stage": stage.definition.name,
+                "inputs": list(stage.inputs),
+                "outputs": list(stage.outputs),
+                "settings": _shown_settings(stage),
+                "params": {k: _plain(v) for k, v in stage.params.items()},
+            }
+            for stage in plan.stages
+        ],
+    }
+
+
+def _shown_settings(stage: PlannedStage) -> dict[str, Any]:
+    """Every setting of ``stage`` as it would be written in a pipeline file."""
+    return {name: setting.show(stage.settings[name]) for name, setting in STAGE_SETTINGS.items()}
 
 
 def _describe(exc: BaseException, path: str) -> str:
@@ -337,12 +416,10 @@ def _labeler(
 
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
-        pipeline = Pipeline.from_toml(args.pipeline)
-        plan_check = pipeline.validate()
+        plan = Pipeline.from_toml(args.pipeline).validate()
     except (PipelineValidationError, OSError) as exc:
         print(f"error: {_describe(exc, args.pipeline)}", file=sys.stderr)
         return EXIT_USAGE
-    del plan_check
     input_errors: list[Any] = []
     if args.input is not None:
         try:
@@ -369,7 +446,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     messages = _messages(source, args.mode == "columnar", args.batch, run_id)
     try:
         report = asyncio.run(
-            _drive(pipeline, messages, source.count, writer, _wants_progress(args), args.mode)
+            _drive(plan, messages, source.count, writer, _wants_progress(args), args.mode)
         )
     except (PipelineRunError, RingKernelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -404,7 +481,7 @@ def _show_input_errors(errors: Sequence[Any]) -> None:
 
 
 async def _drive(
-    pipeline: Pipeline,
+    plan: PipelinePlan,
     messages: Iterator[Any],
     total: int,
     writer: ResultWriter | None,
@@ -412,11 +489,11 @@ async def _drive(
     mode: str,
     on_result: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ``pipeline`` over ``messages``, writing results; return the report data."""
+    """Run ``plan`` over ``messages``, writing results; return the report data."""
     results = 0
     stage_errors = 0
     started = time.perf_counter()
-    async with pipeline.open(relax_gc=True) as run:
+    async with PipelineRun(plan, relax_gc=True) as run:
         display = Progress(run, total) if progress else None
         watcher = asyncio.get_running_loop().create_task(display.watch()) if display else None
         try:
@@ -442,7 +519,7 @@ async def _drive(
         fed = run.records_fed
         rejected = run.records_rejected_at_input
     return {
-        "pipeline": pipeline.name,
+        "pipeline": plan.name,
         "mode": mode,
         "records_fed": fed,
         "records_rejected_at_input": rejected,
@@ -458,9 +535,8 @@ async def _drive(
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    pipeline = Pipeline.from_toml_text(GUIDE_PIPELINE_TOML, source="<guide pipeline>")
     try:
-        pipeline.validate()
+        plan = Pipeline.from_toml_text(GUIDE_PIPELINE_TOML, source="<guide pipeline>").validate()
     except PipelineValidationError as exc:
         print(
             f"error: {exc}\nthe demo runs the stages of pydotcompute-stages: "
@@ -488,9 +564,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     messages = _messages(source, columnar=False, batch=4096, run_id=run_id)
     try:
         report = asyncio.run(
-            _drive(
-                pipeline, messages, source.count, None, _wants_progress(args), "per-message", show
-            )
+            _drive(plan, messages, source.count, None, _wants_progress(args), "per-message", show)
         )
     except (PipelineRunError, RingKernelError) as exc:
         print(f"error: {exc}", file=sys.stderr)

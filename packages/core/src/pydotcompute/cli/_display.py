@@ -7,11 +7,11 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Mapping
 from typing import IO, Any, Final
 
-import numpy as np
-
 from ..pipeline import PipelineRun, StageTelemetry
+from ._files import nan_to_null
 
 __all__ = ["Output", "Progress", "print_report"]
 
@@ -22,7 +22,7 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
     """Print a run's report on stdout: the per-stage telemetry table and a summary, or
     (``as_json``) the whole report as JSON, NaN and infinities as null."""
     if as_json:
-        print(json.dumps(_finite(report), indent=2))
+        print(json.dumps(nan_to_null(report), indent=2))
         return
     out = Output(sys.stdout)
     out.table(
@@ -95,14 +95,18 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
         print(line)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+def toml_value(value: Any) -> str:
+    """``value`` as a pipeline file would hold it (strings quoted, tables inline): how
+    the tool shows settings, so what it prints can be pasted into a file."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
 
 
 class Output:
@@ -120,12 +124,14 @@ class Output:
     def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
         if self._console is not None:
             from rich.table import Table
+            from rich.text import Text
 
-            table = Table(title=title, title_justify="left")
+            # Text, not markup: cells such as "[stages.NAME.params]" are shown as written.
+            table = Table(title=Text(title), title_justify="left")
             for column in columns:
-                table.add_column(column, overflow="fold")
+                table.add_column(Text(column), overflow="fold")
             for row in rows:
-                table.add_row(*row)
+                table.add_row(*(Text(cell) for cell in row))
             self._console.print(table)
             return
         print(title, file=self.stream)

@@ -412,14 +412,15 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _json_number(value: Any) -> Any:
-    """NaN and infinities are not JSON: write them as null."""
+def nan_to_null(value: Any) -> Any:
+    """``value`` with every NaN and infinity, in lists and dicts too, as None: they are
+    not JSON, and null is how the JSON this tool writes (results, reports) says so."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, list):
-        return [_json_number(v) for v in value]
+        return [nan_to_null(v) for v in value]
     if isinstance(value, dict):
-        return {k: _json_number(v) for k, v in value.items()}
+        return {k: nan_to_null(v) for k, v in value.items()}
     return value
 
 
@@ -461,7 +462,7 @@ class ResultWriter:
         if self._handle is not None:
             lines = []
             for name, data in result_rows(msg, self._label):
-                lines.append(json.dumps({"id": name, **_json_number(data)}, allow_nan=False))
+                lines.append(json.dumps({"id": name, **nan_to_null(data)}, allow_nan=False))
                 self.records += 1
             if lines:
                 self._handle.write("\n".join(lines) + "\n")
