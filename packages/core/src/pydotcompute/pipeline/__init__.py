@@ -1,5 +1,6 @@
-"""The pipeline layer: pipeline definitions (Python and TOML), validation into a plan, and
-running a plan on a :class:`~pydotcompute.RingKernelRuntime`, with per-stage telemetry.
+"""The pipeline layer: pipeline definitions (Python and TOML), the stage settings table
+they are checked against, validation into a plan, and running a plan on a
+:class:`~pydotcompute.RingKernelRuntime`, with per-stage telemetry.
 """
 
 from __future__ import annotations
