@@ -156,6 +156,7 @@ PINNED: dict[str, set[str]] = {
         "ring_kernel",
         "wait_percentiles_us",
         "watch",
+        "wire_round_trip",
     },
     "pydotcompute.compute": {
         "ComputeBackend",

@@ -68,6 +68,7 @@ from ._telemetry import (
 from ._wire import (
     decode_message,
     encode_message,
+    wire_round_trip,
 )
 
 __all__ = [
@@ -104,4 +105,5 @@ __all__ = [
     "ring_kernel",
     "wait_percentiles_us",
     "watch",
+    "wire_round_trip",
 ]
