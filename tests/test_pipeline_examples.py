@@ -3,12 +3,13 @@ its results equal a plain numpy reference."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from pydotcompute import Pipeline, records_from_array
+from pydotcompute import Pipeline, PipelineRun, records_from_array
 from pydotcompute.plugins import create_plugin_manager
 from pydotcompute.stage import RecordBatch, StageError, row_index, row_indices
 
@@ -115,3 +116,102 @@ async def test_keyed_sums_statistics_per_key() -> None:
             totals[key], stats[keys == key].sum(axis=0), rtol=1e-4, atol=1e-3
         )
         assert counts[key] == int((keys == key).sum())
+
+
+# -- every example through the wire ------------------------------------------------------
+#
+# Wire-check mode passes every message between the host and the workers, and between
+# workers, through its wire form: each example must give exactly what it gives without it.
+# The data are small integers, so that every sum (an aggregator's per-key totals, which a
+# timeout may split differently from run to run) is exact in float32 whatever its order.
+
+
+def integer_data(n: int, width: int = 16) -> np.ndarray:
+    x = np.random.default_rng(11).integers(-8, 9, size=(n, width)).astype(np.float32)
+    x[::50] = 3.0  # constant records
+    return x
+
+
+WIRE_CASES: dict[str, tuple[Any, bool]] = {
+    # example: (inputs, whether the local engine promises their order)
+    "guide.toml": (lambda: records_from_array(integer_data(1500), columnar=False, run_id=1), True),
+    "clip.toml": (lambda: records_from_array(integer_data(1500), batch_size=200, run_id=2), True),
+    "fan_out_fan_in.toml": (
+        lambda: records_from_array(integer_data(3000), columnar=False, run_id=3),
+        False,
+    ),
+    "dag.toml": (lambda: records_from_array(integer_data(2000), batch_size=300, run_id=4), False),
+    "keyed.toml": (
+        lambda: records_from_array(
+            integer_data(3000),
+            keys=np.arange(3000) % 11 - 5,
+            batch_size=256,
+            run_id=5,
+        ),
+        False,
+    ),
+}
+
+
+def test_every_example_has_a_wire_case() -> None:
+    assert sorted(WIRE_CASES) == sorted(p.name for p in EXAMPLES.glob("*.toml"))
+
+
+def example_plugins(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The installed stages, and the example plugin's ``clip`` from its source tree."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(EXAMPLES / "plugin" / "src"))
+    clip = importlib.import_module("pydotcompute_example_clip")
+    pm = create_plugin_manager()
+    if "clip" not in pm.stages():
+        pm.register_plugin(clip, distribution="pydotcompute-example-clip", entry_point="clip")
+    return pm
+
+
+def canonical(results: list[Any]) -> list[tuple[Any, ...]]:
+    """One tuple per result record, with the bytes of its values; rows an aggregator
+    reduced (they carry counts and fresh ids) are added up per key instead."""
+    rows: list[tuple[Any, ...]] = []
+    reduced: dict[tuple[Any, ...], tuple[np.ndarray, int]] = {}
+    for r in results:
+        if type(r) is RecordBatch:
+            ids = r.record_ids.tolist()
+            keys = [None] * len(r) if r.keys is None else r.keys.tolist()
+            for i in range(len(r)):
+                if r.counts is not None:
+                    group = (r.columns, r.field, keys[i], str(r.values.dtype))
+                    total, count = reduced.get(group, (np.zeros(r.values.shape[1]), 0))
+                    reduced[group] = (total + r.values[i], count + int(r.counts[i]))
+                    continue
+                row = r.values[i]
+                rows.append(
+                    (r.columns, r.field, tuple(ids[i]), keys[i], str(row.dtype), row.tobytes())
+                )
+        else:
+            fields = dataclasses.asdict(r)
+            del fields["message_id"]  # drawn afresh for each result
+            rows.append((type(r).__name__, repr(sorted(fields.items()))))
+    for group, (total, count) in sorted(reduced.items(), key=repr):
+        rows.append((*group, total.tobytes(), count))
+    return rows
+
+
+@pytest.mark.parametrize("name", sorted(WIRE_CASES))
+async def test_every_example_gives_the_same_results_through_the_wire(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_inputs, ordered = WIRE_CASES[name]
+    plan = Pipeline.from_toml(EXAMPLES / name).validate(example_plugins(monkeypatch))
+    outcomes = []
+    for wire_check in (False, True):
+        async with PipelineRun(plan, wire_check=wire_check) as run:
+            results = [r async for r in run.process(make_inputs())]
+        assert results and not [r for r in results if type(r) is StageError]
+        outcomes.append(canonical(results))
+    plain, wired = outcomes
+    assert len(wired) == len(plain)
+    if ordered:
+        assert wired == plain
+    else:
+        assert sorted(wired, key=repr) == sorted(plain, key=repr)

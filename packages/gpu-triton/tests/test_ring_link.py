@@ -124,3 +124,37 @@ def test_backends_make_rings_only_for_their_own_tensors() -> None:
 def _held(link: RingLink, b: RecordBatch) -> RecordBatch:
     assert link.holds(b.values)
     return b
+
+
+async def test_a_triton_pipeline_gives_the_same_results_through_the_wire() -> None:
+    """RingRows name their ring, so they survive the wire: in wire-check mode the rows
+    still go through the device ring, and the results are those of a plain run."""
+    from pydotcompute import Pipeline, PipelineRun, records_from_array
+    from pydotcompute.plugins import create_plugin_manager
+    from pydotcompute_triton import triton_unavailable_reason
+
+    if triton_unavailable_reason() is not None:
+        pytest.skip(triton_unavailable_reason())
+    pipeline = (
+        Pipeline()
+        .add_stage("preprocess", backend="triton")
+        .add_stage("compute", backend="triton", ring_rows=256, params={"stats": ["mean", "max"]})
+    )
+    plan = pipeline.validate(create_plugin_manager())
+    x = np.random.default_rng(4).standard_normal((300, 8)).astype(np.float32)
+    outcomes = []
+    for wire_check in (False, True):
+        async with PipelineRun(plan, wire_check=wire_check) as run:
+            results = [r async for r in run.process(records_from_array(x, batch_size=50, run_id=9))]
+            (link,) = run.ring_links()["preprocess"].values()
+        assert link.ring is not None and link.ring.statistics().popped == 300
+        assert all(type(r.values) is np.ndarray for r in results)
+        outcomes.append(
+            (
+                np.concatenate([r.record_ids for r in results]),
+                np.concatenate([r.values for r in results]),
+            )
+        )
+    (plain_ids, plain), (wired_ids, wired) = outcomes
+    np.testing.assert_array_equal(wired_ids, plain_ids)  # one worker per stage: in order
+    assert wired.tobytes() == plain.tobytes()

@@ -27,6 +27,7 @@ from ..errors import QueueClosedError, QueueFullError, QueueTimeoutError
 from ._batching import record_count, sort_batch
 from ._records import EndOfStream, RecordBatch, StageError, ids_to_array, root_id
 from ._rings import take_from_rings
+from ._wire_check import WireCheckedContext
 
 if TYPE_CHECKING:
     from ..runtime import KernelContext
@@ -72,7 +73,9 @@ class Emitter:
 
     def __init__(self, ctx: KernelContext, setup: StageSetup) -> None:
         ports = setup.ports
-        self._ctx = ctx
+        self._ctx: KernelContext | WireCheckedContext = (
+            WireCheckedContext(ctx, setup.backend) if ports.wire_check else ctx
+        )
         self._backend = setup.backend
         self._groups = ports.downstream
         self._rings = ports.rings

@@ -89,7 +89,8 @@ class StagePorts:
     otherwise, and always from a sink, they leave as numpy. ``rings`` holds, by
     downstream worker, the device ring that batches on the backend's device take to it
     (see :mod:`._rings`); ``rings_in`` holds, by :attr:`RingLink.name`, the rings
-    upstream workers send this one RingRows through.
+    upstream workers send this one RingRows through. ``wire_check`` passes every
+    message this worker sends through its wire form first (see :mod:`._wire_check`).
     """
 
     downstream: tuple[tuple[str, ...], ...]
@@ -99,6 +100,7 @@ class StagePorts:
     native_out: bool = False
     rings: Mapping[str, RingLink] = dataclasses.field(default_factory=dict)
     rings_in: Mapping[str, RingLink] = dataclasses.field(default_factory=dict)
+    wire_check: bool = False
 
     @property
     def is_sink(self) -> bool:

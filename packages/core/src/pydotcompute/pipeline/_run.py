@@ -13,10 +13,11 @@ import contextlib
 import functools
 import itertools
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final
 
+from ..compute import to_host
 from ..dataflow import (
     EndOfStream,
     RecordBatch,
@@ -39,7 +40,7 @@ from ..errors import (
     RingKernelError,
     StageFailedError,
 )
-from ..runtime import KernelState, RingKernelRuntime, ShutdownReport
+from ..runtime import KernelState, RingKernelRuntime, ShutdownReport, wire_round_trip
 from ._gc import relaxed_gc
 from ._plan import PipelinePlan, PlannedStage
 from ._telemetry import StageTelemetry, stage_telemetry
@@ -61,13 +62,15 @@ _CASCADE = (KernelFailedError, KernelStateError, QueueClosedError)
 
 
 class _Source:
-    """A source stage's workers, fed in turn."""
+    """A source stage's workers, fed in turn; ``wire`` is the wire round trip every
+    message to them takes in wire-check mode (None otherwise)."""
 
-    __slots__ = ("ids", "next")
+    __slots__ = ("ids", "next", "wire")
 
-    def __init__(self, ids: tuple[str, ...]) -> None:
+    def __init__(self, ids: tuple[str, ...], wire: Callable[[Any], Any] | None) -> None:
         self.ids = ids
         self.next = 0
+        self.wire = wire
 
 
 class PipelineRun:
@@ -79,6 +82,12 @@ class PipelineRun:
     :meth:`results`, or do both with :meth:`process`. Inputs reach every source stage
     (one of its workers in turn). ``relax_gc=True`` collects garbage less often while
     the run lasts (see :mod:`._gc`).
+
+    ``wire_check=True`` is a test mode: every message between workers, and between the
+    host and the workers, is encoded to its wire form and decoded before delivery (device
+    arrays come back as numpy), as if each worker ran in a process of its own. A message
+    without a wire form then fails its send with ``MessageValidationError``. It costs a
+    copy per message; the results are the same as without it.
     """
 
     def __init__(
@@ -88,9 +97,11 @@ class PipelineRun:
         *,
         prefix: str = "",
         relax_gc: bool = False,
+        wire_check: bool = False,
     ) -> None:
         self.plan = plan
         self.prefix = prefix
+        self.wire_check = wire_check
         self._gc: contextlib.AbstractContextManager[None] = (
             relaxed_gc() if relax_gc else contextlib.nullcontext()
         )
@@ -170,6 +181,7 @@ class PipelineRun:
                         and all(self.plan[name].backend is stage.backend for name in stage.outputs),
                         rings=self._rings.get(kid, {}),
                         rings_in=rings_in.get(kid, {}),
+                        wire_check=self.wire_check,
                     ),
                 )
                 kernel = stage.definition.factory(setup)
@@ -191,11 +203,20 @@ class PipelineRun:
             elif len(downstream) > 1 and all(len(group) == 1 for group in downstream):
                 for kid in self._ids[stage.name]:
                     await runtime.connect(kid, [group[0] for group in downstream], mode="broadcast")
-        self._sources = [_Source(self._ids[stage.name]) for stage in self.plan.sources]
+        self._sources = [
+            _Source(self._ids[stage.name], self._wire_for(stage)) for stage in self.plan.sources
+        ]
         for stage in reversed(self.plan.stages):
             for kid in self._ids[stage.name]:
                 await runtime.activate(kid)
         self.started_at = time.perf_counter()
+
+    def _wire_for(self, stage: PlannedStage) -> Callable[[Any], Any] | None:
+        if not self.wire_check:
+            return None
+        return functools.partial(
+            wire_round_trip, to_numpy=functools.partial(to_host, stage.backend)
+        )
 
     def _routed(self, stage: PlannedStage) -> bool:
         """Whether the runtime routes ``stage``'s sends (else its workers address each
@@ -307,7 +328,7 @@ class PipelineRun:
             index = source.next
             source.next = (index + 1) % len(ids)
             try:
-                await send(ids[index], msg)
+                await send(ids[index], msg if source.wire is None else source.wire(msg))
             except QueueFullError:
                 self.records_rejected_at_input += count
             except _CASCADE:
@@ -321,12 +342,13 @@ class PipelineRun:
             return
         self._input_ended = True
         runtime = self.runtime
-        for stage in self.plan.sources:
-            for kid in self._ids[stage.name]:
+        for source in self._sources:
+            for kid in source.ids:
                 self._tracker.producer_done(kid)
-            for kid in self._ids[stage.name]:
+            for kid in source.ids:
+                marker = EndOfStream(source=FEEDER)
                 try:
-                    await runtime.send(kid, EndOfStream(source=FEEDER))
+                    await runtime.send(kid, marker if source.wire is None else source.wire(marker))
                 except QueueFullError:
                     pass  # a full queue wakes its worker anyway
                 except _CASCADE:
@@ -346,7 +368,9 @@ class PipelineRun:
             ids = source.ids
             index = source.next
             source.next = (index + 1) % len(ids)
-            await self._deliver(ids[index], msgs)
+            await self._deliver(
+                ids[index], msgs if source.wire is None else [source.wire(m) for m in msgs]
+            )
         fed = len(msgs)
         for msg in msgs:
             if type(msg) is RecordBatch:

@@ -23,7 +23,7 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import MessageValidationError
+from ..errors import MessageTypeError, MessageValidationError
 from ._message import RingKernelMessage, message_type_named
 
 __all__ = ["decode_message", "encode_message", "wire_round_trip"]
@@ -75,7 +75,13 @@ def encode_message(msg: RingKernelMessage, *, to_numpy: ToNumpy | None = None) -
 
     Raises:
         MessageValidationError: a field's value has no wire form (naming the field).
+        MessageTypeError: ``msg`` is not a message.
     """
+    if not isinstance(msg, RingKernelMessage):
+        raise MessageTypeError(
+            f"a {type(msg).__qualname__} is not a message, so it has no wire form: "
+            "decorate its class with @message"
+        )
     default = _ENCODE_EXT if to_numpy is None else _encoder(to_numpy)
     fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}  # type: ignore[arg-type]
     try:
