@@ -60,12 +60,15 @@ def ref_row(x: npt.ArrayLike, op: str) -> npt.NDArray[np.float64]:
             out.append(min(vals))
         elif op == "max":
             out.append(max(vals))
-        elif op == "std":
+        elif op == "range":
+            out.append(max(vals) - min(vals))  # inf - inf is NaN in Python too
+        elif op in ("std", "var"):
             mean = _fsum_inf(vals) / len(vals)
             if math.isinf(mean) or math.isnan(mean):
                 out.append(NAN)
-            else:
-                out.append(math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / len(vals)))
+                continue
+            var = math.fsum((v - mean) ** 2 for v in vals) / len(vals)
+            out.append(math.sqrt(var) if op == "std" else var)
     return np.array(out, dtype=np.float64)
 
 
@@ -188,9 +191,68 @@ def test_minmax_matches_reference_on_random_arrays(x: npt.NDArray[np.float32]) -
     assert_same(B.minmax_normalize(x), ref_minmax(x))
 
 
+# -- clip ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    x=hnp.arrays(
+        st.sampled_from([np.float16, np.float32, np.float64]),
+        hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=6),
+        elements=st.floats(-6e4, 6e4, width=16) | st.sampled_from([NAN, INF, -INF]),
+    ),
+    bounds=st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=2).map(sorted),
+)
+def test_clip_matches_reference(x: npt.NDArray[np.floating], bounds: list[float]) -> None:
+    low, high = bounds
+    out = B.clip(x, low, high)
+    assert out.dtype == x.dtype and out.shape == x.shape
+    with np.errstate(over="ignore"):
+        lo, hi = x.dtype.type(low), x.dtype.type(high)  # the bounds rounded to the dtype
+    expected = [NAN if math.isnan(v) else min(max(v, lo), hi) for v in x.ravel().tolist()]
+    assert_same(out.ravel(), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, np.bool_])
+def test_clip_of_integers_and_bools_is_float32(dtype: type[np.generic]) -> None:
+    out = B.clip(np.array([[0, 1], [1, 0]], dtype=dtype), 0.25, 0.5)
+    assert out.dtype == np.float32
+    assert_same(out, [[0.25, 0.5], [0.5, 0.25]])
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "match"),
+    [(2.0, 1.0, r"clip low \(2.0\) is above high \(1.0\)"), (NAN, 1.0, "must not be NaN")],
+)
+def test_clip_rejects_bad_bounds(low: float, high: float, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        B.clip(np.zeros(3), low, high)
+
+
+# -- rows -----------------------------------------------------------------------------------
+
+
+def test_take_rows_gathers_in_order_and_checks_its_arguments() -> None:
+    x = np.arange(8, dtype=np.float16).reshape(4, 2)
+    out = B.take_rows(x, np.array([3, 0, 3]))
+    assert out.dtype == np.float16
+    assert_same(out, [[6, 7], [0, 1], [6, 7]])
+    assert B.take_rows(x, []).shape == (0, 2)
+    with pytest.raises(ValueError, match="take_rows takes a 2-D array"):
+        B.take_rows(np.zeros(3), [0])
+    with pytest.raises(TypeError, match="take_rows index must be integers"):
+        B.take_rows(x, [0.5])
+
+
+def test_asarray_with_dtype_none_keeps_the_dtype_and_does_not_copy() -> None:
+    x = np.arange(3, dtype=np.int16)
+    assert B.asarray(x, None) is x
+    assert B.asarray([1.5], None).dtype == np.float64
+
+
 # -- row reductions -----------------------------------------------------------------------
 
-REDUCTIONS = ["sum", "mean", "min", "max", "std"]
+REDUCTIONS = ["sum", "mean", "min", "max", "std", "var", "range"]
 
 
 def run_reduction(op: str, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -345,6 +407,17 @@ def test_segment_sum_on_random_segments(data: st.DataObject, rows: int, width: i
     x = data.draw(hnp.arrays(np.float32, (rows, width), elements=st.integers(-100, 100)))
     cuts = sorted(data.draw(st.lists(st.integers(0, rows), min_size=1, max_size=8)))
     assert_same(B.segment_sum(x, np.array(cuts)), ref_segment_sum(x, cuts))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), rows=st.integers(0, 20), width=st.integers(0, 4))
+def test_segment_mean_on_random_segments(data: st.DataObject, rows: int, width: int) -> None:
+    x = data.draw(hnp.arrays(np.float32, (rows, width), elements=st.integers(-100, 100)))
+    cuts = sorted(data.draw(st.lists(st.integers(0, rows), min_size=1, max_size=8)))
+    lengths = np.diff(np.array(cuts, dtype=np.float64))[:, None]
+    with np.errstate(invalid="ignore"):  # an empty segment: 0 / 0, NaN by policy
+        expected = (ref_segment_sum(x, cuts) / lengths).astype(np.float32)
+    assert_same(B.segment_mean(x, np.array(cuts)), expected)
 
 
 # -- partition ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ triton = pytest.importorskip("triton")
 
 from pydotcompute_triton.ops._utils import LAUNCH_OPTIONS  # noqa: E402
 from pydotcompute_triton.ops._variants import IntFlavour, KernelVariant, kernel_variants  # noqa: E402
+from pydotcompute_triton.ops.row_reduce import REDUCTIONS  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 
 pytestmark = pytest.mark.compile_check
@@ -117,9 +118,8 @@ def test_compiles_and_uses_the_expected_instructions(
         # float32 results round exactly as the numpy reference's.
         assert "fma.rn.f32" not in code
         assert "div.full.f32" not in code and "div.approx.f32" not in code
-    if name == "_minmax_normalize_kernel" or (
-        name == "_row_reduce_kernel" and variant.constexprs["OP"] in (1, 4)
-    ):
+    reduction = REDUCTIONS[variant.constexprs["OP"]] if name == "_row_reduce_kernel" else None
+    if name == "_minmax_normalize_kernel" or reduction in ("mean", "std", "var"):
         assert "div.rn.f32" in code
-    if name == "_row_reduce_kernel" and variant.constexprs["OP"] == 4:
+    if reduction == "std":
         assert "sqrt.rn.f32" in code and "sqrt.approx" not in code

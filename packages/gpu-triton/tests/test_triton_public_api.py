@@ -34,8 +34,10 @@ def test_ops_exports() -> None:
         "row_max",
         "row_mean",
         "row_min",
+        "row_range",
         "row_std",
         "row_sum",
+        "row_var",
         "segment_sum",
     ]
 

@@ -1,16 +1,61 @@
-"""What a backend author imports: the :class:`ComputeBackend` protocol, core's
-:class:`NumpyBackend` (the reference every backend is compared with), the device-queue
+"""What a backend author imports: the :class:`ComputeBackend` protocol, the
+:class:`BackendCapabilities` a backend declares, core's :class:`NumpyBackend` (the
+reference every backend is compared with), the conformance suite, the device-queue
 protocol behind device rings, and the plugin marker.
 
-A backend is a factory returned from a ``@hookimpl``-marked
-``pydotcompute_register_backends`` in a module listed under the ``pydotcompute``
-entry-point group.
+A backend is an object with a ``name``, a ``capabilities`` and every method of
+:class:`ComputeBackend` (each documented there, with the numeric policies all backends
+share). Arrays in and out are the backend's own; every method also takes host numpy data.
+Register a factory from a ``@hookimpl``-marked ``pydotcompute_register_backends`` in a
+module listed under the ``pydotcompute`` entry-point group. The backend is created when a
+pipeline first asks for it and checked then (:func:`check_backend`): a missing method is a
+:class:`BackendProtocolError` naming the backend and the method.
+
+Capabilities (:class:`BackendCapabilities`, all off by default):
+
+* ``device_rings``: the backend has ``make_ring(capacity, like, backpressure)``, returning
+  a :class:`DeviceQueue` for rows like ``like`` (or None when it cannot hold them); two
+  stages on this backend then pass batches through device rings instead of host queues.
+
+The conformance suite checks every operation against the policies and against
+:class:`NumpyBackend`; run it from your backend's tests, one test per case::
+
+    import pytest
+    from pydotcompute.backend import conformance_cases
+
+    @pytest.mark.parametrize("case", conformance_cases(), ids=str)
+    def test_conformance(case):
+        case.run(MyBackend())
+
+A failing case raises ``AssertionError`` naming the backend, the operation, the input and
+the mismatch. The suite needs numpy only, and its inputs are small enough for a slow
+(interpreted) backend.
 """
 
 from __future__ import annotations
 
-from .compute import ComputeBackend, NumpyBackend, to_host
+from .compute import (
+    BackendCapabilities,
+    BackendProtocolError,
+    ComputeBackend,
+    ConformanceCase,
+    NumpyBackend,
+    check_backend,
+    conformance_cases,
+    to_host,
+)
 from .dataflow import DeviceQueue
 from .plugins import hookimpl
 
-__all__ = ["ComputeBackend", "DeviceQueue", "NumpyBackend", "hookimpl", "to_host"]
+__all__ = [
+    "BackendCapabilities",
+    "BackendProtocolError",
+    "ComputeBackend",
+    "ConformanceCase",
+    "DeviceQueue",
+    "NumpyBackend",
+    "check_backend",
+    "conformance_cases",
+    "hookimpl",
+    "to_host",
+]

@@ -14,6 +14,8 @@ import torch
 __all__ = [
     "KERNEL_FLOAT_DTYPES",
     "check_2d",
+    "check_clip_bounds",
+    "check_index",
     "check_kernel_float",
     "check_keys",
     "check_n",
@@ -38,6 +40,28 @@ def check_2d(x: torch.Tensor, op: str) -> None:
     """Raise ``ValueError`` unless ``x`` is 2-D (rows, width)."""
     if x.dim() != 2:
         raise ValueError(f"{op} takes a 2-D tensor (rows, width); got shape {tuple(x.shape)}")
+
+
+def check_clip_bounds(low: float, high: float) -> tuple[float, float]:
+    """``(low, high)`` as floats; ``ValueError`` for a NaN bound or ``low > high``."""
+    lo, hi = float(low), float(high)
+    if lo != lo or hi != hi:
+        raise ValueError(f"clip bounds must not be NaN; got low={lo}, high={hi}")
+    if lo > hi:
+        raise ValueError(f"clip low ({lo}) is above high ({hi})")
+    return lo, hi
+
+
+def check_index(index: torch.Tensor, op: str = "take_rows") -> torch.Tensor:
+    """``index`` if it is 1-D integers (an empty one as int64); raise otherwise
+    (``ValueError`` for the shape, ``TypeError`` for the dtype)."""
+    if index.dim() != 1:
+        raise ValueError(f"{op} index must be 1-D; got shape {tuple(index.shape)}")
+    if index.numel() == 0:
+        return index.to(torch.int64)
+    if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype == torch.bool:
+        raise TypeError(f"{op} index must be integers; got dtype {index.dtype}")
+    return index
 
 
 def check_kernel_float(x: torch.Tensor, op: str) -> None:

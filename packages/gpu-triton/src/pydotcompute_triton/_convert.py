@@ -23,12 +23,15 @@ def torch_dtype(name: str) -> torch.dtype:
     return dtype
 
 
-def as_tensor(data: Any, dtype: str, device: torch.device) -> torch.Tensor:
-    """Convert host data (numpy array, nested lists, a tensor) to a tensor on ``device``.
+def as_tensor(data: Any, dtype: str | None, device: torch.device) -> torch.Tensor:
+    """Convert host data (numpy array, nested lists, a tensor) to a tensor on ``device``
+    of ``dtype`` (``None``: the data's own dtype, as numpy reads it).
 
     Data numpy cannot hold in ``dtype`` (bfloat16) goes through float32 first. No copy is
     made when ``data`` already is a tensor of that dtype on that device.
     """
+    if dtype is None:
+        return as_device_tensor(data, device)
     target = torch_dtype(dtype)
     if isinstance(data, torch.Tensor):
         return data.to(device=device, dtype=target)

@@ -1,8 +1,10 @@
-"""Row plumbing the torch and Triton backends share: joining batches, stacking result
-columns, and device rings for a pipeline's stage-to-stage traffic.
+"""What the torch and Triton backends share, as eager torch ops: joining batches, stacking
+result columns, gathering rows, clipping, segment means, and device rings for a
+pipeline's stage-to-stage traffic (the ``device_rings`` capability).
 
-These are the optional operations of pydotcompute's backend interface (see
-``pydotcompute.backend``): with them, records stay on the device from stage to stage.
+With these, records stay on the device from stage to stage. The Triton backend runs
+them as torch ops too: each is one or two launches of torch's own kernels, and none
+needs a kernel of this package.
 """
 
 from __future__ import annotations
@@ -10,12 +12,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from pydotcompute import BackpressureStrategy
+from pydotcompute.backend import BackendCapabilities
 
-from ._convert import as_device_tensor
+from ._checks import check_2d, check_clip_bounds, check_index
+from ._convert import as_device_tensor, to_numpy
 
-__all__ = ["TensorRows"]
+__all__ = ["TensorRows", "segment_means"]
+
+
+def segment_means(sums: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """``sums`` (``segment_sum``'s float32 result) divided by each segment's row count,
+    ``offsets`` being the validated offsets it was computed with; an empty segment gives
+    NaN (``0 / 0``)."""
+    offs = offsets.to(device=sums.device, dtype=torch.int64)
+    lengths = (offs[1:] - offs[:-1]).to(torch.float32)
+    return sums / lengths[:, None]
+
+
+def _host_rows(x: Any, index: Any) -> npt.NDArray[Any]:
+    """``take_rows`` for rows on the host: numpy in, numpy out (the index comes over)."""
+    host = np.asarray(x)
+    if host.ndim != 2:
+        raise ValueError(f"take_rows takes a 2-D array (rows, width); got shape {host.shape}")
+    idx = np.asarray(to_numpy(index))
+    if idx.ndim != 1:
+        raise ValueError(f"take_rows index must be 1-D; got shape {idx.shape}")
+    if idx.size == 0:
+        idx = idx.astype(np.int64)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"take_rows index must be integers; got dtype {idx.dtype}")
+    rows: npt.NDArray[Any] = host[idx]
+    return rows
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
@@ -36,6 +67,7 @@ class TensorRows:
     """Mixed into a backend whose arrays are torch tensors on ``self.device``."""
 
     device: torch.device
+    capabilities: BackendCapabilities = BackendCapabilities(device_rings=True)
 
     def concat_rows(self, parts: Sequence[Any]) -> torch.Tensor:
         """The rows of ``parts`` (2-D, equal widths) one after another, on the device.
@@ -59,6 +91,39 @@ class TensorRows:
         return torch.stack(
             [as_device_tensor(c, self.device).to(torch.float32) for c in columns], dim=1
         )
+
+    def take_rows(self, x: Any, index: Any) -> Any:
+        """The rows of ``x`` at ``index`` (1-D integers, a tensor or host data), in order.
+
+        Rows stay where they are: a tensor gives a tensor on its device, host rows (a
+        numpy array) a numpy array.
+
+        Raises:
+            ValueError: ``x`` is not 2-D, or ``index`` is not 1-D.
+            TypeError: ``index`` is not integers.
+        """
+        if not isinstance(x, torch.Tensor):
+            return _host_rows(x, index)
+        check_2d(x, "take_rows")
+        return x[check_index(as_device_tensor(index, x.device))]
+
+    def clip(self, x: Any, low: float, high: float) -> torch.Tensor:
+        """Each element of ``x`` (any shape) limited to ``[low, high]``, as a new tensor.
+
+        Floating dtypes are kept, the bounds rounded to them (a bound beyond float16's
+        range becomes an infinity); integer and bool input comes back float32. NaN
+        stays NaN.
+
+        Raises:
+            ValueError: a bound is NaN, or ``low > high``.
+        """
+        lo, hi = check_clip_bounds(low, high)
+        t = as_device_tensor(x, self.device)
+        if not t.dtype.is_floating_point:
+            t = t.to(torch.float32)
+        # Bounds as tensors of t's dtype: torch refuses a Python bound that overflows it.
+        bounds = torch.tensor([lo, hi], dtype=t.dtype, device=t.device)
+        return torch.clamp(t, bounds[0], bounds[1])
 
     def make_ring(self, capacity: int, like: Any, backpressure: BackpressureStrategy | str) -> Any:
         """A :class:`~pydotcompute_triton.DeviceRing` for rows like ``like`` (its width

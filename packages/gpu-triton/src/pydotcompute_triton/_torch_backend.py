@@ -1,11 +1,12 @@
 """The ``torch`` compute backend: eager torch ops on any device, numpy's policies exactly.
 
-Same readings of the policies as pydotcompute's numpy backend: ``minmax_normalize``
-keeps floating dtypes (float16/bfloat16/float64 computed in float32 and cast back) and
-returns float32 for integer and bool input; reductions and ``segment_sum`` return
-float32 and accumulate in float32 (``torch.amin``/``amax`` propagate NaN, which is the
-reduction policy; ``minmax_normalize`` masks NaN out itself); ``partition`` returns
-``offsets`` of length ``n + 1``.
+Same readings of the policies as pydotcompute's numpy backend: ``minmax_normalize`` and
+``clip`` keep floating dtypes (float16/bfloat16/float64 computed in float32 and cast
+back) and return float32 for integer and bool input; reductions and ``segment_sum``
+return float32 and accumulate in float32 (``torch.amin``/``amax`` propagate NaN, which is
+the reduction policy; ``minmax_normalize`` masks NaN out itself); ``partition`` returns
+``offsets`` of length ``n + 1``. The conformance suite of ``pydotcompute.backend``
+checks all of it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ._checks import (
     keys_for_modulo,
 )
 from ._convert import as_device_tensor, as_tensor, to_numpy
-from ._tensor_rows import TensorRows
+from ._tensor_rows import TensorRows, segment_means
 
 __all__ = ["TorchBackend"]
 
@@ -53,8 +54,9 @@ class TorchBackend(TensorRows):
 
     # -- conversion --------------------------------------------------------------------
 
-    def asarray(self, data: Any, dtype: str = "float32") -> torch.Tensor:
-        """Convert host data (numpy array, nested lists, tensor) to a tensor of ``dtype``."""
+    def asarray(self, data: Any, dtype: str | None = "float32") -> torch.Tensor:
+        """Convert host data (numpy array, nested lists, tensor) to a tensor of ``dtype``
+        (``None``: the data's own)."""
         return as_tensor(data, dtype, self.device)
 
     def to_numpy(self, x: Any) -> npt.NDArray[Any]:
@@ -122,15 +124,29 @@ class TorchBackend(TensorRows):
             return torch.full((x32.shape[0],), torch.nan, device=self.device)
         return x32.amax(dim=1)
 
+    def row_range(self, x: Any) -> torch.Tensor:
+        """``max - min`` of each row, float32; width-0 rows, rows with NaN and
+        ``inf - inf`` give NaN."""
+        x32 = self._float32_2d(x, "row_range")
+        if x32.shape[1] == 0 or x32.shape[0] == 0:
+            return torch.full((x32.shape[0],), torch.nan, device=self.device)
+        return x32.amax(dim=1) - x32.amin(dim=1)
+
+    def row_var(self, x: Any) -> torch.Tensor:
+        """Population variance of each row, float32, two-pass; width 0 gives NaN."""
+        return self._row_var(self._float32_2d(x, "row_var"))
+
     def row_std(self, x: Any) -> torch.Tensor:
         """Population standard deviation of each row, float32, two-pass; width 0 gives NaN."""
-        x32 = self._float32_2d(x, "row_std")
+        return torch.sqrt(self._row_var(self._float32_2d(x, "row_std")))
+
+    def _row_var(self, x32: torch.Tensor) -> torch.Tensor:
         width = x32.shape[1]
         if width == 0:
             return torch.full((x32.shape[0],), torch.nan, device=self.device)
         mean = x32.sum(dim=1, keepdim=True) / width
         dev = x32 - mean
-        return torch.sqrt((dev * dev).sum(dim=1) / width)
+        return (dev * dev).sum(dim=1) / width
 
     # -- segments and partitions ------------------------------------------------------
 
@@ -161,6 +177,11 @@ class TorchBackend(TensorRows):
             torch.arange(k, device=self.device), lengths, output_size=last - first
         )
         return out.index_add_(0, segment_of_row, x32[first:last])
+
+    def segment_mean(self, x: Any, offsets: Any) -> torch.Tensor:
+        """Mean of the rows of each segment: :meth:`segment_sum` over the row counts; an
+        empty segment gives NaN. Raises as :meth:`segment_sum`."""
+        return segment_means(self.segment_sum(x, offsets), self._tensor(offsets))
 
     def partition(self, keys: Any, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Stable bucketing of ``keys % n`` (Python modulo): ``(counts, offsets, permutation)``.

@@ -3,7 +3,9 @@
 Results match the numpy backend's policies (see :mod:`._torch_backend` for the readings
 shared by every backend). The kernels take float32, float16 and bfloat16; other inputs
 are converted first (float64 computes in float32 anyway, by policy, and integer or bool
-input normalises to float32), at the cost of one conversion launch.
+input normalises to float32), at the cost of one conversion launch. Row gathering,
+joining, clipping and the division of ``segment_mean`` run as torch ops
+(:class:`._tensor_rows.TensorRows`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from ._availability import interpreter_active, require_triton
 from ._checks import KERNEL_FLOAT_DTYPES, check_2d
 from ._convert import as_device_tensor, as_tensor, to_numpy
-from ._tensor_rows import TensorRows
+from ._tensor_rows import TensorRows, segment_means
 
 __all__ = ["TritonBackend"]
 
@@ -52,8 +54,9 @@ class TritonBackend(TensorRows):
 
     # -- conversion --------------------------------------------------------------------
 
-    def asarray(self, data: Any, dtype: str = "float32") -> torch.Tensor:
-        """Convert host data (numpy array, nested lists, tensor) to a tensor of ``dtype``."""
+    def asarray(self, data: Any, dtype: str | None = "float32") -> torch.Tensor:
+        """Convert host data (numpy array, nested lists, tensor) to a tensor of ``dtype``
+        (``None``: the data's own)."""
         return as_tensor(data, dtype, self.device)
 
     def to_numpy(self, x: Any) -> npt.NDArray[Any]:
@@ -102,6 +105,14 @@ class TritonBackend(TensorRows):
         """Population standard deviation of each row, float32; width 0 gives NaN."""
         return self._ops.row_std(self._kernel_input(x, "row_std"))
 
+    def row_var(self, x: Any) -> torch.Tensor:
+        """Population variance of each row, float32; width 0 gives NaN."""
+        return self._ops.row_var(self._kernel_input(x, "row_var"))
+
+    def row_range(self, x: Any) -> torch.Tensor:
+        """``max - min`` of each row, float32; width-0 rows and rows with NaN give NaN."""
+        return self._ops.row_range(self._kernel_input(x, "row_range"))
+
     def segment_sum(self, x: Any, offsets: Any) -> torch.Tensor:
         """Sum the rows of each segment ``offsets[i]:offsets[i+1]``: float32 ``(k, width)``.
 
@@ -109,6 +120,12 @@ class TritonBackend(TensorRows):
         """
         offs = as_device_tensor(offsets, self.device)
         return self._ops.segment_sum(self._kernel_input(x, "segment_sum"), offs)
+
+    def segment_mean(self, x: Any, offsets: Any) -> torch.Tensor:
+        """Mean of the rows of each segment: :meth:`segment_sum` over the row counts (one
+        more launch); an empty segment gives NaN. Raises as :meth:`segment_sum`."""
+        offs = as_device_tensor(offsets, self.device)
+        return segment_means(self.segment_sum(x, offs), offs)
 
     def partition(self, keys: Any, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Stable bucketing of ``keys % n``: ``(counts, offsets, permutation)``, int64.

@@ -1,19 +1,35 @@
-"""The compute layer: the :class:`ComputeBackend` protocol every backend satisfies, and core's
-numpy backend. Backend authors import from :mod:`pydotcompute.backend`.
+"""The compute layer: the :class:`ComputeBackend` protocol every backend satisfies, the
+capabilities a backend declares, core's numpy backend (the reference), and the
+conformance suite that checks a backend against it. Backend authors import from
+:mod:`pydotcompute.backend`.
 """
 
 from __future__ import annotations
 
+from ._conformance import (
+    ConformanceCase,
+    conformance_cases,
+)
 from ._numpy import (
     NumpyBackend,
 )
 from ._protocol import (
+    BACKEND_METHODS,
+    BackendCapabilities,
+    BackendProtocolError,
     ComputeBackend,
+    check_backend,
     to_host,
 )
 
 __all__ = [
+    "BACKEND_METHODS",
+    "BackendCapabilities",
+    "BackendProtocolError",
     "ComputeBackend",
+    "ConformanceCase",
     "NumpyBackend",
+    "check_backend",
+    "conformance_cases",
     "to_host",
 ]

@@ -11,7 +11,11 @@ policies that the module docstring there leaves open, fixed here:
   ``(x - lo) / (hi - lo)`` exactly, infinities included (``+inf`` in ``[0, +inf]``
   gives ``inf / inf = NaN``). Floating inputs keep their dtype (float16 and float64
   are computed in float32 and cast back); integer and bool inputs come back float32.
-* ``segment_sum`` returns float32 and accumulates in float32 like the row reductions.
+* ``clip`` compares in the output dtype with the bounds rounded to it (a bound beyond
+  float16's range becomes an infinity), so the result holds input values or the
+  rounded bounds, never anything in between.
+* ``segment_sum`` returns float32 and accumulates in float32 like the row reductions;
+  ``segment_mean`` is that sum divided by the float32 row count.
 * ``partition`` returns ``offsets`` of length ``n + 1`` (``offsets[0] == 0``,
   ``offsets[-1] == len(keys)``), the same convention ``segment_sum`` takes, so
   ``segment_sum(x[perm], offsets)`` sums each bucket.
@@ -27,6 +31,8 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+
+from ._protocol import BackendCapabilities
 
 __all__ = ["NumpyBackend"]
 
@@ -66,11 +72,35 @@ def _row_mean(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return total
 
 
-def _row_std(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def _row_var(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     dev = np.subtract(x32, _row_mean(x32)[:, None])  # two-pass: no catastrophic cancelling
     np.multiply(dev, dev, out=dev)
-    std: npt.NDArray[np.float32] = np.sqrt(_row_mean(dev))
+    return _row_mean(dev)
+
+
+def _row_std(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    std: npt.NDArray[np.float32] = np.sqrt(_row_var(x32))
     return std
+
+
+def _row_range(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    span: npt.NDArray[np.float32] = np.maximum.reduce(x32, axis=1) - np.minimum.reduce(x32, axis=1)
+    return span
+
+
+def _float_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype an element-wise result has: floating dtypes kept, others float32."""
+    return dtype if np.issubdtype(dtype, np.floating) else _F32
+
+
+def _check_bounds(low: float, high: float) -> tuple[float, float]:
+    """``(low, high)`` as floats. Raises ValueError for a NaN bound or ``low > high``."""
+    lo, hi = float(low), float(high)
+    if lo != lo or hi != hi:
+        raise ValueError(f"clip bounds must not be NaN; got low={lo}, high={hi}")
+    if lo > hi:
+        raise ValueError(f"clip low ({lo}) is above high ({hi})")
+    return lo, hi
 
 
 def _nan_ignoring_min_max(
@@ -100,18 +130,20 @@ class NumpyBackend:
     """
 
     name: str = "numpy"
+    capabilities: BackendCapabilities = BackendCapabilities()
 
     def __repr__(self) -> str:
         return "NumpyBackend()"
 
     # -- conversion --------------------------------------------------------------------
 
-    def asarray(self, data: Any, dtype: str = "float32") -> npt.NDArray[Any]:
-        """Convert host data (numpy array, nested lists) to a numpy array of ``dtype``.
+    def asarray(self, data: Any, dtype: str | None = "float32") -> npt.NDArray[Any]:
+        """Convert host data (numpy array, nested lists) to a numpy array of ``dtype``
+        (``None``: the data's own dtype).
 
         No copy is made when ``data`` already is an array of that dtype.
         """
-        return np.asarray(data, dtype=np.dtype(dtype))
+        return np.asarray(data, dtype=None if dtype is None else np.dtype(dtype))
 
     def to_numpy(self, x: Any) -> npt.NDArray[Any]:
         """Return ``x`` as a host numpy array.
@@ -145,6 +177,27 @@ class NumpyBackend:
             raise ValueError("stack_columns needs at least one column")
         return np.stack([np.asarray(c, dtype=_F32) for c in columns], axis=1)
 
+    def take_rows(self, x: Any, index: Any) -> npt.NDArray[Any]:
+        """The rows of ``x`` at ``index`` (1-D integers), in order, as a new array.
+
+        Raises:
+            ValueError: ``x`` is not 2-D, or ``index`` is not 1-D.
+            TypeError: ``index`` is not integers.
+            IndexError: an index is out of range.
+        """
+        arr = np.asarray(x)
+        if arr.ndim != 2:
+            raise ValueError(f"take_rows takes a 2-D array (rows, width); got shape {arr.shape}")
+        idx = np.asarray(index)
+        if idx.ndim != 1:
+            raise ValueError(f"take_rows index must be 1-D; got shape {idx.shape}")
+        if idx.size == 0:
+            idx = idx.astype(np.int64)
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"take_rows index must be integers; got dtype {idx.dtype}")
+        taken: npt.NDArray[Any] = arr[idx]
+        return taken
+
     # -- element-wise ------------------------------------------------------------------
 
     def minmax_normalize(self, x: Any) -> npt.NDArray[Any]:
@@ -156,7 +209,7 @@ class NumpyBackend:
             ValueError: ``x`` is not 2-D.
         """
         src = np.asarray(x)
-        out_dtype = src.dtype if np.issubdtype(src.dtype, np.floating) else _F32
+        out_dtype = _float_dtype(src.dtype)
         x32 = _as_2d_float32(src, "minmax_normalize")
         rows, width = x32.shape
         if rows == 0 or width == 0:
@@ -175,6 +228,23 @@ class NumpyBackend:
             converted: npt.NDArray[Any] = out.astype(out_dtype)
             return converted
         return out
+
+    def clip(self, x: Any, low: float, high: float) -> npt.NDArray[Any]:
+        """Each element of ``x`` (any shape) limited to ``[low, high]``, as a new array.
+
+        Floating dtypes are kept (the bounds rounded to them); integer and bool input
+        comes back float32. NaN stays NaN.
+
+        Raises:
+            ValueError: a bound is NaN, or ``low > high``.
+        """
+        lo, hi = _check_bounds(low, high)
+        src = np.asarray(x)
+        dtype = _float_dtype(src.dtype)
+        with np.errstate(all="ignore"):  # a bound beyond float16 rounds to an infinity
+            bounds = np.array([lo, hi], dtype=dtype)
+        clipped: npt.NDArray[Any] = np.clip(src.astype(dtype, copy=False), bounds[0], bounds[1])
+        return clipped
 
     # -- row reductions ----------------------------------------------------------------
 
@@ -224,6 +294,26 @@ class NumpyBackend:
         """
         return _reduce_rows(x, "row_std", _row_std)
 
+    def row_var(self, x: Any) -> npt.NDArray[np.float32]:
+        """Population variance (ddof=0) of each row, float32, two-pass: the mean of the
+        squared deviations from the row's mean (``row_std`` squared before the root).
+
+        NaN and infinities give NaN; a width-0 row gives NaN.
+
+        Raises:
+            ValueError: ``x`` is not 2-D.
+        """
+        return _reduce_rows(x, "row_var", _row_var)
+
+    def row_range(self, x: Any) -> npt.NDArray[np.float32]:
+        """``max - min`` of each row, float32, NaN propagating (``inf - inf`` is NaN); a
+        width-0 row gives NaN.
+
+        Raises:
+            ValueError: ``x`` is not 2-D.
+        """
+        return _reduce_rows(x, "row_range", _row_range)
+
     # -- segments and partitions ------------------------------------------------------
 
     def segment_sum(self, x: Any, offsets: Any) -> npt.NDArray[np.float32]:
@@ -266,6 +356,16 @@ class NumpyBackend:
         with np.errstate(all="ignore"):
             out[nonempty] = np.add.reduceat(x32[: offs[-1]], starts[nonempty], axis=0, dtype=_F32)
         return out
+
+    def segment_mean(self, x: Any, offsets: Any) -> npt.NDArray[np.float32]:
+        """Mean of the rows of each segment ``offsets[i]:offsets[i+1]``: the float32
+        :meth:`segment_sum` divided by the segment's row count; an empty segment gives
+        NaN. Raises as :meth:`segment_sum`."""
+        sums = self.segment_sum(x, offsets)
+        lengths = np.diff(np.asarray(offsets, dtype=np.int64)).astype(_F32)
+        with np.errstate(all="ignore"):  # 0 / 0 for an empty segment: NaN by policy
+            sums /= lengths[:, None]
+        return sums
 
     def partition(
         self, keys: Any, n: int

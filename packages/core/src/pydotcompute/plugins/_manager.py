@@ -21,7 +21,7 @@ from typing import Any, Final, NamedTuple
 
 import pluggy
 
-from ..compute import ComputeBackend, NumpyBackend
+from ..compute import ComputeBackend, NumpyBackend, check_backend
 from ..dataflow import StageDefinition
 from ..errors import (
     BackendUnavailableError,
@@ -238,6 +238,8 @@ class PluginManager(pluggy.PluginManager):
             UnknownBackendError: none is; the message lists the installed backends.
             PluginConflictError: several plugins register it.
             BackendUnavailableError: its factory raised (cause attached).
+            BackendProtocolError: what it made is no ComputeBackend (the message names
+                the backend and what is missing).
         """
         backends = self.backends()
         if name not in backends:
@@ -258,6 +260,7 @@ class PluginManager(pluggy.PluginManager):
                         f"backend {name!r} from {provided.distribution!r} cannot be created "
                         f"here: {exc!r}"
                     ) from exc
+                instance = check_backend(instance, name)
                 self._backend_instances[name] = instance
             return instance
 

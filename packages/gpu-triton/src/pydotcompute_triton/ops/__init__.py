@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from .minmax_normalize import minmax_normalize
 from .partition import partition
-from .row_reduce import row_max, row_mean, row_min, row_std, row_sum
+from .row_reduce import row_max, row_mean, row_min, row_range, row_std, row_sum, row_var
 from .segment_sum import segment_sum
 
 __all__ = [
@@ -41,7 +41,9 @@ __all__ = [
     "row_max",
     "row_mean",
     "row_min",
+    "row_range",
     "row_std",
     "row_sum",
+    "row_var",
     "segment_sum",
 ]

@@ -1,11 +1,14 @@
-"""Row reductions (sum, mean, min, max, population std): one kernel, one launch each.
+"""Row reductions (sum, mean, min, max, population std and variance, range): one kernel,
+one launch each.
 
 Policy (pydotcompute's ``_backend`` module): results are float32, accumulated in float32,
 and NaN propagates (``tl.min``/``tl.max`` ignore NaN, so min and max count NaNs
-explicitly). A width-0 row gives NaN, except ``row_sum`` which gives 0.0. ``row_std`` is
-two-pass (mean first, then the mean squared deviation), like the numpy backend; ``inf``
-turns into NaN there through ``inf - inf``. Summation order differs from numpy's pairwise
-sums, so sums agree to float32 rounding, not bit for bit; min and max agree exactly.
+explicitly). A width-0 row gives NaN, except ``row_sum`` which gives 0.0. ``row_var`` is
+two-pass (mean first, then the mean squared deviation), like the numpy backend, and
+``row_std`` its square root; ``inf`` turns into NaN there through ``inf - inf``.
+``row_range`` is ``max - min`` from one pass that tracks both. Summation order differs
+from numpy's pairwise sums, so sums agree to float32 rounding, not bit for bit; min, max
+and range agree exactly.
 """
 
 from __future__ import annotations
@@ -19,10 +22,19 @@ import triton.language as tl
 from .._checks import check_2d, check_kernel_float, require_tensor
 from ._utils import LAUNCH_OPTIONS, cdiv, check_launchable, launch_guard, row_tile
 
-__all__ = ["REDUCTIONS", "row_max", "row_mean", "row_min", "row_std", "row_sum"]
+__all__ = [
+    "REDUCTIONS",
+    "row_max",
+    "row_mean",
+    "row_min",
+    "row_range",
+    "row_std",
+    "row_sum",
+    "row_var",
+]
 
 #: The reductions this module offers, in the order of their ``OP`` code in the kernel.
-REDUCTIONS: Final = ("sum", "mean", "min", "max", "std")
+REDUCTIONS: Final = ("sum", "mean", "min", "max", "std", "var", "range")
 
 
 @triton.jit  # type: ignore[untyped-decorator]
@@ -42,8 +54,8 @@ def _row_reduce_kernel(  # type: ignore[no-untyped-def]
     row_ok = rows < n_rows
     cols = tl.arange(0, BLOCK_N)
     x_rows = x_ptr + rows[:, None] * x_row_stride
-    if OP == 2 or OP == 3:
-        # min / max: NaN-aware, since tl.min / tl.max skip NaN.
+    if OP == 2 or OP == 3 or OP == 6:
+        # min / max / range: NaN-aware, since tl.min / tl.max skip NaN.
         lo = tl.full((BLOCK_M,), float("inf"), tl.float32)
         hi = tl.full((BLOCK_M,), float("-inf"), tl.float32)
         nans = tl.zeros((BLOCK_M,), tl.int32)
@@ -54,16 +66,18 @@ def _row_reduce_kernel(  # type: ignore[no-untyped-def]
             x = x.to(tl.float32)
             valid = mask & (x == x)
             nans += tl.sum((x != x).to(tl.int32), axis=1)
-            if OP == 2:
+            if OP == 2 or OP == 6:
                 lo = tl.minimum(lo, tl.min(tl.where(valid, x, float("inf")), axis=1))
-            else:
+            if OP == 3 or OP == 6:
                 hi = tl.maximum(hi, tl.max(tl.where(valid, x, float("-inf")), axis=1))
         if OP == 2:
             result = tl.where(nans > 0, float("nan"), lo)
-        else:
+        elif OP == 3:
             result = tl.where(nans > 0, float("nan"), hi)
+        else:
+            result = tl.where(nans > 0, float("nan"), hi - lo)
     else:
-        # sum / mean / std: per-lane partial sums across column blocks, one tree sum at
+        # sum / mean / std / var: per-lane partial sums across column blocks, one tree sum at
         # the end (closer to numpy's pairwise sum than a running scalar).
         if SINGLE_PASS:
             mask = row_ok[:, None] & (cols[None, :] < n_cols)
@@ -102,7 +116,9 @@ def _row_reduce_kernel(  # type: ignore[no-untyped-def]
                         d = tl.where(mask, xc.to(tl.float32) - mean[:, None], 0.0)
                         sq_lanes += d * d
                     sq = tl.sum(sq_lanes, axis=1)
-                result = tl.sqrt_rn(tl.div_rn(sq, width))
+                result = tl.div_rn(sq, width)
+                if OP == 4:
+                    result = tl.sqrt_rn(result)
     tl.store(out_ptr + rows, result, mask=row_ok)
 
 
@@ -169,3 +185,17 @@ def row_std(x: torch.Tensor) -> torch.Tensor:
     Width-0 rows give NaN; NaN and infinities give NaN.
     """
     return _reduce(x, "std")
+
+
+def row_var(x: torch.Tensor) -> torch.Tensor:
+    """Population variance (ddof=0) of each row, float32, two-pass; as :func:`row_sum`.
+
+    Width-0 rows give NaN; NaN and infinities give NaN.
+    """
+    return _reduce(x, "var")
+
+
+def row_range(x: torch.Tensor) -> torch.Tensor:
+    """``max - min`` of each row, float32; NaN anywhere in a row gives NaN, and so does
+    ``inf - inf``. As :func:`row_sum`."""
+    return _reduce(x, "range")
