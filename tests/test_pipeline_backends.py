@@ -3,19 +3,26 @@ the same pipeline, backend switched per stage by name. Between two stages that s
 backend the records stay in its arrays (through device rings where it makes them), and
 the pipeline hands out numpy.
 
-The ``triton`` cases run in the interpreter session (``nox -s tests-interpreter``).
+The ``triton`` cases run in the interpreter session (``nox -s tests-interpreter``). The
+example plugin's ``clip`` stage (examples/plugin) runs on every backend too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pydotcompute import Pipeline, records_from_array
 from pydotcompute.backend import NumpyBackend
-from pydotcompute.plugins import create_plugin_manager
-from pydotcompute.stage import RecordBatch, row_indices
+from pydotcompute.plugins import PluginManager, create_plugin_manager
+from pydotcompute.stage import Record, RecordBatch, StageError, row_indices
+
+ROOT = Path(__file__).resolve().parents[1]
 
 STATS = ["mean", "std", "var", "min", "max", "sum", "range"]
 
@@ -283,3 +290,70 @@ async def test_drop_oldest_rings_keep_the_newest_rows_and_count_the_rest() -> No
     assert rows.tolist() == list(range(150, 300))
     assert telemetry.ring_records_dropped == 150 and telemetry.records_in == 150
     assert telemetry.messages_dropped == 0
+
+
+# -- the example plugin on every backend --------------------------------------------------
+
+
+@pytest.fixture
+def clip_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[PluginManager]:
+    """The installed plugins plus examples/plugin's ``clip``, imported from its source."""
+    monkeypatch.syspath_prepend(str(ROOT / "examples" / "plugin" / "src"))
+    importlib.invalidate_caches()
+    try:
+        module = importlib.import_module("pydotcompute_example_clip")
+        pm = create_plugin_manager()
+        if "clip" not in pm.stages():  # not installed here: register it from source
+            assert pm.register_plugin(
+                module, distribution="pydotcompute-example-clip", entry_point="clip"
+            )
+        yield pm
+    finally:
+        sys.modules.pop("pydotcompute_example_clip", None)
+
+
+async def run_clip(plugins: PluginManager, backend: str, inputs: list[object]) -> list[object]:
+    pipeline = (
+        Pipeline()
+        .add_stage("clip", backend=backend, params={"low": -0.5, "high": 0.75})
+        .add_stage("compute", backend=backend, params={"stats": ["min", "max", "sum"]})
+    )
+    return [r async for r in pipeline.run(inputs, plugins=plugins)]
+
+
+@pytest.mark.parametrize(
+    "backend", ["numpy", "torch", pytest.param("triton", marks=pytest.mark.interpreter)]
+)
+async def test_the_example_clip_stage_runs_on_every_backend(
+    clip_plugins: PluginManager, backend: str
+) -> None:
+    """Batches and per-message records, NaN included, through clip then compute on one
+    backend: the same results as numpy's clip computed here, and no StageError."""
+    if backend != "numpy":
+        require_backend(backend)
+    x, _ = data()
+    x = x * 2
+    results = await run_clip(clip_plugins, backend, list(records_from_array(x, batch_size=64)))
+    assert all(type(r) is RecordBatch for r in results)
+    rows = np.concatenate([row_indices(r.record_ids) for r in results])
+    table = np.concatenate([r.values for r in results])[np.argsort(rows)]
+    clipped = np.clip(x, -0.5, 0.75)
+    expected = np.stack([clipped.min(axis=1), clipped.max(axis=1), clipped.sum(axis=1)], axis=1)
+    np.testing.assert_allclose(table, expected, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+    records = [Record(values=row, key=i) for i, row in enumerate(x[:20])]
+    per_message = await run_clip(clip_plugins, backend, records)
+    assert not [r for r in per_message if type(r) is StageError]
+    by_key = {r.key: r.stats for r in per_message}
+    np.testing.assert_allclose(
+        [by_key[i]["max"] for i in range(20)], expected[:20, 1], rtol=1e-6, equal_nan=True
+    )
+
+
+async def test_the_example_clip_stage_names_bounds_the_wrong_way_round(
+    clip_plugins: PluginManager,
+) -> None:
+    pipeline = Pipeline().add_stage("clip", params={"low": 1.0, "high": 0.0})
+    x = np.zeros((3, 2), dtype=np.float32)
+    (error,) = [r async for r in pipeline.run(records_from_array(x), plugins=clip_plugins)]
+    assert type(error) is StageError and "clip low (1.0) is above high (0.0)" in error.error

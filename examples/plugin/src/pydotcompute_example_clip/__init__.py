@@ -1,11 +1,14 @@
-"""A third-party pydotcompute stage: ``clip`` limits every value to ``[low, high]``."""
+"""A third-party pydotcompute stage: ``clip`` limits every value to ``[low, high]``.
+
+All its array work goes through the stage's backend (``self.backend.clip``), so it runs
+on every backend: numpy, and torch or Triton on a GPU, where a batch stays on the device.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 from pydotcompute.stage import (
     BatchStage,
     Emitter,
@@ -23,22 +26,23 @@ __all__ = ["CLIP", "Clip", "pydotcompute_register_stages"]
 
 
 class Clip(BatchStage):
-    """Clip each value to ``[low, high]`` (NaN stays NaN).
+    """Clip each value to ``[low, high]`` (NaN stays NaN; the backend's ``clip`` policy).
 
-    Takes per-message records and RecordBatches; emits a :class:`Record` per record and
-    a RecordBatch per RecordBatch, ids and keys kept.
+    Takes per-message records and RecordBatches; emits a :class:`Record` per record (its
+    values a numpy array) and a RecordBatch per RecordBatch (in the backend's arrays),
+    ids, keys and columns kept. ``low > high`` fails every record, naming both.
     """
 
     async def process(self, batch: list[Any], out: Emitter) -> None:
+        backend = self.backend
         low, high = self.params["low"], self.params["high"]
-        if low > high:
-            raise ValueError(f"low ({low}) is above high ({high})")
         parts = sort_batch(batch)
         groups, bad = stack_records(parts.records)
         for record, reason in bad:
             await out.send_error([record], reason)
         for group in groups:
-            clipped = np.clip(group.values, low, high)  # one call for the whole group
+            # One call for the whole group; per-message records carry host arrays.
+            clipped = backend.to_numpy(backend.clip(group.values, low, high))
             await out.send_many(
                 [
                     Record(values=row, key=getattr(r, "key", None), correlation_id=root_id(r))
@@ -48,9 +52,12 @@ class Clip(BatchStage):
         for columnar in parts.batches:
             await out.send(
                 RecordBatch(
-                    values=np.clip(columnar.values, low, high),
+                    values=backend.clip(columnar.values, low, high),
                     record_ids=columnar.record_ids,
                     keys=columnar.keys,
+                    columns=columnar.columns,
+                    field=columnar.field,
+                    counts=columnar.counts,
                     correlation_id=root_id(columnar),
                 )
             )

@@ -9,7 +9,6 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import concat_rows, on_backend
 from ._core import (
     BatchStage,
     Emitter,
@@ -32,9 +31,10 @@ REDUCTIONS: Final = ("none", "sum", "mean")
 
 @dataclasses.dataclass
 class _Piece:
-    """Held records of one shape, in arrival order; values in the backend's arrays."""
+    """Held records of one shape, in arrival order: values in the backend's own arrays,
+    ids, keys and counts on the host (numpy, as RecordBatch keeps them)."""
 
-    values: Any
+    values: Any  #: native to the stage's backend
     record_ids: npt.NDArray[np.uint64]
     keys: npt.NDArray[np.int64] | None
     counts: npt.NDArray[np.int64] | None
@@ -69,7 +69,7 @@ def _concat(backend: Any, pieces: list[_Piece]) -> _Piece:
         else None
     )
     return _Piece(
-        values=concat_rows(backend, [p.values for p in pieces]),
+        values=backend.concat_rows([p.values for p in pieces]),
         record_ids=np.concatenate([p.record_ids for p in pieces]),
         keys=keys,
         counts=counts,
@@ -130,7 +130,7 @@ class Aggregator(BatchStage):
                 keys = [getattr(r, "key", None) for r in group.records]
                 pieces.append(
                     _Piece(
-                        values=on_backend(self.backend, group.values),
+                        values=self.backend.asarray(group.values, None),
                         record_ids=ids_to_array([root_id(r) for r in group.records]),
                         keys=None
                         if any(k is None for k in keys)
@@ -143,7 +143,7 @@ class Aggregator(BatchStage):
         for columnar in parts.batches:
             pieces.append(
                 _Piece(
-                    values=on_backend(self.backend, columnar.values),
+                    values=self.backend.asarray(columnar.values, None),
                     record_ids=columnar.record_ids,
                     keys=columnar.keys,
                     counts=columnar.counts,
@@ -214,13 +214,12 @@ class Aggregator(BatchStage):
             group_keys, inverse = np.unique(piece.keys, return_inverse=True)
             n_groups = len(group_keys)
         counts, offsets, perm = backend.partition(backend.asarray(inverse, "int64"), n_groups)
-        # The sums stay in the backend's arrays; the group sizes (one per key) come to
-        # the host for the counts column.
-        sums = backend.segment_sum(backend.asarray(piece.values[perm]), offsets)
+        # The sums (or means) stay in the backend's arrays; the group sizes (one per key)
+        # come to the host for the counts column.
+        grouped = backend.take_rows(piece.values, perm)
+        reduce = backend.segment_mean if self.reduce == "mean" else backend.segment_sum
+        sums = reduce(grouped, offsets)
         counts = to_host(backend, counts).astype(np.int64, copy=False)
-        if self.reduce == "mean":
-            with np.errstate(all="ignore"):
-                sums = sums / backend.asarray(counts[:, None], "float32")
         if piece.counts is None:
             weights = counts
         else:

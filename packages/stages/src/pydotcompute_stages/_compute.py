@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-import numpy as np
 import numpy.typing as npt
 
-from ._arrays import stack_columns
 from ._core import (
+    ComputeBackend,
     Param,
     RecordBatch,
     RecordGroup,
@@ -26,33 +25,26 @@ __all__ = ["COMPUTE", "STATISTICS", "Compute"]
 STATISTICS: Final = ("mean", "std", "var", "min", "max", "sum", "range")
 
 
-def _reducers(backend: Any) -> dict[str, Callable[[Any], Any]]:
-    # In the backend's own arrays: numpy arrays and tensors share these operators.
-    def var(x: Any) -> Any:
-        std = backend.row_std(x)
-        return std * std
-
-    def span(x: Any) -> Any:
-        with np.errstate(all="ignore"):  # inf - inf is NaN by policy, not a warning
-            return backend.row_max(x) - backend.row_min(x)
-
+def _reducers(backend: ComputeBackend) -> dict[str, Callable[[Any], Any]]:
+    """Each statistic's row reduction on ``backend``."""
     return {
         "mean": backend.row_mean,
         "std": backend.row_std,
-        "var": var,
+        "var": backend.row_var,
         "min": backend.row_min,
         "max": backend.row_max,
         "sum": backend.row_sum,
-        "range": span,
+        "range": backend.row_range,
     }
 
 
 class Compute(MapStage):
     """Statistics of each record, through the stage's backend, in float32.
 
-    ``mean``, ``std`` (population, ddof 0), ``var`` (``std**2``), ``min``, ``max``,
-    ``sum``, ``range`` (``max - min``); NaN in a record propagates to every statistic
-    (``sum`` of an empty record is 0.0, the rest NaN).
+    ``mean``, ``std`` (population, ddof 0), ``var`` (population variance), ``min``,
+    ``max``, ``sum``, ``range`` (``max - min``), each one row reduction of the backend.
+    NaN in a record propagates to every statistic (``sum`` of an empty record is 0.0, the
+    rest NaN).
 
     Takes per-message records (``values`` or ``normalized``) and RecordBatches. Emits,
     per record, a :class:`ComputeResult` (``result`` = the first statistic asked for,
@@ -68,7 +60,7 @@ class Compute(MapStage):
 
     def compute(self, values: Any) -> Any:
         x = self.backend.asarray(values)
-        return stack_columns(self.backend, [reduce(x) for reduce in self._reducers])
+        return self.backend.stack_columns([reduce(x) for reduce in self._reducers])
 
     def records_out(self, group: RecordGroup, result: npt.NDArray[Any]) -> list[Any]:
         names = self.stats

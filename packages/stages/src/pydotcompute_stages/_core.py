@@ -7,7 +7,7 @@ so a rename in core is one edit here.
 from __future__ import annotations
 
 from pydotcompute import RecordBatch
-from pydotcompute.backend import to_host
+from pydotcompute.backend import ComputeBackend, to_host
 from pydotcompute.stage import (
     BatchStage,
     Emitter,
@@ -25,6 +25,7 @@ from pydotcompute.stage import (
 
 __all__ = [
     "BatchStage",
+    "ComputeBackend",
     "Emitter",
     "Param",
     "RecordBatch",

@@ -13,6 +13,7 @@ from ._core import (
     RecordBatch,
     StageDefinition,
     StageSetup,
+    root_id,
     sort_batch,
     to_host,
 )
@@ -98,13 +99,24 @@ class Distributor(BatchStage):
         counts, offsets, perm = backend.partition(backend.asarray(batch.keys, "int64"), n)
         counts = to_host(backend, counts).tolist()
         offsets = to_host(backend, offsets).tolist()
+        # One gather puts each target's rows together, where they live (a batch on the
+        # device is split there); each target gets a slice of them.
+        grouped = backend.take_rows(batch.values, perm)
         host_perm = to_host(backend, perm)
-        # Rows move where they are: a batch on the device is split there.
-        values_perm = host_perm if type(batch.values) is np.ndarray else perm
         for target in range(n):
             if counts[target]:
-                rows = slice(offsets[target], offsets[target + 1])
-                await out.send_to_target(target, batch.take(host_perm[rows], values_perm[rows]))
+                start, stop = offsets[target], offsets[target + 1]
+                index = host_perm[start:stop]
+                part = RecordBatch(
+                    values=grouped[start:stop],
+                    record_ids=batch.record_ids[index],
+                    keys=batch.keys[index],
+                    columns=batch.columns,
+                    field=batch.field,
+                    counts=None if batch.counts is None else batch.counts[index],
+                    correlation_id=root_id(batch),
+                )
+                await out.send_to_target(target, part)
 
 
 DISTRIBUTOR = StageDefinition(
