@@ -8,8 +8,6 @@ from typing import Any
 import numpy as np
 import pytest
 from pydotcompute import MessageValidationError, records_from_array
-from pydotcompute.dataflow import StreamTracker
-from pydotcompute.errors import StreamProtocolError
 from pydotcompute.stage import (
     EndOfStream,
     Record,
@@ -160,7 +158,7 @@ def test_sort_batch_separates_kinds_in_order() -> None:
         parts.records == [r1, r2]
         and parts.batches == [b]
         and parts.errors == [e]
-        and parts.ends == 2
+        and [m.source for m in parts.ends] == ["a", "b"]
     )
     assert [record_count(m) for m in (r1, b, e)] == [1, 1, 1]
 
@@ -209,23 +207,6 @@ def test_records_from_array_per_message_and_columnar() -> None:
         list(records_from_array(x, keys=[1, 2]))
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         list(records_from_array(x, batch_size=0))
-
-
-def test_stream_tracker_counts_producers() -> None:
-    tracker = StreamTracker()
-    tracker.expect("k", 2)
-    assert not tracker.upstream_done("k")
-    tracker.producer_done("k")
-    assert not tracker.upstream_done("k")
-    tracker.producer_done("k")
-    assert tracker.upstream_done("k")
-    with pytest.raises(StreamProtocolError, match="more end-of-stream signals than it has"):
-        tracker.producer_done("k")
-    with pytest.raises(ValueError, match="at least one producer"):
-        tracker.expect("j", 0)
-    assert not tracker.finished("k")
-    tracker.finish("k")
-    assert tracker.finished("k")
 
 
 def test_relaxed_gc_restores_the_collector_even_when_runs_overlap() -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_helpers import make_plugins
+from pipeline_helpers import Hold, make_plugins
 from pydotcompute import Pipeline, Record, RestartPolicy, StageFailedError, records_from_array
 from pydotcompute.errors import ParameterValueError, UnknownParameterError
 from pydotcompute.plugins import PluginManager
+from pydotcompute.stage import Emitter, StageDefinition, hookimpl
 
 
 @pytest.fixture
@@ -81,3 +82,46 @@ def test_restart_is_validated_and_located(pm: PluginManager, tmp_path: Path) -> 
         Pipeline.from_toml(toml).validate(plugins=pm)
     with pytest.raises(ParameterValueError, match="restart must be 'never' or a table"):
         three_stages(0, "always").validate(plugins=pm)
+
+
+class CrashAtTheEnd(Hold):
+    """Holds everything; its first ``finish`` crashes the worker (after it has taken
+    every end marker), the next one sends what it holds."""
+
+    crashed = False
+
+    async def finish(self, out: Emitter) -> None:
+        if not self.crashed:
+            self.crashed = True
+            raise RuntimeError("crashed at the end of the stream")
+        await super().finish(out)
+
+
+class EndStages:
+    @hookimpl
+    def pydotcompute_register_stages(self) -> dict[str, StageDefinition]:
+        return {
+            "crash_at_end": StageDefinition(
+                name="crash_at_end", factory=CrashAtTheEnd.factory, summary="crashes at the end"
+            )
+        }
+
+
+async def test_a_worker_restarted_after_the_end_markers_still_ends(pm: PluginManager) -> None:
+    """The markers a worker took before it crashed are gone from its queue: the stage
+    keeps the account of them, so the restarted worker still sees its producers' ends."""
+    pm.register_plugin(EndStages(), distribution="supervision-tests", entry_point="end")
+    policy = RestartPolicy.on_failure(max_restarts=1, backoff=0.0)
+    pipeline = (
+        Pipeline()
+        .add_stage("a", "scale", workers=2)
+        .add_stage("b", "crash_at_end", restart=policy)
+        .add_stage("c", "scale")
+    )
+    inputs = list(records_from_array(rows(10), columnar=False))
+    async with pipeline.open(plugins=pm) as run:
+        results = [r async for r in run.process(inputs)]
+        telemetry = run.telemetry()
+    assert telemetry["b"].restarts == 1
+    assert telemetry["b"].messages_dead_lettered == 0  # it held no message when it crashed
+    assert sorted(r.correlation_id for r in results) == sorted(r.message_id for r in inputs)

@@ -4,7 +4,13 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
-from pydotcompute import BackpressureStrategy, QueueFullError, QueueTimeoutError, message
+from pydotcompute import (
+    BackpressureStrategy,
+    QueueClosedError,
+    QueueFullError,
+    QueueTimeoutError,
+    message,
+)
 from pydotcompute.runtime import MessageQueue
 
 
@@ -217,3 +223,50 @@ def test_bad_strategy_and_ordering_are_refused() -> None:
 def test_strategy_parses_names_and_values() -> None:
     assert BackpressureStrategy.parse("drop_oldest") is BackpressureStrategy.DROP_OLDEST
     assert BackpressureStrategy.parse("BLOCK") is BackpressureStrategy.BLOCK
+
+
+async def test_a_control_message_gets_into_a_full_reject_queue_in_order() -> None:
+    q: MessageQueue[P] = MessageQueue(2, BackpressureStrategy.REJECT)
+    data = fill(q, 2)
+    with pytest.raises(QueueFullError):
+        q.put_nowait(P(n=99))
+    marker = P(n=-1)
+    q.put_control(marker)  # past the bound: news, not data
+    assert q.snapshot() == [*data, marker] and len(q) == 3
+    stats = q.statistics()
+    assert (stats.accepted, stats.rejected, stats.control) == (3, 1, 1)
+    assert q.get_batch_nowait(10) == [*data, marker]
+    assert q.accepted == q.taken + len(q) + q.dropped
+
+
+async def test_drop_oldest_evicts_the_oldest_data_never_a_control_message() -> None:
+    q: MessageQueue[P] = MessageQueue(2, BackpressureStrategy.DROP_OLDEST)
+    marker = P(n=-1)
+    q.put_control(marker)
+    _first, second = fill(q, 2)  # the marker takes no room
+    assert not q.dropped and len(q) == 3 and q.full()
+    newest = P(n=7)
+    q.put_nowait(newest)
+    assert q.snapshot() == [marker, second, newest]
+    assert (q.dropped, q.control) == (1, 1)
+    assert await q.get() is marker
+    assert q.full() and len(q) == 2  # the marker never took any of the room
+
+
+async def test_a_control_message_never_waits_and_takes_no_room() -> None:
+    q: MessageQueue[P] = MessageQueue(1, BackpressureStrategy.BLOCK)
+    fill(q, 1)
+    q.put_control(P(n=-1))  # a full BLOCK queue: no wait
+    with pytest.raises(QueueTimeoutError):
+        await q.put(P(n=5), timeout=0.01)  # data still waits for data room
+    await q.get()
+    await asyncio.wait_for(q.put(P(n=5)), 1.0)  # one data slot freed: room
+    assert [m.n for m in q.snapshot()] == [-1, 5]
+
+
+async def test_a_control_message_to_a_closed_queue_raises_the_put_error() -> None:
+    q: MessageQueue[P] = MessageQueue(1, BackpressureStrategy.REJECT)
+    q.fail_puts(lambda: QueueClosedError("closed"))
+    with pytest.raises(QueueClosedError, match="closed"):
+        q.put_control(P())
+    assert (q.accepted, q.control) == (0, 0)

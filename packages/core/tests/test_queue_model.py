@@ -26,12 +26,21 @@ class M:
 
 
 class QueueModel:
-    """What the queue should hold: entries (priority, arrival, msg)."""
+    """What the queue should hold: entries (priority, arrival, msg, is control)."""
 
     def __init__(self, strategy: BackpressureStrategy, ordering: str) -> None:
         self.strategy, self.ordering = strategy, ordering
-        self.entries: list[tuple[int, int, M]] = []
-        self.accepted = self.taken = self.dropped = self.rejected = 0
+        self.entries: list[tuple[int, int, M, bool]] = []
+        self.accepted = self.taken = self.dropped = self.rejected = self.control = 0
+
+    def data(self) -> int:
+        """Data messages queued: control messages take no room."""
+        return sum(1 for e in self.entries if not e[3])
+
+    def evict_oldest_data(self) -> None:
+        data = [i for i, e in enumerate(self.entries) if not e[3]]
+        self.entries.pop(min(data, key=lambda i: self.entries[i][1]))
+        self.dropped += 1
 
     def next_index(self) -> int:
         if self.ordering == "fifo":
@@ -71,20 +80,27 @@ class QueueMachine(RuleBasedStateMachine):
     def offer(self, msg: M) -> None:
         """Model of put_nowait."""
         model = self.model
-        if len(model.entries) >= CAPACITY:
+        if model.data() >= CAPACITY:
             if self.strategy is BackpressureStrategy.DROP_OLDEST:
-                oldest = min(range(len(model.entries)), key=lambda i: model.entries[i][1])
-                model.entries.pop(oldest)
-                model.dropped += 1
+                model.evict_oldest_data()
             else:
                 if self.strategy is BackpressureStrategy.REJECT:
                     model.rejected += 1
                 with pytest.raises(QueueFullError):
                     self.queue.put_nowait(msg)
                 return
-        model.entries.append((msg.priority, next(self.arrivals), msg))
+        model.entries.append((msg.priority, next(self.arrivals), msg, False))
         model.accepted += 1
         self.queue.put_nowait(msg)
+
+    @rule(priority=st.integers(0, 3))
+    def put_control(self, priority: int) -> None:
+        """A control message goes in whatever the strategy and however full."""
+        msg = M(priority=priority)
+        self.model.entries.append((priority, next(self.arrivals), msg, True))
+        self.model.accepted += 1
+        self.model.control += 1
+        self.queue.put_control(msg)
 
     @rule(priority=st.integers(0, 3))
     def put_nowait(self, priority: int) -> None:
@@ -93,20 +109,19 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(priority=st.integers(0, 3))
     def put_with_timeout(self, priority: int) -> None:
         msg = M(priority=priority)
-        if len(self.model.entries) >= CAPACITY and self.strategy is BackpressureStrategy.BLOCK:
+        full = self.model.data() >= CAPACITY
+        if full and self.strategy is BackpressureStrategy.BLOCK:
             with pytest.raises(QueueTimeoutError):
                 self.run(self.queue.put(msg, timeout=0.001))
             return
-        if len(self.model.entries) >= CAPACITY and self.strategy is BackpressureStrategy.REJECT:
+        if full and self.strategy is BackpressureStrategy.REJECT:
             self.model.rejected += 1
             with pytest.raises(QueueFullError):
                 self.run(self.queue.put(msg, timeout=0.001))
             return
-        if len(self.model.entries) >= CAPACITY:
-            oldest = min(range(len(self.model.entries)), key=lambda i: self.model.entries[i][1])
-            self.model.entries.pop(oldest)
-            self.model.dropped += 1
-        self.model.entries.append((priority, next(self.arrivals), msg))
+        if full:
+            self.model.evict_oldest_data()
+        self.model.entries.append((priority, next(self.arrivals), msg, False))
         self.model.accepted += 1
         self.run(self.queue.put(msg, timeout=0.001))
 
@@ -150,7 +165,7 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(priority=st.integers(0, 3))
     def cancel_a_blocked_putter(self, priority: int) -> None:
         """A putter cancelled while it waits for room inserts nothing."""
-        if len(self.model.entries) < CAPACITY or self.strategy is not BackpressureStrategy.BLOCK:
+        if self.model.data() < CAPACITY or self.strategy is not BackpressureStrategy.BLOCK:
             return
         putter = self.loop.create_task(self.queue.put(M(priority=priority)))
         self.run(asyncio.sleep(0))
@@ -171,13 +186,15 @@ class QueueMachine(RuleBasedStateMachine):
     @invariant()
     def matches_the_model(self) -> None:
         q, m = self.queue, self.model
-        assert len(q) == len(m.entries) <= CAPACITY
+        assert len(q) == len(m.entries) and m.data() <= CAPACITY
+        assert q.full() == (m.data() >= CAPACITY)
         assert q.snapshot() == m.order()
-        assert (q.accepted, q.taken, q.dropped, q.rejected) == (
+        assert (q.accepted, q.taken, q.dropped, q.rejected, q.control) == (
             m.accepted,
             m.taken,
             m.dropped,
             m.rejected,
+            m.control,
         )
         # The books balance: every accepted message is queued, taken or dropped.
         assert q.accepted == q.taken + len(q) + q.dropped

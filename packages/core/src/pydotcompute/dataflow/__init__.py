@@ -28,7 +28,6 @@ from ._loop import (
 from ._ports import (
     StageCounters,
     StagePorts,
-    StreamTracker,
 )
 from ._records import (
     EndOfStream,
@@ -71,7 +70,6 @@ __all__ = [
     "StageError",
     "StagePorts",
     "StageSetup",
-    "StreamTracker",
     "array_to_ids",
     "ids_to_array",
     "new_record_ids",

@@ -28,7 +28,7 @@ class Sorted:
     records: list[Any]  #: per-message records
     batches: list[RecordBatch]  #: columnar batches
     errors: list[StageError]  #: to pass on untouched
-    ends: int  #: EndOfStream markers seen
+    ends: list[EndOfStream]  #: end-of-stream markers (control traffic of the stage loop)
 
 
 def sort_batch(batch: Sequence[Any]) -> Sorted:
@@ -41,11 +41,11 @@ def sort_batch(batch: Sequence[Any]) -> Sorted:
             and first is not EndOfStream
             and all(type(m) is first for m in batch)
         ):
-            return Sorted(list(batch), [], [], 0)  # the per-message common case
+            return Sorted(list(batch), [], [], [])  # the per-message common case
     records: list[Any] = []
     batches: list[RecordBatch] = []
     errors: list[StageError] = []
-    ends = 0
+    ends: list[EndOfStream] = []
     for msg in batch:
         cls = type(msg)
         if cls is RecordBatch:
@@ -53,7 +53,7 @@ def sort_batch(batch: Sequence[Any]) -> Sorted:
         elif cls is StageError:
             errors.append(msg)
         elif cls is EndOfStream:
-            ends += 1
+            ends.append(msg)
         else:
             records.append(msg)
     return Sorted(records, batches, errors, ends)

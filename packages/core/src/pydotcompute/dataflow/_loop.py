@@ -4,8 +4,9 @@ A stage author writes a :class:`BatchStage` (``process`` a whole batch, optional
 ``finish`` at end of stream and a timer) and gets, from :func:`run_stage`:
 
 * batching: up to ``batch_size`` messages per ``ctx.receive_batch``;
-* end of stream: once every producer is done (see :mod:`._ports`) and the
-  queue is empty, ``finish`` runs, then the end is passed to every downstream worker;
+* end of stream: once every producer has sent its :class:`EndOfStream` (see
+  :mod:`._stream_end`) and the queue is empty, ``finish`` runs, then the worker sends its
+  own marker to every downstream worker (a sink: to its output queue, for the host);
 * errors on data: if ``process`` raises, the batch's records travel on as one
   :class:`StageError` per message naming the stage, and the loop keeps going. A failed
   *delivery* (a stopped or failed receiver) is not data's fault: it ends the kernel;
@@ -15,7 +16,6 @@ A stage author writes a :class:`BatchStage` (``process`` a whole batch, optional
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from ..errors import QueueClosedError, QueueFullError, QueueTimeoutError
 from ._batching import record_count, sort_batch
 from ._records import EndOfStream, RecordBatch, StageError, ids_to_array, root_id
 from ._rings import take_from_rings
+from ._stream_end import InputEnd
 from ._wire_check import WireCheckedContext
 
 if TYPE_CHECKING:
@@ -34,9 +35,6 @@ if TYPE_CHECKING:
     from ._definition import KernelFunction, StageSetup
 
 __all__ = ["BatchStage", "Emitter", "run_stage"]
-
-# How long a sink waits between tries to put its end marker into a full REJECT queue.
-_RETRY_S = 0.001
 
 
 class _Undeliverable(Exception):
@@ -216,24 +214,17 @@ class Emitter:
                 )
             )
 
-    async def _end(self, setup: StageSetup) -> None:
-        tracker = setup.ports.tracker
+    async def _end(self) -> None:
+        """Send this worker's end-of-stream marker to every downstream worker (a sink:
+        into its output queue), past backpressure: markers are never refused or evicted."""
         marker = EndOfStream(source=self.kernel_id)
-        if not self.targets:
-            tracker.finish(self.kernel_id)
-            while True:
-                try:
-                    await self._ctx.send(marker)
-                    return
-                except QueueFullError:  # REJECT output queue: the host is reading
-                    await asyncio.sleep(_RETRY_S)
-        for target in self.targets:
-            tracker.producer_done(target)
-        tracker.finish(self.kernel_id)
-        for target in self.targets:
-            # A full queue wakes its worker anyway; the tracker holds the truth.
-            with contextlib.suppress(QueueFullError):
-                await self._ctx.send_to(target, marker)
+        try:
+            if not self.targets:
+                await self._ctx.send_control(marker)
+            for target in self.targets:
+                await self._ctx.send_control(marker, to=target)
+        except Exception as exc:
+            raise _Undeliverable(exc) from exc
 
 
 class BatchStage:
@@ -247,6 +238,8 @@ class BatchStage:
         self.setup = setup
         self.backend = setup.backend
         self.params = setup.params
+        # Kept here, not in the loop, so that it outlives a restart of the worker.
+        self._input_end = InputEnd(setup.kernel_id, setup.ports.producers)
 
     async def process(self, batch: list[Any], out: Emitter) -> None:
         """Compute on ``batch`` (per-message records and RecordBatches, never control
@@ -285,17 +278,16 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
     error) or an exception from ``finish``/``on_timer``; ``CancelledError`` passes.
     """
     out = Emitter(ctx, setup)
-    tracker = setup.ports.tracker
     counters = setup.ports.counters
     me = setup.kernel_id
     batch_size = setup.batch_size
     rings_in = setup.ports.rings_in
-    finished = False
+    end = stage._input_end
     while not ctx.should_terminate:
         if not ctx.is_active:
             await ctx.wait_active()
             continue
-        draining = not finished and tracker.upstream_done(me)
+        draining = not end.finished and end.upstream_done
         timeout = 0.0 if draining else stage.timer()
         try:
             batch = await ctx.receive_batch(batch_size, timeout)
@@ -305,8 +297,8 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
             try:
                 if draining:
                     await stage.finish(out)
-                    await out._end(setup)
-                    finished = True
+                    await out._end()
+                    end.finished = True
                 else:
                     await stage.on_timer(out)
             except _Undeliverable as exc:
@@ -315,6 +307,8 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
         if rings_in:
             take_from_rings(batch, rings_in, me)
         parts = sort_batch(batch)
+        if parts.ends:
+            end.take_markers(batch, parts.ends)
         try:
             for error in parts.errors:
                 await out.send(error)

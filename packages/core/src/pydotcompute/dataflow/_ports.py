@@ -1,11 +1,10 @@
-"""How the workers of a pipeline are wired, and how a run knows it is over.
+"""How the workers of a pipeline are wired: each worker's ports.
 
-End of stream is tracked here rather than by counting marker messages alone: a
-DROP_OLDEST queue may evict a marker, and a REJECT queue may refuse one. A producer
-that has sent everything marks itself done in the run's :class:`StreamTracker` (its
-sends have completed, so its data is already queued downstream), then sends an
-:class:`EndOfStream` as a wake-up. A worker finishes once every one of its producers
-is done and its input queue is empty: the marker only makes sure it looks.
+Ports are plain data (kernel ids, flags), so a worker could run anywhere its messages
+reach; only the device rings (``rings``, ``rings_in``) are objects, and they link workers
+that share a device. A worker learns that its input is complete from messages alone: each
+of its ``producers`` sends it an :class:`EndOfStream` after everything else (see
+:mod:`._loop`).
 """
 
 from __future__ import annotations
@@ -14,49 +13,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..errors import StreamProtocolError
-
 if TYPE_CHECKING:
     from ._rings import RingLink
 
-__all__ = ["StageCounters", "StagePorts", "StreamTracker"]
-
-
-class StreamTracker:
-    """Per run: how many producers each worker still waits for, and which are done.
-
-    Not thread-safe: one event loop, like the runtime.
-    """
-
-    def __init__(self) -> None:
-        self._waiting: dict[str, int] = {}
-        self._finished: set[str] = set()
-
-    def expect(self, kernel_id: str, producers: int) -> None:
-        """``kernel_id`` is fed by ``producers`` producers (the feeder counts as one)."""
-        if producers < 1:
-            raise ValueError(f"{kernel_id!r}: a worker needs at least one producer")
-        self._waiting[kernel_id] = producers
-
-    def producer_done(self, consumer: str) -> None:
-        """One producer of ``consumer`` has sent everything it will."""
-        left = self._waiting.get(consumer, 0)
-        if left <= 0:
-            raise StreamProtocolError(
-                f"worker {consumer!r} got more end-of-stream signals than it has producers"
-            )
-        self._waiting[consumer] = left - 1
-
-    def upstream_done(self, kernel_id: str) -> bool:
-        """True once every producer of ``kernel_id`` is done."""
-        return self._waiting.get(kernel_id, 0) == 0
-
-    def finish(self, kernel_id: str) -> None:
-        """``kernel_id`` has flushed and passed the end of stream on."""
-        self._finished.add(kernel_id)
-
-    def finished(self, kernel_id: str) -> bool:
-        return kernel_id in self._finished
+__all__ = ["StageCounters", "StagePorts"]
 
 
 @dataclasses.dataclass
@@ -77,6 +37,10 @@ class StageCounters:
 class StagePorts:
     """The wiring of one worker.
 
+    ``producers`` names every kernel that feeds this worker (``"<feeder>"`` for the
+    pipeline's input): the worker's input is complete once each has sent its
+    :class:`EndOfStream`.
+
     ``downstream`` holds, per downstream stage, that stage's worker kernel ids; every
     output goes to each downstream stage, to one of its workers in turn. When
     ``routed`` is True the runtime already routes ``ctx.send`` that way (set with
@@ -95,7 +59,7 @@ class StagePorts:
 
     downstream: tuple[tuple[str, ...], ...]
     routed: bool
-    tracker: StreamTracker
+    producers: tuple[str, ...]
     counters: StageCounters
     native_out: bool = False
     rings: Mapping[str, RingLink] = dataclasses.field(default_factory=dict)

@@ -47,3 +47,6 @@ class WireCheckedContext:
 
     async def send_to(self, kernel_id: str, msg: Any) -> None:
         await self._ctx.send_to(kernel_id, self._wire(msg))
+
+    async def send_control(self, msg: Any, to: str | None = None) -> None:
+        await self._ctx.send_control(self._wire(msg), to)

@@ -25,7 +25,6 @@ from ..dataflow import (
     StageCounters,
     StagePorts,
     StageSetup,
-    StreamTracker,
     record_count,
     recover_ring_rows,
 )
@@ -108,7 +107,6 @@ class PipelineRun:
         self._gc_entered = False
         self._runtime = runtime
         self._owns_runtime = runtime is None
-        self._tracker = StreamTracker()
         self._counters: dict[str, StageCounters] = {}
         self._stage_of: dict[str, PlannedStage] = {}
         self._ids: dict[str, tuple[str, ...]] = {}
@@ -158,12 +156,11 @@ class PipelineRun:
         for stage in self.plan.stages:
             downstream = tuple(self._ids[name] for name in stage.outputs)
             routed = self._routed(stage)
-            producers = sum(self.plan[name].workers for name in stage.inputs) if stage.inputs else 1
+            producers = tuple(kid for name in stage.inputs for kid in self._ids[name]) or (FEEDER,)
             for worker, kid in enumerate(self._ids[stage.name]):
                 counters = StageCounters()
                 self._counters[kid] = counters
                 self._stage_of[kid] = stage
-                self._tracker.expect(kid, producers)
                 setup = StageSetup(
                     stage=stage.name,
                     kernel_id=kid,
@@ -175,7 +172,7 @@ class PipelineRun:
                     ports=StagePorts(
                         downstream=downstream,
                         routed=routed,
-                        tracker=self._tracker,
+                        producers=producers,
                         counters=counters,
                         native_out=bool(stage.outputs)
                         and all(self.plan[name].backend is stage.backend for name in stage.outputs),
@@ -344,13 +341,11 @@ class PipelineRun:
         runtime = self.runtime
         for source in self._sources:
             for kid in source.ids:
-                self._tracker.producer_done(kid)
-            for kid in source.ids:
                 marker = EndOfStream(source=FEEDER)
-                try:
-                    await runtime.send(kid, marker if source.wire is None else source.wire(marker))
-                except QueueFullError:
-                    pass  # a full queue wakes its worker anyway
+                try:  # past backpressure: a marker is never refused or evicted
+                    await runtime.send_control(
+                        kid, marker if source.wire is None else source.wire(marker)
+                    )
                 except _CASCADE:
                     await self._raise_failure()
 

@@ -114,5 +114,17 @@ class KernelContext:
         await self.runtime._deliver(kernel_id, msg, sender=self.kernel_id)
         self._instance.sent += 1
 
+    async def send_control(self, msg: Any, to: str | None = None) -> None:
+        """Send control message ``msg`` (an end-of-stream marker: news, not data) past
+        backpressure, into kernel ``to``'s input queue, or when ``to`` is None along this
+        kernel's routes or into its own output queue. It is never refused for room, never
+        evicted and never waits (see ``MessageQueue.put_control``); it raises only what a
+        send to a kernel that takes no more messages raises."""
+        if to is None:
+            self._instance.emit_control(msg)
+        else:
+            await self.runtime.send_control(to, msg, sender=f"kernel {self.kernel_id!r}")
+            self._instance.sent += 1
+
     def __repr__(self) -> str:
         return f"<KernelContext {self.kernel_id!r} {self._instance.state.value}>"

@@ -385,6 +385,16 @@ class KernelInstance:
             and self.input.try_put_many_nowait(msgs)
         )
 
+    def accept_control(self, msg: Any, sender: str = "host") -> None:
+        """Queue control message ``msg`` in this kernel's input past its backpressure
+        (see ``MessageQueue.put_control``): refused only when the kernel takes no more
+        messages, or for a wrong type."""
+        if not self.accepting:
+            self._refuse()
+        if not isinstance(msg, self._accept_type):
+            self._wrong_type(msg, sender)
+        self.input.put_control(msg)
+
     def check_accepting(self) -> None:
         """Raise what a send to this kernel would raise, if it takes no more messages."""
         if not self.accepting:
@@ -469,6 +479,18 @@ class KernelInstance:
             # report, so that a loop which swallows the error still loses nothing silently.
             self.abandoned.append(msg)
             raise
+        self.sent += 1
+
+    def emit_control(self, msg: Any) -> None:
+        """The kernel sends control message ``msg`` past backpressure: into its output
+        queue, or to every destination of its route (news for each of them)."""
+        self._check_output(msg)
+        route = self.route
+        if route is None:
+            self.output.put_control(msg)
+        else:
+            for destination in route.destinations:
+                destination.accept_control(msg, sender=self.kernel_id)
         self.sent += 1
 
     # -- telemetry --------------------------------------------------------------------

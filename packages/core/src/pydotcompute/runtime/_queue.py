@@ -5,6 +5,12 @@ BLOCK makes the producer wait for room, REJECT refuses at once with
 :class:`QueueFullError`, DROP_OLDEST evicts the oldest message and counts it. Every
 awaiting method is built on its ``*_nowait`` twin, and cleans up in ``finally`` so that
 a cancelled waiter never loses or duplicates a message.
+
+Control messages (:meth:`MessageQueue.put_control`: an end-of-stream marker, news
+without data) go past the bound: never refused, never evicted, never waiting, and they
+take no room from data. They keep their place in the order, so a marker still arrives
+after everything its sender queued before it. There are few of them (one per producer
+and stream), so the queue exceeds its capacity by at most that many.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ class QueueStatistics:
     dropped: int  #: messages evicted by DROP_OLDEST
     rejected: int  #: messages refused because the queue was full (REJECT)
     expired: int  #: messages whose deadline passed while queued (not handed out)
+    control: int  #: control messages put past the bound (counted in accepted too)
     waiting_getters: int  #: tasks waiting for a message now
     waiting_putters: int  #: tasks waiting for room now (BLOCK)
 
@@ -137,6 +144,10 @@ class MessageQueue(Generic[_T]):
         self.dropped = 0
         self.rejected = 0
         self.expired = 0
+        self.control = 0
+        # Identities of the control messages queued now: eviction passes over them, and
+        # they take no room (see put_control).
+        self._controls: set[int] = set()
         self.wait_samples: deque[float] = deque(maxlen=WAIT_SAMPLES if record_waits else 0)
 
     # -- inspection -------------------------------------------------------------------
@@ -149,7 +160,8 @@ class MessageQueue(Generic[_T]):
         return not self._get_paused and bool(self._items)
 
     def full(self) -> bool:
-        return len(self) >= self.capacity
+        """True when a data message would find no room (control messages take none)."""
+        return len(self._items) - len(self._controls) >= self.capacity
 
     @property
     def waiting_getters(self) -> int:
@@ -166,6 +178,7 @@ class MessageQueue(Generic[_T]):
             dropped=self.dropped,
             rejected=self.rejected,
             expired=self.expired,
+            control=self.control,
             waiting_getters=self.waiting_getters,
             waiting_putters=sum(1 for f in self._putters if not f.done()),
         )
@@ -184,7 +197,7 @@ class MessageQueue(Generic[_T]):
         for a full queue: it evicts the oldest message."""
         if self._put_error is not None:
             raise self._put_error()
-        if len(self._items) >= self.capacity:
+        if len(self._items) - len(self._controls) >= self.capacity:
             if self.backpressure is BackpressureStrategy.DROP_OLDEST:
                 self._drop_oldest()
             else:
@@ -204,10 +217,30 @@ class MessageQueue(Generic[_T]):
         if self._getters:
             _wake_next(self._getters)
 
+    def put_control(self, item: _T) -> None:
+        """Queue control message ``item`` past the bound: never refused for room (even
+        under REJECT), never evicted (DROP_OLDEST evicts the oldest data message
+        instead), never waiting, taking no room from data. Counted in ``accepted`` and
+        ``control``. Raises the put error when one is set: a stopped kernel takes
+        nothing."""
+        if self._put_error is not None:
+            raise self._put_error()
+        now = time.perf_counter()
+        if self._priority:
+            priority = getattr(item, "priority", 0)
+            heapq.heappush(self._heap, (-priority, next(self._sequence), now, item))
+        else:
+            self._fifo.append((now, item))
+        self._controls.add(id(item))
+        self.accepted += 1
+        self.control += 1
+        if self._getters:
+            _wake_next(self._getters)
+
     def put_if_room(self, item: _T) -> bool:
         """Queue ``item`` if there is room and no error is set; else do nothing and
         return False (the caller takes the full ``put`` path). The hot path of sends."""
-        if self._put_error is None and len(self._items) < self.capacity:
+        if self._put_error is None and len(self._items) - len(self._controls) < self.capacity:
             self.put_nowait(item)
             return True
         return False
@@ -216,14 +249,14 @@ class MessageQueue(Generic[_T]):
         """Queue ``item``; under BLOCK wait for room, raising QueueTimeoutError after
         ``timeout`` seconds. Other strategies never wait."""
         if (
-            len(self._items) < self.capacity
+            not self.full()
             or self.backpressure is not BackpressureStrategy.BLOCK
             or self._put_error is not None
         ):
             self.put_nowait(item)
             return
         deadline = None if timeout is None else time.monotonic() + timeout
-        while len(self) >= self.capacity and self._put_error is None:
+        while self.full() and self._put_error is None:
             if self._put_wait_error is not None:
                 raise self._put_wait_error()
             await self._wait(self._putters, deadline, timeout, "room")
@@ -235,7 +268,7 @@ class MessageQueue(Generic[_T]):
         if (
             self._priority
             or self._put_error is not None
-            or len(items) > self.capacity - len(self._fifo)
+            or len(items) > self.capacity - len(self._fifo) + len(self._controls)
         ):
             return False
         now = time.perf_counter()
@@ -258,12 +291,21 @@ class MessageQueue(Generic[_T]):
                 raise
 
     def _drop_oldest(self) -> None:
+        controls = self._controls
         if self._priority:
-            oldest = min(range(len(self._heap)), key=lambda i: self._heap[i][1])
-            item = self._heap.pop(oldest)[3]
-            heapq.heapify(self._heap)
-        else:
+            heap = self._heap
+            oldest = min(
+                (i for i in range(len(heap)) if id(heap[i][3]) not in controls),
+                key=lambda i: heap[i][1],
+            )
+            item = heap.pop(oldest)[3]
+            heapq.heapify(heap)
+        elif not controls or id(self._fifo[0][1]) not in controls:
             item = self._fifo.popleft()[1]
+        else:  # the oldest data message, past the control messages before it
+            index = next(i for i, entry in enumerate(self._fifo) if id(entry[1]) not in controls)
+            item = self._fifo[index][1]
+            del self._fifo[index]
         self.dropped += 1
         if self._on_drop is not None:
             self._on_drop(item)
@@ -284,11 +326,14 @@ class MessageQueue(Generic[_T]):
                 deadline = getattr(item, "deadline", None)
                 if deadline is not None and deadline < time.time():
                     self.expired += 1
+                    self._controls.discard(id(item))
                     self._on_expire(item)
                     self._after_removal()
                     continue
             self.taken += 1
             self.wait_samples.append(time.perf_counter() - enqueued_at)
+            if self._controls:
+                self._controls.discard(id(item))
             self._after_removal()
             return item
         if self._get_error is not None:
@@ -339,11 +384,14 @@ class MessageQueue(Generic[_T]):
                 deadline = getattr(item, "deadline", None)
                 if deadline is not None and deadline < wall:
                     self.expired += 1
+                    self._controls.discard(id(item))
                     on_expire(item)
                     continue
             batch.append(item)
             samples.append(now - enqueued_at)
         if removed:
+            if self._controls:
+                self._controls.difference_update(map(id, batch))
             self.taken += len(batch)
             self.wait_samples.extend(samples)
             putters = self._putters
@@ -419,6 +467,7 @@ class MessageQueue(Generic[_T]):
         items = self.snapshot()
         self._fifo.clear()
         self._heap.clear()
+        self._controls.clear()
         _wake_all(self._putters)
         _wake_all(self._empty_waiters)
         return items

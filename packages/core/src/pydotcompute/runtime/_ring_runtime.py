@@ -192,6 +192,15 @@ class RingKernelRuntime:
             self._refuse_send(kernel_id)
         await instance.accept_many(msgs, timeout)
 
+    async def send_control(self, kernel_id: str, msg: Any, *, sender: str = "host") -> None:
+        """Put control message ``msg`` (an end-of-stream marker: news, not data) into
+        kernel ``kernel_id``'s input queue past its backpressure: never refused for room,
+        never evicted by DROP_OLDEST, never waiting (the queue may go past its capacity by
+        the control messages it holds). Allowed while the runtime drains. Raises
+        KernelFailedError or KernelStateError, as :meth:`send`, once the kernel takes no
+        more messages."""
+        self._get(kernel_id).accept_control(msg, sender=sender)
+
     async def receive_batch(
         self, kernel_id: str, max_items: int, timeout: float | None = None
     ) -> list[Any]:
