@@ -105,6 +105,26 @@ def test_a_backend_that_cannot_run_here(pm: PluginManager) -> None:
         Pipeline().add_stage("a", "scale", backend="gpu").validate(pm)
 
 
+def test_a_backend_that_is_no_compute_backend_names_the_stage_and_line(
+    pm: PluginManager, tmp_path: Any
+) -> None:
+    class Half:  # has no row operations at all
+        name = "half"
+
+    class HalfPlugin:
+        @hookimpl
+        def pydotcompute_register_backends(self) -> dict[str, Any]:
+            return {"half": Half}
+
+    pm.register_plugin(HalfPlugin(), distribution="half-dist", entry_point="h")
+    path = tmp_path / "p.toml"
+    path.write_text('[stages.a]\nstage = "scale"\nbackend = "half"\n')
+    with pytest.raises(PipelineValidationError) as info:
+        Pipeline.from_toml(path).validate(pm)
+    assert info.value.stage == "a" and info.value.line == 3
+    assert "row_mean" in str(info.value)  # names a missing method
+
+
 def test_unknown_parameter_lists_the_known_ones(pm: PluginManager) -> None:
     with pytest.raises(UnknownParameterError) as info:
         Pipeline().add_stage("a", "scale", params={"factr": 2}).validate(pm)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..compute import BackendProtocolError
 from ..errors import (
     BackendUnavailableError,
     DanglingInputError,
@@ -415,7 +416,7 @@ class _Checker:
             raise exc.located(
                 stage=spec.name, source=self.source, line=self.setting_line(spec, BACKEND.name)
             ) from None
-        except (BackendUnavailableError, PluginConflictError) as exc:
+        except (BackendUnavailableError, BackendProtocolError, PluginConflictError) as exc:
             raise PipelineValidationError(
                 str(exc),
                 stage=spec.name,
