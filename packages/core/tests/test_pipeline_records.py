@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from pydotcompute import MessageValidationError, records_from_array
+from pydotcompute.dataflow import count_records
 from pydotcompute.stage import (
     EndOfStream,
     Record,
@@ -161,6 +162,17 @@ def test_sort_batch_separates_kinds_in_order() -> None:
         and [m.source for m in parts.ends] == ["a", "b"]
     )
     assert [record_count(m) for m in (r1, b, e)] == [1, 1, 1]
+
+
+def test_records_are_counted_one_way() -> None:
+    ids = record_ids_for_rows(0, 3, 1)
+    batch = RecordBatch(values=np.ones((3, 2)), record_ids=ids)
+    error = StageError(stage="s", kernel="s", error="x", record_ids=ids[:2])
+    msgs = [Record(values=[1.0]), batch, error, EndOfStream(source="a"), Record(values=[2.0])]
+    assert [record_count(m) for m in msgs] == [1, 3, 2, 0, 1]
+    assert count_records(msgs) == sum(map(record_count, msgs)) == 7
+    assert count_records(msgs, errors=False) == 5  # records sent on; failed ones apart
+    assert count_records([]) == 0
 
 
 def test_stack_records_fast_path_is_one_group_in_order() -> None:

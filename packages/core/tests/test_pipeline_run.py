@@ -18,7 +18,7 @@ from pydotcompute import (
     records_from_array,
 )
 from pydotcompute.backend import NumpyBackend
-from pydotcompute.dataflow import StageCounters, StagePorts
+from pydotcompute.dataflow import StagePorts
 from pydotcompute.errors import PipelineStateError, PipelineStoppedError, RingKernelError
 from pydotcompute.plugins import PluginManager
 from pydotcompute.stage import (
@@ -267,9 +267,17 @@ async def test_telemetry_counts_records_and_messages(pm: PluginManager) -> None:
     async with pipeline.open(plugins=pm) as run:
         results = [r async for r in run.process(records_from_array(data(64), batch_size=16))]
         telemetry = run.telemetry()
+        # Each worker reports its records in its kernel's telemetry: the run reads them there.
+        reported = run.runtime.get_telemetry("a").counts
     assert sum(len(r) for r in results) == 64
     a = telemetry["a"]
     assert a.records_in == 64 and a.records_out == 64 and a.records_failed == 0
+    assert reported == {
+        "records_in": 64,
+        "records_out": 64,
+        "records_failed": 0,
+        "records_rejected": 0,
+    }
     assert a.messages_processed == 5  # four batches and the end-of-stream marker
     assert a.stage_type == "scale" and a.backend == "numpy" and a.workers == 1
     assert a.records_per_s > 0 and a.seconds > 0
@@ -346,6 +354,7 @@ class RefusingContext:
         self.room = room
         self.queued: list[Any] = []
         self.calls = 0
+        self.counts: dict[str, int] = {}
 
     async def send_many(self, msgs: Any) -> None:
         self.calls += 1
@@ -358,7 +367,6 @@ class RefusingContext:
 
 async def test_send_many_into_a_reject_queue_counts_each_refusal_and_goes_on() -> None:
     ctx = RefusingContext(room=3)
-    counters = StageCounters()
     setup = StageSetup(
         stage="s",
         kernel_id="s",
@@ -367,9 +375,7 @@ async def test_send_many_into_a_reject_queue_counts_each_refusal_and_goes_on() -
         params={},
         backend=NumpyBackend(),
         batch_size=8,
-        ports=StagePorts(
-            downstream=(("t",),), routed=True, producers=("<feeder>",), counters=counters
-        ),
+        ports=StagePorts(downstream=(("t",),), routed=True, producers=("<feeder>",)),
     )
     out = Emitter(ctx, setup)  # type: ignore[arg-type]
     batch = RecordBatch(
@@ -390,7 +396,7 @@ async def test_send_many_into_a_reject_queue_counts_each_refusal_and_goes_on() -
         records[8],
     ]
     assert ctx.calls == 3
-    assert counters.records_rejected == 2 and counters.records_out == 12
+    assert ctx.counts["records_rejected"] == 2 and ctx.counts["records_out"] == 12
 
 
 @pytest.mark.parametrize(

@@ -73,3 +73,30 @@ async def test_telemetry_off_keeps_counters_but_skips_wait_samples() -> None:
         t = rt.get_telemetry("e")
     assert t.messages_processed == 1
     assert math.isnan(t.queue_wait_p50_us)
+
+
+async def test_a_kernel_reports_its_own_counts_as_a_copy_that_lasts_restarts() -> None:
+    from pydotcompute import KernelContext, RestartPolicy
+
+    async def counting(ctx: KernelContext) -> None:
+        while not ctx.should_terminate:
+            msg = await ctx.receive()
+            ctx.counts["seen"] = ctx.counts.get("seen", 0) + 1
+            if msg.value < 0:
+                raise ValueError("negative")  # restarted by the policy
+            ctx.counts["values"] = ctx.counts.get("values", 0) + msg.value
+            await ctx.send(msg)
+
+    policy = RestartPolicy.on_failure(max_restarts=3, backoff=0.0)
+    async with RingKernelRuntime() as rt:
+        await rt.launch("c", counting, restart=policy)
+        await rt.activate("c")
+        for value in (2, 3, -1, 5):
+            await rt.send("c", Item(value=value))
+        for _ in range(3):
+            await rt.receive("c", timeout=2)
+        t = rt.get_telemetry("c")
+        assert t.counts == {"seen": 4, "values": 10} and t.restarts == 1
+        t.counts["seen"] = 0  # type: ignore[index]  # a snapshot: the kernel's own stay
+        assert rt.get_telemetry("c").counts["seen"] == 4
+    assert json.loads(json.dumps(t.to_dict()))["counts"] == {"seen": 0, "values": 10}

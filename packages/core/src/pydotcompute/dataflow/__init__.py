@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._batching import (
     RecordGroup,
     Sorted,
+    count_records,
     record_count,
     sort_batch,
     stack_records,
@@ -21,12 +22,12 @@ from ._definition import (
     StageSetup,
 )
 from ._loop import (
+    RECORD_COUNTS,
     BatchStage,
     Emitter,
     run_stage,
 )
 from ._ports import (
-    StageCounters,
     StagePorts,
 )
 from ._records import (
@@ -52,6 +53,7 @@ from ._rings import (
 )
 
 __all__ = [
+    "RECORD_COUNTS",
     "REQUIRED",
     "RING_BYTES",
     "BatchStage",
@@ -65,12 +67,12 @@ __all__ = [
     "RingLink",
     "RingRows",
     "Sorted",
-    "StageCounters",
     "StageDefinition",
     "StageError",
     "StagePorts",
     "StageSetup",
     "array_to_ids",
+    "count_records",
     "ids_to_array",
     "new_record_ids",
     "payload_of",

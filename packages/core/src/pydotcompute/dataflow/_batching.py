@@ -9,7 +9,7 @@ sets aside (never drops) the records whose payload is not a numeric vector.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,14 @@ import numpy.typing as npt
 from ._records import EndOfStream, RecordBatch, StageError, payload_of
 from ._rings import RingRows
 
-__all__ = ["RecordGroup", "Sorted", "record_count", "sort_batch", "stack_records"]
+__all__ = [
+    "RecordGroup",
+    "Sorted",
+    "count_records",
+    "record_count",
+    "sort_batch",
+    "stack_records",
+]
 
 
 @dataclasses.dataclass
@@ -135,8 +142,28 @@ def _stack_slowly(records: Sequence[Any]) -> tuple[list[RecordGroup], list[tuple
 
 
 def record_count(msg: Any) -> int:
-    """How many records a message stands for (a batch's rows; 1 otherwise)."""
+    """How many records a message stands for: a RecordBatch's (or RingRows') rows, a
+    StageError's failed records, 0 for an end-of-stream marker, 1 for a per-message
+    record. The one definition every record count in pipelines uses."""
     cls = type(msg)
-    if cls is RecordBatch or cls is StageError or cls is RingRows:
+    if cls in _ROWS:
         return len(msg)
-    return 1
+    return 0 if cls is EndOfStream else 1
+
+
+def count_records(msgs: Iterable[Any], *, errors: bool = True) -> int:
+    """The sum of :func:`record_count` over ``msgs``, in one pass; ``errors=False``
+    leaves StageErrors out (records sent on are counted apart from those that failed)."""
+    total = 0
+    for msg in msgs:
+        cls = type(msg)
+        if cls in _ROWS:
+            if errors or cls is not StageError:
+                total += len(msg)
+        elif cls is not EndOfStream:
+            total += 1
+    return total
+
+
+# Messages that carry several records.
+_ROWS = frozenset({RecordBatch, StageError, RingRows})

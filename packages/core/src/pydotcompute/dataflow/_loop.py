@@ -24,7 +24,7 @@ import numpy as np
 
 from ..compute import to_host
 from ..errors import QueueClosedError, QueueFullError, QueueTimeoutError
-from ._batching import record_count, sort_batch
+from ._batching import count_records, record_count, sort_batch
 from ._records import EndOfStream, RecordBatch, StageError, ids_to_array, root_id
 from ._rings import take_from_rings
 from ._stream_end import InputEnd
@@ -34,7 +34,12 @@ if TYPE_CHECKING:
     from ..runtime import KernelContext
     from ._definition import KernelFunction, StageSetup
 
-__all__ = ["BatchStage", "Emitter", "run_stage"]
+__all__ = ["RECORD_COUNTS", "BatchStage", "Emitter", "run_stage"]
+
+#: The record counts a worker reports in its kernel telemetry (``counts``): records taken
+#: in, sent on, turned into StageErrors, and refused by a full REJECT queue downstream.
+RECORD_COUNTS = ("records_in", "records_out", "records_failed", "records_rejected")
+_IN, _OUT, _FAILED, _REJECTED = RECORD_COUNTS
 
 
 class _Undeliverable(Exception):
@@ -47,7 +52,9 @@ class _Undeliverable(Exception):
 
 class Emitter:
     """Where a stage sends its outputs: every downstream stage (one of its workers in
-    turn), or the sink's own output queue. Counts records as they go.
+    turn), or the sink's own output queue. Counts records as they go, in the kernel's
+    own counters (``ctx.counts``, see :data:`RECORD_COUNTS`): the runtime reports them in
+    the worker's telemetry.
 
     RecordBatch values leave as they are when the downstream stages share this stage's
     backend (``StagePorts.native_out``), else as numpy: a pipeline's results are always
@@ -57,7 +64,7 @@ class Emitter:
 
     __slots__ = (
         "_backend",
-        "_counters",
+        "_counts",
         "_ctx",
         "_groups",
         "_next",
@@ -80,7 +87,9 @@ class Emitter:
         self._routed = (ports.routed and not ports.rings) or ports.is_sink
         self._to_host = not ports.native_out or ports.is_sink
         self._next = [0] * len(ports.downstream)
-        self._counters = ports.counters
+        self._counts = ctx.counts
+        for name in RECORD_COUNTS:
+            self._counts.setdefault(name, 0)
         #: Every downstream worker's kernel id, stage by stage (empty for a sink).
         self.targets: tuple[str, ...] = ports.targets
         self.kernel_id: str = setup.kernel_id
@@ -104,17 +113,19 @@ class Emitter:
                     self._next[i] = (index + 1) % len(group)
                     await self._send_to(group[index], msg)
         except QueueFullError:
-            self._counters.records_rejected += record_count(msg)
+            self._counts[_REJECTED] += record_count(msg)
             return
         except Exception as exc:
             raise _Undeliverable(exc) from exc
+        await self._sent(cls, msg)
+
+    async def _sent(self, cls: type, msg: Any) -> None:
+        if cls is not StageError:  # a StageError's records were counted as failed
+            self._counts[_OUT] += record_count(msg)
         if cls is RecordBatch:
-            self._counters.records_out += len(msg)
             # Let the receiver start on a big message now: work flows through the
             # stages batch by batch, and the arrays in flight stay few and cache-warm.
             await asyncio.sleep(0)
-        elif cls is not StageError:
-            self._counters.records_out += 1
 
     async def send_many(self, msgs: Sequence[Any]) -> None:
         """:meth:`send` each message, in order (in one runtime call where it can; a full
@@ -127,27 +138,22 @@ class Emitter:
             for msg in msgs:
                 if type(msg) is RecordBatch:
                     self._host_values(msg)
-        counters = self._counters
+        counts = self._counts
         pending = msgs
-        columnar = False
         while pending:
             try:
                 await self._ctx.send_many(pending)
             except QueueFullError as exc:
                 refused = exc.accepted
-                records, batches = _tally(pending[:refused])
-                counters.records_out += records
-                counters.records_rejected += record_count(pending[refused])
-                columnar = columnar or batches
+                counts[_OUT] += count_records(pending[:refused], errors=False)
+                counts[_REJECTED] += record_count(pending[refused])
                 pending = pending[refused + 1 :]
                 continue
             except Exception as exc:
                 raise _Undeliverable(exc) from exc
-            records, batches = _tally(pending)
-            counters.records_out += records
-            columnar = columnar or batches
+            counts[_OUT] += count_records(pending, errors=False)
             break
-        if columnar:
+        if any(type(msg) is RecordBatch for msg in msgs):
             await asyncio.sleep(0)  # as in send()
 
     async def send_to_target(self, index: int, msg: Any) -> None:
@@ -163,15 +169,11 @@ class Emitter:
         try:
             await self._send_to(target, msg)
         except QueueFullError:
-            self._counters.records_rejected += record_count(msg)
+            self._counts[_REJECTED] += record_count(msg)
             return
         except Exception as exc:
             raise _Undeliverable(exc) from exc
-        if cls is RecordBatch:
-            self._counters.records_out += len(msg)
-            await asyncio.sleep(0)  # as in send()
-        elif cls is not StageError:
-            self._counters.records_out += 1
+        await self._sent(cls, msg)
 
     async def _send_to(self, target: str, msg: Any) -> None:
         ring = self._rings.get(target) if self._rings else None
@@ -203,16 +205,15 @@ class Emitter:
             else:
                 cid = root_id(msg)
                 ids = ids_to_array([cid])
-            self._counters.records_failed += len(ids)
-            await self.send(
-                StageError(
-                    stage=self.stage,
-                    kernel=self.kernel_id,
-                    error=text,
-                    record_ids=ids,
-                    correlation_id=cid,
-                )
+            failure = StageError(
+                stage=self.stage,
+                kernel=self.kernel_id,
+                error=text,
+                record_ids=ids,
+                correlation_id=cid,
             )
+            self._counts[_FAILED] += record_count(failure)
+            await self.send(failure)
 
     async def _end(self) -> None:
         """Send this worker's end-of-stream marker to every downstream worker (a sink:
@@ -278,7 +279,7 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
     error) or an exception from ``finish``/``on_timer``; ``CancelledError`` passes.
     """
     out = Emitter(ctx, setup)
-    counters = setup.ports.counters
+    counts = ctx.counts
     me = setup.kernel_id
     batch_size = setup.batch_size
     rings_in = setup.ports.rings_in
@@ -317,7 +318,7 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
                 data = data + parts.batches if data else list(parts.batches)
             if not data:
                 continue
-            counters.records_in += len(parts.records) + sum(len(b) for b in parts.batches)
+            counts[_IN] += count_records(data)
             try:
                 await stage.process(data, out)
             except _Undeliverable:
@@ -326,18 +327,3 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
                 await out.send_error(data, exc)
         except _Undeliverable as exc:
             raise exc.error from None
-
-
-def _tally(msgs: Sequence[Any]) -> tuple[int, bool]:
-    """Records that ``msgs`` carry on (a StageError's were counted as failed), and
-    whether any of them is a RecordBatch."""
-    total = 0
-    columnar = False
-    for msg in msgs:
-        cls = type(msg)
-        if cls is RecordBatch:
-            total += len(msg)
-            columnar = True
-        elif cls is not StageError:
-            total += 1
-    return total, columnar

@@ -4,7 +4,8 @@ Ports are plain data (kernel ids, flags), so a worker could run anywhere its mes
 reach; only the device rings (``rings``, ``rings_in``) are objects, and they link workers
 that share a device. A worker learns that its input is complete from messages alone: each
 of its ``producers`` sends it an :class:`EndOfStream` after everything else (see
-:mod:`._loop`).
+:mod:`._stream_end`). It reports its record counts through its kernel's telemetry
+(``ctx.counts``), not through an object here.
 """
 
 from __future__ import annotations
@@ -16,21 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._rings import RingLink
 
-__all__ = ["StageCounters", "StagePorts"]
-
-
-@dataclasses.dataclass
-class StageCounters:
-    """Record-level counts of one worker, for progress displays and reports.
-
-    Runtime telemetry counts messages; these count records (a RecordBatch of 4096 rows
-    is 4096 records).
-    """
-
-    records_in: int = 0  #: records taken from the input queue
-    records_out: int = 0  #: records sent on
-    records_failed: int = 0  #: records this worker turned into StageError
-    records_rejected: int = 0  #: records a full REJECT queue downstream refused
+__all__ = ["StagePorts"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +47,6 @@ class StagePorts:
     downstream: tuple[tuple[str, ...], ...]
     routed: bool
     producers: tuple[str, ...]
-    counters: StageCounters
     native_out: bool = False
     rings: Mapping[str, RingLink] = dataclasses.field(default_factory=dict)
     rings_in: Mapping[str, RingLink] = dataclasses.field(default_factory=dict)

@@ -20,11 +20,10 @@ from typing import Any, Final
 from ..compute import to_host
 from ..dataflow import (
     EndOfStream,
-    RecordBatch,
     RingLink,
-    StageCounters,
     StagePorts,
     StageSetup,
+    count_records,
     record_count,
     recover_ring_rows,
 )
@@ -107,7 +106,6 @@ class PipelineRun:
         self._gc_entered = False
         self._runtime = runtime
         self._owns_runtime = runtime is None
-        self._counters: dict[str, StageCounters] = {}
         self._stage_of: dict[str, PlannedStage] = {}
         self._ids: dict[str, tuple[str, ...]] = {}
         self._sources: list[_Source] = []
@@ -158,8 +156,6 @@ class PipelineRun:
             routed = self._routed(stage)
             producers = tuple(kid for name in stage.inputs for kid in self._ids[name]) or (FEEDER,)
             for worker, kid in enumerate(self._ids[stage.name]):
-                counters = StageCounters()
-                self._counters[kid] = counters
                 self._stage_of[kid] = stage
                 setup = StageSetup(
                     stage=stage.name,
@@ -173,7 +169,6 @@ class PipelineRun:
                         downstream=downstream,
                         routed=routed,
                         producers=producers,
-                        counters=counters,
                         native_out=bool(stage.outputs)
                         and all(self.plan[name].backend is stage.backend for name in stage.outputs),
                         rings=self._rings.get(kid, {}),
@@ -366,11 +361,7 @@ class PipelineRun:
             await self._deliver(
                 ids[index], msgs if source.wire is None else [source.wire(m) for m in msgs]
             )
-        fed = len(msgs)
-        for msg in msgs:
-            if type(msg) is RecordBatch:
-                fed += len(msg) - 1
-        self.records_fed += fed
+        self.records_fed += count_records(msgs)
 
     async def _deliver(self, kid: str, msgs: Sequence[Any]) -> None:
         send_many = self.runtime.send_many
@@ -574,7 +565,6 @@ class PipelineRun:
             stage.name: stage_telemetry(
                 stage,
                 [runtime.get_telemetry(kid) for kid in self._ids[stage.name]],
-                [self._counters[kid] for kid in self._ids[stage.name]],
                 seconds,
                 sum(
                     link.rows_dropped

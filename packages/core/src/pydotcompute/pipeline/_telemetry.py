@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from ..dataflow import StageCounters
+from ..dataflow import RECORD_COUNTS
 from ..runtime import KernelTelemetry
 from ._plan import PlannedStage
 
@@ -48,16 +48,17 @@ class StageTelemetry:
 def stage_telemetry(
     stage: PlannedStage,
     kernels: Sequence[KernelTelemetry],
-    counters: Sequence[StageCounters],
     seconds: float,
     ring_records_dropped: int = 0,
 ) -> StageTelemetry:
-    """Add up one stage's workers: their runtime telemetry and record counters, over a
-    run that has lasted ``seconds``; ``ring_records_dropped``: rows the device rings into
+    """Add up one stage's workers' runtime telemetry (the runtime's message counts and
+    the record counts each worker reports in ``counts``), over a run that has lasted
+    ``seconds``; ``ring_records_dropped``: rows the device rings into
     its workers evicted (rows whose message a queue refused or evicted are counted with
     that message instead)."""
     state = next((k.state for k in kernels if k.state != "active"), "active")
-    records_in = sum(c.records_in for c in counters)
+    records = {name: sum(k.counts.get(name, 0) for k in kernels) for name in RECORD_COUNTS}
+    records_in = records["records_in"]
     processed = sum(k.messages_processed for k in kernels)
     return StageTelemetry(
         stage=stage.name,
@@ -66,9 +67,9 @@ def stage_telemetry(
         workers=stage.workers,
         state=state,
         records_in=records_in,
-        records_out=sum(c.records_out for c in counters),
-        records_failed=sum(c.records_failed for c in counters),
-        records_rejected=sum(c.records_rejected for c in counters),
+        records_out=records["records_out"],
+        records_failed=records["records_failed"],
+        records_rejected=records["records_rejected"],
         messages_processed=processed,
         messages_sent=sum(k.messages_sent for k in kernels),
         messages_dropped=sum(k.messages_dropped for k in kernels),

@@ -37,6 +37,13 @@ class KernelContext:
         self.runtime: RingKernelRuntime = runtime
 
     @property
+    def counts(self) -> dict[str, int]:
+        """The kernel's own counters: add to them (``ctx.counts["records"] = n``); the
+        runtime reports a copy in ``runtime.get_telemetry(kernel_id).counts``. They
+        last across restarts."""
+        return self._instance.counts
+
+    @property
     def should_terminate(self) -> bool:
         """True once the runtime asked this kernel to stop: leave the loop."""
         return self._instance.terminate_requested

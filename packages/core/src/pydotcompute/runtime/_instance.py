@@ -74,6 +74,9 @@ class KernelInstance:
         self.error: BaseException | None = None
         self.route: Route | None = None
         self.sent = 0
+        # The kernel's own counters (ctx.counts), reported in its telemetry; they last
+        # across restarts, like the rest of the instance.
+        self.counts: dict[str, int] = {}
         self.errors = 0
         self.burst = 0  # messages taken in a row without yielding (see _context.BURST)
         # The message(s) the kernel took and has not come back for more since: what a
@@ -526,4 +529,5 @@ class KernelInstance:
             throughput=processed / active if active > 0 else 0.0,
             queue_wait_p50_us=p50,
             queue_wait_p99_us=p99,
+            counts=dict(self.counts),
         )

@@ -1,5 +1,9 @@
 """Per-kernel telemetry: counters kept by the queues and the kernel, read as snapshots.
 
+Besides the runtime's own message counts, a kernel reports what it counts itself through
+``ctx.counts`` (a pipeline worker counts records there): the snapshot carries a copy, so
+a reader never holds the kernel's live state.
+
 Counting costs a few integer increments and one clock read per message, so it is
 always on; ``enable_telemetry=False`` only stops collecting queue-wait samples.
 """
@@ -7,7 +11,7 @@ always on; ``enable_telemetry=False`` only stops collecting queue-wait samples.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -39,6 +43,8 @@ class KernelTelemetry:
     throughput: float  #: messages_processed / active_seconds, msg/s
     queue_wait_p50_us: float  #: median time a message waited in the input queue, µs
     queue_wait_p99_us: float  #: 99th percentile of that wait, µs (recent messages)
+    #: What the kernel counted itself (``ctx.counts``), e.g. a pipeline worker's records.
+    counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def books_balance(self) -> bool:
