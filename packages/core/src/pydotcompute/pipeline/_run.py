@@ -130,10 +130,6 @@ class PipelineRun:
             )
         return self._runtime
 
-    def kernel_ids(self, stage: str) -> tuple[str, ...]:
-        """The worker kernel ids of ``stage`` in the runtime."""
-        return self._ids[stage]
-
     async def start(self) -> None:
         """Launch every worker, wire the routes, and activate them. Idempotent."""
         if self._started:
@@ -438,22 +434,29 @@ class PipelineRun:
         """
         sinks = [kid for stage in self.plan.sinks for kid in self._ids[stage.name]]
         if len(sinks) == 1:
-            async for msg in self._read_one(sinks[0]):
+            async for msg in self._read(sinks[0], watch=True):
                 yield msg
         else:
             async for msg in self._read_many(sinks):
                 yield msg
         self.ended_at = time.perf_counter()
 
-    async def _read_one(self, kid: str) -> AsyncIterator[Any]:
+    async def _read(self, kid: str, *, watch: bool) -> AsyncIterator[Any]:
+        """Yield what sink ``kid`` sends, until its end marker. ``watch``: this is the
+        only reader, so it looks for failures in each quiet spell and raises
+        StageFailedError itself; else (one of several readers) failures are left to
+        the caller, which watches them all."""
         receive_batch = self.runtime.receive_batch
         while True:
             try:
                 batch = await receive_batch(kid, _READ_BATCH, _POLL_S)
             except QueueTimeoutError:
-                await self._check()
+                if watch:
+                    await self._check()
                 continue
             except _CASCADE:
+                if not watch:
+                    raise
                 await self._raise_failure()
             for msg in batch:
                 if type(msg) is EndOfStream:
@@ -464,7 +467,7 @@ class PipelineRun:
         merged: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(_MERGE_CAPACITY)
 
         async def reader(kid: str) -> None:
-            async for msg in self._read_one_quietly(kid):
+            async for msg in self._read(kid, watch=False):
                 await merged.put(("msg", msg))
             await merged.put(("end", kid))
 
@@ -493,18 +496,6 @@ class PipelineRun:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
 
-    async def _read_one_quietly(self, kid: str) -> AsyncIterator[Any]:
-        receive_batch = self.runtime.receive_batch
-        while True:
-            try:
-                batch = await receive_batch(kid, _READ_BATCH, _POLL_S)
-            except QueueTimeoutError:
-                continue
-            for msg in batch:
-                if type(msg) is EndOfStream:
-                    return
-                yield msg
-
     async def _check(self) -> None:
         """Raise if a kernel failed or the feeder did."""
         runtime = self.runtime
@@ -531,7 +522,7 @@ class PipelineRun:
             for kid in self._ids[stage.name]
             if runtime.state(kid) is KernelState.FAILED
         ]
-        errors = {kid: _kernel_error(runtime, kid) for kid in failed}
+        errors = {kid: runtime.kernel_error(kid) for kid in failed}
         await self.close()
         root = next((k for k in failed if not isinstance(errors[k], _CASCADE)), None)
         if root is None and failed:
@@ -575,8 +566,3 @@ class PipelineRun:
             )
             for stage in self.plan.stages
         }
-
-
-def _kernel_error(runtime: RingKernelRuntime, kid: str) -> BaseException | None:
-    """Why kernel ``kid`` failed (None if it did not)."""
-    return runtime.kernel_error(kid)

@@ -456,22 +456,6 @@ class MessageQueue(Generic[_T]):
         self._get_error = error
         _wake_all(self._getters)
 
-    def clear_errors(self) -> None:
-        """Accept puts and gets again (a restarted kernel)."""
-        self._put_error = None
-        self._put_wait_error = None
-        self._get_error = None
-
-    def drain_all(self) -> list[_T]:
-        """Remove and return everything queued (counted as taken: the caller owns it)."""
-        items = self.snapshot()
-        self._fifo.clear()
-        self._heap.clear()
-        self._controls.clear()
-        _wake_all(self._putters)
-        _wake_all(self._empty_waiters)
-        return items
-
     # -- waiting ----------------------------------------------------------------------
 
     async def _wait(
