@@ -99,9 +99,11 @@ PINNED: dict[str, set[str]] = {
         "to_host",
     },
     "pydotcompute.errors": {
+        "ArgumentTypeError",
         "BackendUnavailableError",
         "DanglingInputError",
         "InputFileError",
+        "InvalidArgumentError",
         "KernelAlreadyExistsError",
         "KernelFailedError",
         "KernelNotFoundError",
@@ -319,6 +321,20 @@ def test_error_hierarchy() -> None:
     assert issubclass(e.PipelineStoppedError, RuntimeError)
     assert issubclass(e.StreamProtocolError, e.PipelineRunError)
     assert issubclass(e.InputFileError, ValueError)
+    assert issubclass(e.InvalidArgumentError, ValueError)
+    assert issubclass(e.ArgumentTypeError, TypeError)
+
+
+def test_bad_arguments_raise_the_vocabulary_and_stay_catchable_as_builtins() -> None:
+    from pydotcompute import RestartPolicy, records_from_array
+    from pydotcompute import errors as e
+
+    with pytest.raises(e.InvalidArgumentError, match="max_restarts"):
+        RestartPolicy(max_restarts=-1)
+    with pytest.raises(e.InvalidArgumentError, match="batch_size"):
+        list(records_from_array([[1.0]], batch_size=0))
+    with pytest.raises(e.ArgumentTypeError, match="parentheses"):
+        pydotcompute.ring_kernel(lambda ctx: None)  # type: ignore[arg-type]
 
 
 def test_the_faces_hand_out_the_layers_objects() -> None:

@@ -9,9 +9,11 @@ for a TOML file) and put it at the front of the message:
 from __future__ import annotations
 
 __all__ = [
+    "ArgumentTypeError",
     "BackendUnavailableError",
     "DanglingInputError",
     "InputFileError",
+    "InvalidArgumentError",
     "KernelAlreadyExistsError",
     "KernelFailedError",
     "KernelNotFoundError",
@@ -114,6 +116,26 @@ class MessageTypeError(MessageValidationError, TypeError):
     """A message is of the wrong type for where it was sent (or not a message at all).
 
     The sender's fault: the message names the expected and the actual type.
+    """
+
+
+# -- calls -----------------------------------------------------------------------------
+
+
+class InvalidArgumentError(RingKernelError, ValueError):
+    """A function or method was given a value it cannot use: out of range, of the wrong
+    shape, or naming nothing known.
+
+    The caller's fault: the message names the argument and what it accepts. Catchable
+    as ``ValueError``.
+    """
+
+
+class ArgumentTypeError(RingKernelError, TypeError):
+    """A function or method was given a value of a type it does not take.
+
+    The caller's fault: the message names the argument and the type it takes.
+    Catchable as ``TypeError``.
     """
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 import torch
+from pydotcompute.errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = [
     "KERNEL_FLOAT_DTYPES",
@@ -32,23 +33,25 @@ KERNEL_FLOAT_DTYPES: Final = (torch.float32, torch.float16, torch.bfloat16)
 def require_tensor(x: object, what: str) -> torch.Tensor:
     """Return ``x`` if it is a tensor; raise ``TypeError`` naming ``what`` otherwise."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor; got {type(x).__name__}")
+        raise ArgumentTypeError(f"{what} must be a torch.Tensor; got {type(x).__name__}")
     return x
 
 
 def check_2d(x: torch.Tensor, op: str) -> None:
     """Raise ``ValueError`` unless ``x`` is 2-D (rows, width)."""
     if x.dim() != 2:
-        raise ValueError(f"{op} takes a 2-D tensor (rows, width); got shape {tuple(x.shape)}")
+        raise InvalidArgumentError(
+            f"{op} takes a 2-D tensor (rows, width); got shape {tuple(x.shape)}"
+        )
 
 
 def check_clip_bounds(low: float, high: float) -> tuple[float, float]:
     """``(low, high)`` as floats; ``ValueError`` for a NaN bound or ``low > high``."""
     lo, hi = float(low), float(high)
     if lo != lo or hi != hi:
-        raise ValueError(f"clip bounds must not be NaN; got low={lo}, high={hi}")
+        raise InvalidArgumentError(f"clip bounds must not be NaN; got low={lo}, high={hi}")
     if lo > hi:
-        raise ValueError(f"clip low ({lo}) is above high ({hi})")
+        raise InvalidArgumentError(f"clip low ({lo}) is above high ({hi})")
     return lo, hi
 
 
@@ -56,18 +59,18 @@ def check_index(index: torch.Tensor, op: str = "take_rows") -> torch.Tensor:
     """``index`` if it is 1-D integers (an empty one as int64); raise otherwise
     (``ValueError`` for the shape, ``TypeError`` for the dtype)."""
     if index.dim() != 1:
-        raise ValueError(f"{op} index must be 1-D; got shape {tuple(index.shape)}")
+        raise InvalidArgumentError(f"{op} index must be 1-D; got shape {tuple(index.shape)}")
     if index.numel() == 0:
         return index.to(torch.int64)
     if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype == torch.bool:
-        raise TypeError(f"{op} index must be integers; got dtype {index.dtype}")
+        raise ArgumentTypeError(f"{op} index must be integers; got dtype {index.dtype}")
     return index
 
 
 def check_kernel_float(x: torch.Tensor, op: str) -> None:
     """Raise ``TypeError`` unless ``x`` has a dtype the Triton kernels are compiled for."""
     if x.dtype not in KERNEL_FLOAT_DTYPES:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{op} takes float32, float16 or bfloat16 tensors; got {x.dtype} "
             "(the backends convert other dtypes before calling the kernels)"
         )
@@ -76,11 +79,11 @@ def check_kernel_float(x: torch.Tensor, op: str) -> None:
 def check_offsets_shape(offsets: torch.Tensor, op: str = "segment_sum") -> None:
     """Raise ``ValueError`` unless ``offsets`` is a non-empty 1-D integer tensor."""
     if offsets.dim() != 1 or offsets.numel() == 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{op} offsets must be 1-D with at least one entry; got shape {tuple(offsets.shape)}"
         )
     if offsets.dtype.is_floating_point or offsets.dtype.is_complex or offsets.dtype == torch.bool:
-        raise ValueError(f"{op} offsets must be integers; got dtype {offsets.dtype}")
+        raise InvalidArgumentError(f"{op} offsets must be integers; got dtype {offsets.dtype}")
 
 
 def check_offsets_values(offsets: torch.Tensor, rows: int, op: str = "segment_sum") -> None:
@@ -94,24 +97,26 @@ def check_offsets_values(offsets: torch.Tensor, rows: int, op: str = "segment_su
         bad = bad | (offs[1:] < offs[:-1]).any()
     if bool(bad):
         shown = offs.tolist() if offs.numel() <= 16 else f"a tensor of {offs.numel()} entries"
-        raise ValueError(f"{op} offsets must be non-decreasing and within [0, {rows}]; got {shown}")
+        raise InvalidArgumentError(
+            f"{op} offsets must be non-decreasing and within [0, {rows}]; got {shown}"
+        )
 
 
 def check_n(n: object, op: str = "partition") -> int:
     """Return ``n`` as an int, raising ``TypeError``/``ValueError`` unless it is an int >= 1."""
     if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"{op} n must be an int; got {type(n).__name__}")
+        raise ArgumentTypeError(f"{op} n must be an int; got {type(n).__name__}")
     if n < 1:
-        raise ValueError(f"{op} n must be at least 1; got {n}")
+        raise InvalidArgumentError(f"{op} n must be at least 1; got {n}")
     return n
 
 
 def check_keys(keys: torch.Tensor, op: str = "partition") -> None:
     """Raise unless ``keys`` is a 1-D integer tensor (``ValueError`` / ``TypeError``)."""
     if keys.dim() != 1:
-        raise ValueError(f"{op} keys must be 1-D; got shape {tuple(keys.shape)}")
+        raise InvalidArgumentError(f"{op} keys must be 1-D; got shape {tuple(keys.shape)}")
     if keys.dtype.is_floating_point or keys.dtype.is_complex or keys.dtype == torch.bool:
-        raise TypeError(f"{op} keys must be integers; got dtype {keys.dtype}")
+        raise ArgumentTypeError(f"{op} keys must be integers; got dtype {keys.dtype}")
 
 
 def keys_for_modulo(keys: torch.Tensor, n: int) -> torch.Tensor:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from pydotcompute.errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = ["as_device_tensor", "as_tensor", "to_numpy", "torch_dtype"]
 
@@ -19,7 +20,9 @@ def torch_dtype(name: str) -> torch.dtype:
     """
     dtype = getattr(torch, name, None) if isinstance(name, str) else None
     if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"asarray dtype must name a torch dtype such as 'float32'; got {name!r}")
+        raise InvalidArgumentError(
+            f"asarray dtype must name a torch dtype such as 'float32'; got {name!r}"
+        )
     return dtype
 
 
@@ -55,7 +58,7 @@ def as_device_tensor(x: Any, device: torch.device) -> torch.Tensor:
     try:
         return torch.from_numpy(host).to(device)
     except TypeError as exc:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"cannot make a tensor of {type(x).__name__} with dtype {host.dtype}"
         ) from exc
 

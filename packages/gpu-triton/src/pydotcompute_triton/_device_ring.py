@@ -15,6 +15,7 @@ from typing import Final
 
 import torch
 from pydotcompute import BackpressureStrategy
+from pydotcompute.errors import ArgumentTypeError, InvalidArgumentError
 
 from ._availability import require_triton
 from ._checks import require_tensor
@@ -98,12 +99,14 @@ class DeviceRing:
             ("meta_width", meta_width, 0),
         ):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"DeviceRing {name} must be an int; got {type(value).__name__}")
+                raise ArgumentTypeError(
+                    f"DeviceRing {name} must be an int; got {type(value).__name__}"
+                )
             if value < low:
-                raise ValueError(f"DeviceRing {name} must be at least {low}; got {value}")
+                raise InvalidArgumentError(f"DeviceRing {name} must be at least {low}; got {value}")
         if dtype not in RING_DTYPES:
             names = ", ".join(str(d).removeprefix("torch.") for d in RING_DTYPES)
-            raise TypeError(f"DeviceRing dtype must be one of {names}; got {dtype}")
+            raise ArgumentTypeError(f"DeviceRing dtype must be one of {names}; got {dtype}")
         self._capacity = capacity
         self._width = width
         self._meta_width = meta_width
@@ -208,34 +211,36 @@ class DeviceRing:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         rows = require_tensor(rows, "DeviceRing.push rows")
         if rows.dim() != 2 or rows.shape[1] != self._width:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DeviceRing.push rows must have shape (n, {self._width}); got {tuple(rows.shape)}"
             )
         if rows.dtype != self._dtype:
-            raise TypeError(f"DeviceRing.push rows must be {self._dtype}; got {rows.dtype}")
+            raise ArgumentTypeError(f"DeviceRing.push rows must be {self._dtype}; got {rows.dtype}")
         if rows.device != self._device:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DeviceRing.push rows are on {rows.device} but the ring is on {self._device}"
             )
         if self._meta_width == 0:
             if meta is not None:
-                raise ValueError("DeviceRing.push got meta, but the ring has meta_width=0")
+                raise InvalidArgumentError(
+                    "DeviceRing.push got meta, but the ring has meta_width=0"
+                )
             return rows, self._meta
         if meta is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DeviceRing.push needs meta of shape ({rows.shape[0]}, {self._meta_width}): "
                 f"the ring has meta_width={self._meta_width}"
             )
         meta = require_tensor(meta, "DeviceRing.push meta")
         if meta.shape != (rows.shape[0], self._meta_width):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DeviceRing.push meta must have shape ({rows.shape[0]}, {self._meta_width}); "
                 f"got {tuple(meta.shape)}"
             )
         if meta.dtype != torch.int64:
-            raise TypeError(f"DeviceRing.push meta must be torch.int64; got {meta.dtype}")
+            raise ArgumentTypeError(f"DeviceRing.push meta must be torch.int64; got {meta.dtype}")
         if meta.device != self._device:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DeviceRing.push meta is on {meta.device} but the ring is on {self._device}"
             )
         return rows, meta
@@ -255,11 +260,13 @@ class DeviceRing:
         from .ops.ring_pop import ring_pop
 
         if isinstance(max_rows, bool) or not isinstance(max_rows, int):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"DeviceRing.pop max_rows must be an int; got {type(max_rows).__name__}"
             )
         if max_rows < 0:
-            raise ValueError(f"DeviceRing.pop max_rows must be at least 0; got {max_rows}")
+            raise InvalidArgumentError(
+                f"DeviceRing.pop max_rows must be at least 0; got {max_rows}"
+            )
         m = min(max_rows, self._capacity)
         if m == 0:
             return (

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import torch
+from pydotcompute.errors import InvalidArgumentError
 
 __all__ = ["CapturedStep"]
 
@@ -35,7 +36,9 @@ class CapturedStep(Generic[_R]):
     ) -> None:
         if not (isinstance(example, torch.Tensor) and example.is_cuda):
             where = example.device if isinstance(example, torch.Tensor) else type(example).__name__
-            raise ValueError(f"CapturedStep needs a CUDA example tensor; got one on {where}")
+            raise InvalidArgumentError(
+                f"CapturedStep needs a CUDA example tensor; got one on {where}"
+            )
         self._input = example.clone()
         side = torch.cuda.Stream(device=example.device)  # type: ignore[no-untyped-call]
         side.wait_stream(torch.cuda.current_stream(example.device))
@@ -50,7 +53,7 @@ class CapturedStep(Generic[_R]):
     def __call__(self, x: torch.Tensor) -> _R:
         """Run the recorded step on ``x`` (same shape, dtype and device as the example)."""
         if x.shape != self._input.shape or x.dtype != self._input.dtype:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"CapturedStep was recorded for {tuple(self._input.shape)} {self._input.dtype}; "
                 f"got {tuple(x.shape)} {x.dtype}"
             )

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import torch
 from pydotcompute import BackpressureStrategy
 from pydotcompute.backend import BackendCapabilities
+from pydotcompute.errors import ArgumentTypeError, InvalidArgumentError
 
 from ._checks import check_2d, check_clip_bounds, check_index
 from ._convert import as_device_tensor, to_numpy
@@ -37,14 +38,16 @@ def _host_rows(x: Any, index: Any) -> npt.NDArray[Any]:
     """``take_rows`` for rows on the host: numpy in, numpy out (the index comes over)."""
     host = np.asarray(x)
     if host.ndim != 2:
-        raise ValueError(f"take_rows takes a 2-D array (rows, width); got shape {host.shape}")
+        raise InvalidArgumentError(
+            f"take_rows takes a 2-D array (rows, width); got shape {host.shape}"
+        )
     idx = np.asarray(to_numpy(index))
     if idx.ndim != 1:
-        raise ValueError(f"take_rows index must be 1-D; got shape {idx.shape}")
+        raise InvalidArgumentError(f"take_rows index must be 1-D; got shape {idx.shape}")
     if idx.size == 0:
         idx = idx.astype(np.int64)
     if idx.dtype.kind not in "iu":
-        raise TypeError(f"take_rows index must be integers; got dtype {idx.dtype}")
+        raise ArgumentTypeError(f"take_rows index must be integers; got dtype {idx.dtype}")
     rows: npt.NDArray[Any] = host[idx]
     return rows
 
@@ -76,7 +79,7 @@ class TensorRows:
             ValueError: ``parts`` is empty.
         """
         if not parts:
-            raise ValueError("concat_rows needs at least one array")
+            raise InvalidArgumentError("concat_rows needs at least one array")
         tensors = [as_device_tensor(p, self.device) for p in parts]
         return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
@@ -87,7 +90,7 @@ class TensorRows:
             ValueError: ``columns`` is empty.
         """
         if not columns:
-            raise ValueError("stack_columns needs at least one column")
+            raise InvalidArgumentError("stack_columns needs at least one column")
         return torch.stack(
             [as_device_tensor(c, self.device).to(torch.float32) for c in columns], dim=1
         )

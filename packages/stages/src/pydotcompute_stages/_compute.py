@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import numpy.typing as npt
+from pydotcompute.errors import InvalidArgumentError
 
 from ._core import (
     ComputeBackend,
@@ -100,10 +101,10 @@ class Compute(MapStage):
 
 def _distinct_and_not_empty(stats: tuple[str, ...]) -> None:
     if not stats:
-        raise ValueError("name at least one statistic")
+        raise InvalidArgumentError("name at least one statistic")
     repeated = sorted({s for s in stats if stats.count(s) > 1})
     if repeated:
-        raise ValueError(f"{', '.join(map(repr, repeated))} named more than once")
+        raise InvalidArgumentError(f"{', '.join(map(repr, repeated))} named more than once")
 
 
 COMPUTE = StageDefinition(

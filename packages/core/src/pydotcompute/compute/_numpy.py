@@ -32,6 +32,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import ArgumentTypeError, InvalidArgumentError
 from ._protocol import BackendCapabilities
 
 __all__ = ["NumpyBackend"]
@@ -47,7 +48,7 @@ def _as_2d_float32(x: Any, op: str) -> npt.NDArray[np.float32]:
     """
     arr = np.asarray(x)
     if arr.ndim != 2:
-        raise ValueError(f"{op} takes a 2-D array (rows, width); got shape {arr.shape}")
+        raise InvalidArgumentError(f"{op} takes a 2-D array (rows, width); got shape {arr.shape}")
     if arr.dtype != _F32:
         arr = arr.astype(_F32)
     return arr
@@ -97,9 +98,9 @@ def _check_bounds(low: float, high: float) -> tuple[float, float]:
     """``(low, high)`` as floats. Raises ValueError for a NaN bound or ``low > high``."""
     lo, hi = float(low), float(high)
     if lo != lo or hi != hi:
-        raise ValueError(f"clip bounds must not be NaN; got low={lo}, high={hi}")
+        raise InvalidArgumentError(f"clip bounds must not be NaN; got low={lo}, high={hi}")
     if lo > hi:
-        raise ValueError(f"clip low ({lo}) is above high ({hi})")
+        raise InvalidArgumentError(f"clip low ({lo}) is above high ({hi})")
     return lo, hi
 
 
@@ -162,7 +163,7 @@ class NumpyBackend:
             ValueError: ``parts`` is empty, or the widths differ.
         """
         if not parts:
-            raise ValueError("concat_rows needs at least one array")
+            raise InvalidArgumentError("concat_rows needs at least one array")
         if len(parts) == 1:
             return np.asarray(parts[0])
         return np.concatenate([np.asarray(p) for p in parts])
@@ -174,7 +175,7 @@ class NumpyBackend:
             ValueError: ``columns`` is empty, or the lengths differ.
         """
         if not columns:
-            raise ValueError("stack_columns needs at least one column")
+            raise InvalidArgumentError("stack_columns needs at least one column")
         return np.stack([np.asarray(c, dtype=_F32) for c in columns], axis=1)
 
     def take_rows(self, x: Any, index: Any) -> npt.NDArray[Any]:
@@ -187,14 +188,16 @@ class NumpyBackend:
         """
         arr = np.asarray(x)
         if arr.ndim != 2:
-            raise ValueError(f"take_rows takes a 2-D array (rows, width); got shape {arr.shape}")
+            raise InvalidArgumentError(
+                f"take_rows takes a 2-D array (rows, width); got shape {arr.shape}"
+            )
         idx = np.asarray(index)
         if idx.ndim != 1:
-            raise ValueError(f"take_rows index must be 1-D; got shape {idx.shape}")
+            raise InvalidArgumentError(f"take_rows index must be 1-D; got shape {idx.shape}")
         if idx.size == 0:
             idx = idx.astype(np.int64)
         if idx.dtype.kind not in "iu":
-            raise TypeError(f"take_rows index must be integers; got dtype {idx.dtype}")
+            raise ArgumentTypeError(f"take_rows index must be integers; got dtype {idx.dtype}")
         taken: npt.NDArray[Any] = arr[idx]
         return taken
 
@@ -330,15 +333,17 @@ class NumpyBackend:
         x32 = _as_2d_float32(x, "segment_sum")
         offs = np.asarray(offsets)
         if offs.ndim != 1 or offs.size == 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"segment_sum offsets must be 1-D with at least one entry; got shape {offs.shape}"
             )
         if offs.dtype.kind not in "iu":
-            raise ValueError(f"segment_sum offsets must be integers; got dtype {offs.dtype}")
+            raise InvalidArgumentError(
+                f"segment_sum offsets must be integers; got dtype {offs.dtype}"
+            )
         offs = offs.astype(np.int64, copy=False)
         rows, width = x32.shape
         if offs[0] < 0 or offs[-1] > rows or bool(np.any(np.diff(offs) < 0)):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "segment_sum offsets must be non-decreasing and within "
                 f"[0, {rows}]; got {offs.tolist() if offs.size <= 16 else offs}"
             )
@@ -381,16 +386,16 @@ class NumpyBackend:
             TypeError: ``keys`` is not an integer array, or ``n`` is not an int.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-            raise TypeError(f"partition n must be an int; got {type(n).__name__}")
+            raise ArgumentTypeError(f"partition n must be an int; got {type(n).__name__}")
         if n < 1:
-            raise ValueError(f"partition n must be at least 1; got {n}")
+            raise InvalidArgumentError(f"partition n must be at least 1; got {n}")
         k = np.asarray(keys)
         if k.ndim != 1:
-            raise ValueError(f"partition keys must be 1-D; got shape {k.shape}")
+            raise InvalidArgumentError(f"partition keys must be 1-D; got shape {k.shape}")
         if k.size == 0:
             k = k.astype(np.int64)
         if k.dtype.kind not in "iu":
-            raise TypeError(f"partition keys must be integers; got dtype {k.dtype}")
+            raise ArgumentTypeError(f"partition keys must be integers; got dtype {k.dtype}")
         # Widen first: ``int8_keys % 200`` overflows under NumPy 2's scalar rules, and a
         # narrow modulo would bucket differently from the device backends. uint64 keys
         # stay unsigned so that keys above 2**63 are not wrapped negative.

@@ -13,7 +13,12 @@ import enum
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from ..errors import ParameterValueError, UnknownParameterError
+from ..errors import (
+    ArgumentTypeError,
+    InvalidArgumentError,
+    ParameterValueError,
+    UnknownParameterError,
+)
 
 if TYPE_CHECKING:
     from ..compute import ComputeBackend
@@ -65,31 +70,31 @@ class Param:
         if value is None:
             if self.nullable:
                 return None
-            raise ValueError(f"expected {self.describe()}, got None")
+            raise InvalidArgumentError(f"expected {self.describe()}, got None")
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         value = _coerce(value, kinds)
         if value is _NO_MATCH:
-            raise ValueError(f"expected {self.describe()}")
+            raise InvalidArgumentError(f"expected {self.describe()}")
         if isinstance(value, tuple):
             if self.items is not None:
                 item_kinds = (self.items,)
                 coerced = tuple(_coerce(v, item_kinds) for v in value)
                 if any(v is _NO_MATCH for v in coerced):
-                    raise ValueError(f"expected {self.describe()}")
+                    raise InvalidArgumentError(f"expected {self.describe()}")
                 value = coerced
             if self.choices is not None:
                 bad = [v for v in value if v not in self.choices]
                 if bad:
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"{', '.join(map(repr, bad))} not among {_choices(self.choices)}"
                     )
         elif self.choices is not None and value not in self.choices:
-            raise ValueError(f"{value!r} is not among {_choices(self.choices)}")
+            raise InvalidArgumentError(f"{value!r} is not among {_choices(self.choices)}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if self.minimum is not None and value < self.minimum:
-                raise ValueError(f"{value!r} is below the minimum {self.minimum!r}")
+                raise InvalidArgumentError(f"{value!r} is below the minimum {self.minimum!r}")
             if self.maximum is not None and value > self.maximum:
-                raise ValueError(f"{value!r} is above the maximum {self.maximum!r}")
+                raise InvalidArgumentError(f"{value!r} is above the maximum {self.maximum!r}")
         if self.validate is not None:
             self.validate(value)
         return value
@@ -186,17 +191,19 @@ class StageDefinition:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"a stage name must be a non-empty str, got {self.name!r}")
+            raise InvalidArgumentError(f"a stage name must be a non-empty str, got {self.name!r}")
         if not callable(self.factory):
-            raise TypeError(f"stage {self.name!r}: factory must be callable, got {self.factory!r}")
+            raise ArgumentTypeError(
+                f"stage {self.name!r}: factory must be callable, got {self.factory!r}"
+            )
         for key, param in self.params.items():
             if not isinstance(param, Param):
-                raise TypeError(f"stage {self.name!r}: parameter {key!r} must be a Param")
+                raise ArgumentTypeError(f"stage {self.name!r}: parameter {key!r} must be a Param")
             if param.default is not REQUIRED:
                 try:
                     param.check(param.default)
                 except ValueError as exc:
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"stage {self.name!r}: default of parameter {key!r} is invalid: {exc}"
                     ) from None
         object.__setattr__(self, "params", dict(self.params))

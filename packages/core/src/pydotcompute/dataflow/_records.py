@@ -27,6 +27,7 @@ from uuid import UUID
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import ArgumentTypeError, InvalidArgumentError
 from ..runtime import message, new_message_id
 
 __all__ = [
@@ -84,7 +85,7 @@ def array_to_ids(arr: npt.ArrayLike) -> list[UUID]:
     """
     a = np.asarray(arr, dtype=np.uint64)
     if a.ndim != 2 or a.shape[1] != 2:
-        raise ValueError(f"record ids must have shape (n, 2); got {a.shape}")
+        raise InvalidArgumentError(f"record ids must have shape (n, 2); got {a.shape}")
     return [UUID(int=(hi << 64) | lo) for hi, lo in a.tolist()]
 
 
@@ -97,7 +98,9 @@ def record_ids_for_rows(start: int, count: int, run_id: int) -> IdArray:
         ValueError: a row index is negative or not below ``2**62``.
     """
     if start < 0 or count < 0 or start + count > _INDEX_LIMIT:
-        raise ValueError(f"row indices must lie in [0, 2**62); got {start}..{start + count}")
+        raise InvalidArgumentError(
+            f"row indices must lie in [0, 2**62); got {start}..{start + count}"
+        )
     out = np.empty((count, 2), dtype=np.uint64)
     out[:, 0] = (np.uint64(run_id & _MASK64) & _HI_CLEAR) | _HI_SET
     out[:, 1] = np.arange(start, start + count, dtype=np.uint64) | _LO_SET
@@ -112,7 +115,7 @@ def row_indices(ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
     """
     a = np.asarray(ids)
     if a.ndim != 2 or a.shape[1] != 2:
-        raise ValueError(f"record ids must have shape (n, 2); got {a.shape}")
+        raise InvalidArgumentError(f"record ids must have shape (n, 2); got {a.shape}")
     return (a[:, 1].astype(np.uint64) & _LO_CLEAR).astype(np.int64)
 
 
@@ -309,7 +312,7 @@ def payload_of(msg: Any) -> tuple[Any, tuple[str, ...], str]:
     result = getattr(msg, "result", None)
     if result is not None:
         return [result], ("result",), "result"
-    raise TypeError(
+    raise ArgumentTypeError(
         f"a {type(msg).__name__} carries no record: expected a 'values', "
         "'normalized', 'stats' or 'result' field"
     )

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from ..compute import to_host
-from ..errors import MessageValidationError, QueueFullError
+from ..errors import InvalidArgumentError, MessageValidationError, QueueFullError
 from ..runtime import BackpressureStrategy, KernelLeftovers, ShutdownReport, message, new_message_id
 from ._records import RecordBatch, root_id
 
@@ -146,7 +146,9 @@ class RingLink:
         producer: str,
     ) -> None:
         if capacity is not None and (type(capacity) is not int or capacity < 1):
-            raise ValueError(f"a ring needs a positive int capacity or None; got {capacity!r}")
+            raise InvalidArgumentError(
+                f"a ring needs a positive int capacity or None; got {capacity!r}"
+            )
         self._backend = backend
         self._make = backend.make_ring
         self._requested = capacity

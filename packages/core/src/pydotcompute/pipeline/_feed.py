@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..dataflow import Record, RecordBatch, array_to_ids, record_ids_for_rows
+from ..errors import InvalidArgumentError
 
 __all__ = ["new_run_id", "records_from_array"]
 
@@ -43,17 +44,17 @@ def records_from_array(
     """
     array = np.asarray(values)
     if array.ndim != 2:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"records_from_array takes a 2-D (records, width) array; got {array.shape}"
         )
     if array.dtype != np.float32:
         array = array.astype(np.float32)
     if type(batch_size) is not int or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise InvalidArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
     n = array.shape[0]
     key_array = None if keys is None else np.asarray(keys, dtype=np.int64)
     if key_array is not None and key_array.shape != (n,):
-        raise ValueError(f"keys must have shape ({n},); got {key_array.shape}")
+        raise InvalidArgumentError(f"keys must have shape ({n},); got {key_array.shape}")
     rid = new_run_id() if run_id is None else run_id
     for lo in range(0, n, batch_size):
         hi = min(lo + batch_size, n)

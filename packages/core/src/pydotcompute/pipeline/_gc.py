@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["RELAXED_THRESHOLD", "relaxed_gc"]
 
 #: Allocations between young collections during a relaxed run (CPython's default: 700).
@@ -41,7 +43,7 @@ def relaxed_gc(threshold: int = RELAXED_THRESHOLD) -> Iterator[None]:
     """
     global _depth, _saved
     if threshold < 1:
-        raise ValueError(f"threshold must be at least 1, got {threshold}")
+        raise InvalidArgumentError(f"threshold must be at least 1, got {threshold}")
     if _depth == 0:
         _saved = gc.get_threshold()
         gc.freeze()

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
 from ..dataflow import RING_BYTES
-from ..errors import ParameterValueError, UnknownParameterError
+from ..errors import InvalidArgumentError, ParameterValueError, UnknownParameterError
 from ..runtime import BackpressureStrategy, RestartPolicy
 
 __all__ = ["STAGE_SETTINGS", "STRUCTURE_KEYS", "StageSetting", "settings_table"]
@@ -54,7 +54,7 @@ class StageSetting(Generic[_T]):
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
-            raise ValueError(f"a setting's name must be an identifier, got {self.name!r}")
+            raise InvalidArgumentError(f"a setting's name must be an identifier, got {self.name!r}")
         self.check(self.default)
 
     def check(self, value: Any) -> _T:
@@ -76,7 +76,9 @@ def settings_table(*entries: StageSetting[Any]) -> Mapping[str, StageSetting[Any
     table: dict[str, StageSetting[Any]] = {}
     for entry in entries:
         if entry.name in table or entry.name in STRUCTURE_KEYS:
-            raise ValueError(f"stage setting {entry.name!r} is declared twice or is reserved")
+            raise InvalidArgumentError(
+                f"stage setting {entry.name!r} is declared twice or is reserved"
+            )
         table[entry.name] = entry
     return MappingProxyType(table)
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import QueueClosedError
+from ..errors import InvalidArgumentError, QueueClosedError
 from ._queue import NOTHING
 
 if TYPE_CHECKING:
@@ -96,7 +96,9 @@ class KernelContext:
         """Wait for one message (as :meth:`receive`), then take whatever else is queued,
         up to ``max_items`` in all. Never returns an empty list."""
         if type(max_items) is not int or max_items < 1:
-            raise ValueError(f"receive_batch: max_items must be a positive int, got {max_items!r}")
+            raise InvalidArgumentError(
+                f"receive_batch: max_items must be a positive int, got {max_items!r}"
+            )
         first = await self.receive(timeout)
         if max_items == 1:
             return [first]

@@ -9,6 +9,8 @@ import time
 from collections import deque
 from typing import Any
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["DeadLetter", "DeadLetterQueue", "DeadLetterReason"]
 
 logger = logging.getLogger("pydotcompute")
@@ -45,7 +47,9 @@ class DeadLetterQueue:
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         if type(capacity) is not int or capacity < 1:
-            raise ValueError(f"dead letter capacity must be a positive int, got {capacity!r}")
+            raise InvalidArgumentError(
+                f"dead letter capacity must be a positive int, got {capacity!r}"
+            )
         self.capacity = capacity
         self.discarded = 0
         self._letters: deque[DeadLetter] = deque()

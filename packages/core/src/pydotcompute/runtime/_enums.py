@@ -6,6 +6,8 @@ from __future__ import annotations
 import enum
 from typing import Any, TypeVar
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["parse_enum"]
 
 _E = TypeVar("_E", bound=enum.Enum)
@@ -27,4 +29,4 @@ def parse_enum(cls: type[_E], value: Any, what: str) -> _E:
             if wanted in (str(member.value).lower(), member.name.lower()):
                 return member
     choices = ", ".join(str(m.value) for m in cls)
-    raise ValueError(f"unknown {what} {value!r}; choose one of {choices}")
+    raise InvalidArgumentError(f"unknown {what} {value!r}; choose one of {choices}")

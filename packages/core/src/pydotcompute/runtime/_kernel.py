@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import KernelNotFoundError
+from ..errors import ArgumentTypeError, InvalidArgumentError, KernelNotFoundError
 from ._queue import BackpressureStrategy, Ordering
 from ._supervision import RestartPolicy
 
@@ -71,27 +71,33 @@ class KernelSpec:
     def __post_init__(self) -> None:
         where = f"kernel {self.kernel_id!r}"
         if not isinstance(self.kernel_id, str) or not self.kernel_id:
-            raise ValueError(f"kernel_id must be a non-empty str, got {self.kernel_id!r}")
+            raise InvalidArgumentError(f"kernel_id must be a non-empty str, got {self.kernel_id!r}")
         if not inspect.iscoroutinefunction(self.func):
-            raise TypeError(f"{where}: the kernel function must be an async def, got {self.func!r}")
+            raise ArgumentTypeError(
+                f"{where}: the kernel function must be an async def, got {self.func!r}"
+            )
         for name in ("input_queue_size", "output_queue_size"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
-                raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
+                raise InvalidArgumentError(f"{where}: {name} must be a positive int, got {value!r}")
         object.__setattr__(self, "backpressure", BackpressureStrategy.parse(self.backpressure))
         if self.ordering not in ("fifo", "priority"):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{where}: ordering must be 'fifo' or 'priority', got {self.ordering!r}"
             )
         if not isinstance(self.restart, RestartPolicy):
-            raise TypeError(f"{where}: restart must be a RestartPolicy, got {self.restart!r}")
+            raise ArgumentTypeError(
+                f"{where}: restart must be a RestartPolicy, got {self.restart!r}"
+            )
         stall = self.stall_timeout
         if stall is not None and not (isinstance(stall, (int, float)) and stall > 0):
-            raise ValueError(f"{where}: stall_timeout must be a positive number, got {stall!r}")
+            raise InvalidArgumentError(
+                f"{where}: stall_timeout must be a positive number, got {stall!r}"
+            )
         for name in ("input_type", "output_type"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, type):
-                raise TypeError(f"{where}: {name} must be a class, got {value!r}")
+                raise ArgumentTypeError(f"{where}: {name} must be a class, got {value!r}")
 
     def with_settings(self, **settings: Any) -> KernelSpec:
         """A copy with some settings changed; ``queue_size`` sets both queue sizes.
@@ -113,7 +119,7 @@ def _expand_queue_size(settings: dict[str, Any], where: str) -> dict[str, Any]:
         settings.setdefault("output_queue_size", queue_size)
     unknown = sorted(set(settings) - _SETTINGS)
     if unknown:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{where}: unknown setting(s) {', '.join(unknown)}; known: queue_size, "
             + ", ".join(sorted(_SETTINGS))
         )
@@ -152,7 +158,9 @@ def ring_kernel(
     Returns the function unchanged, with its spec attached.
     """
     if callable(kernel_id):
-        raise TypeError("use @ring_kernel() or @ring_kernel(kernel_id=...), with parentheses")
+        raise ArgumentTypeError(
+            "use @ring_kernel() or @ring_kernel(kernel_id=...), with parentheses"
+        )
 
     def decorate(func: _F) -> _F:
         spec = KernelSpec(

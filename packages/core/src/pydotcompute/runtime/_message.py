@@ -15,7 +15,7 @@ import uuid
 from typing import Any, TypeVar, overload
 from uuid import UUID
 
-from ..errors import MessageTypeError, MessageValidationError
+from ..errors import ArgumentTypeError, MessageTypeError, MessageValidationError
 from ._ids import new_message_id
 
 __all__ = ["RingKernelMessage", "message", "message_type_named"]
@@ -166,7 +166,7 @@ def message(cls: type[Any] | None = None, /, *, name: str | None = None) -> Any:
 
 def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernelMessage]:
     if not isinstance(cls, type):
-        raise TypeError(f"@message decorates a class, got {cls!r}")
+        raise ArgumentTypeError(f"@message decorates a class, got {cls!r}")
     base = cls if dataclasses.is_dataclass(cls) else dataclasses.dataclass(cls)
     declared = {f.name: f for f in dataclasses.fields(base)}
     missing = [spec for spec in _STANDARD_FIELDS if spec[0] not in declared]

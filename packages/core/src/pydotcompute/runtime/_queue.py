@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from ..errors import QueueFullError, QueueTimeoutError
+from ..errors import InvalidArgumentError, QueueFullError, QueueTimeoutError
 from ._enums import parse_enum
 
 __all__ = [
@@ -113,9 +113,11 @@ class MessageQueue(Generic[_T]):
         record_waits: bool = True,
     ) -> None:
         if type(capacity) is not int or capacity < 1:
-            raise ValueError(f"{name}: capacity must be a positive int, got {capacity!r}")
+            raise InvalidArgumentError(f"{name}: capacity must be a positive int, got {capacity!r}")
         if ordering not in ("fifo", "priority"):
-            raise ValueError(f"{name}: ordering must be 'fifo' or 'priority', got {ordering!r}")
+            raise InvalidArgumentError(
+                f"{name}: ordering must be 'fifo' or 'priority', got {ordering!r}"
+            )
         self.name = name
         self.capacity = capacity
         self.backpressure = BackpressureStrategy.parse(backpressure)

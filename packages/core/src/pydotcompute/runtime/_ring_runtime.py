@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from ..errors import (
+    InvalidArgumentError,
     KernelAlreadyExistsError,
     KernelNotFoundError,
     KernelStateError,
@@ -207,7 +208,9 @@ class RingKernelRuntime:
         """Wait for one result from ``kernel_id`` (as :meth:`receive`), then take
         whatever else is queued, up to ``max_items`` in all."""
         if type(max_items) is not int or max_items < 1:
-            raise ValueError(f"receive_batch: max_items must be a positive int, got {max_items!r}")
+            raise InvalidArgumentError(
+                f"receive_batch: max_items must be a positive int, got {max_items!r}"
+            )
         first = await self.receive(kernel_id, timeout)
         batch = [first]
         if max_items > 1:
@@ -259,7 +262,7 @@ class RingKernelRuntime:
         sources may share a destination (fan-in)."""
         names = [destinations] if isinstance(destinations, str) else list(destinations)
         if not names:
-            raise ValueError(f"connect({source!r}, ...): no destination given")
+            raise InvalidArgumentError(f"connect({source!r}, ...): no destination given")
         src = self._get(source)
         route_mode = RouteMode.parse(mode)
         targets = [self._get(name) for name in names]
@@ -273,7 +276,7 @@ class RingKernelRuntime:
                 )
             src.route = Route(source, route_mode)
         elif src.route.mode is not route_mode:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"kernel {source!r} already routes {src.route.mode.value}; "
                 f"cannot add {route_mode.value} destinations"
             )

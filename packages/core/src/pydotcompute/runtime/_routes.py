@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
+from ..errors import InvalidArgumentError
 from ._enums import parse_enum
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class Route:
 
     def add(self, destination: KernelInstance) -> None:
         if destination in self.destinations:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"kernel {self.source_id!r} is already connected to {destination.kernel_id!r}"
             )
         self.destinations.append(destination)

@@ -6,6 +6,8 @@ import dataclasses
 import math
 from collections import deque
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["RestartPolicy", "RestartTracker"]
 
 
@@ -29,15 +31,17 @@ class RestartPolicy:
 
     def __post_init__(self) -> None:
         if type(self.max_restarts) is not int or self.max_restarts < 0:
-            raise ValueError(f"max_restarts must be an int >= 0, got {self.max_restarts!r}")
+            raise InvalidArgumentError(
+                f"max_restarts must be an int >= 0, got {self.max_restarts!r}"
+            )
         for name in ("window", "backoff", "max_backoff"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+                raise InvalidArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
         if not (isinstance(self.backoff_factor, (int, float)) and self.backoff_factor >= 1):
-            raise ValueError(f"backoff_factor must be >= 1, got {self.backoff_factor!r}")
+            raise InvalidArgumentError(f"backoff_factor must be >= 1, got {self.backoff_factor!r}")
         if type(self.restart_on_stall) is not bool:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"restart_on_stall must be true or false, got {self.restart_on_stall!r}"
             )
 

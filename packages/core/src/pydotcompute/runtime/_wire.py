@@ -23,7 +23,7 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import MessageTypeError, MessageValidationError
+from ..errors import ArgumentTypeError, MessageTypeError, MessageValidationError
 from ._message import RingKernelMessage, message_type_named
 
 __all__ = ["decode_message", "encode_message", "wire_round_trip"]
@@ -41,7 +41,7 @@ _ARRAY_KINDS = frozenset("biufc")
 
 def _array_ext(value: npt.NDArray[Any]) -> msgpack.ExtType:
     if value.dtype.kind not in _ARRAY_KINDS:
-        raise TypeError(f"numpy arrays of dtype {value.dtype} have no wire form")
+        raise ArgumentTypeError(f"numpy arrays of dtype {value.dtype} have no wire form")
     header = [value.dtype.str, list(value.shape)]
     body = np.ascontiguousarray(value).tobytes()
     return msgpack.ExtType(_EXT_NDARRAY, msgpack.packb([header, body]))
@@ -59,7 +59,7 @@ def _encoder(to_numpy: ToNumpy | None) -> Callable[[Any], Any]:
             return msgpack.ExtType(_EXT_MESSAGE, encode_message(value, to_numpy=to_numpy))
         if to_numpy is not None and hasattr(value, "__dlpack__"):
             return _array_ext(np.asarray(to_numpy(value)))
-        raise TypeError(f"values of type {type(value).__qualname__} have no wire form")
+        raise ArgumentTypeError(f"values of type {type(value).__qualname__} have no wire form")
 
     return encode_ext
 

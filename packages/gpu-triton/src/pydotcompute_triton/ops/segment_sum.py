@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from pydotcompute.errors import InvalidArgumentError
 
 from .._checks import (
     check_2d,
@@ -90,7 +91,7 @@ def segment_sum(x: torch.Tensor, offsets: torch.Tensor, *, check: bool = True) -
     check_kernel_float(x, "segment_sum")
     check_offsets_shape(offsets)
     if offsets.device != x.device:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"segment_sum offsets are on {offsets.device} but x is on {x.device}; "
             "put both on the same device"
         )
