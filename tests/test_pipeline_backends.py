@@ -357,3 +357,58 @@ async def test_the_example_clip_stage_names_bounds_the_wrong_way_round(
     x = np.zeros((3, 2), dtype=np.float32)
     (error,) = [r async for r in pipeline.run(records_from_array(x), plugins=clip_plugins)]
     assert type(error) is StageError and "clip low (1.0) is above high (0.0)" in error.error
+
+
+class _RecordingContext:
+    """A KernelContext stand-in that keeps what the Emitter sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+        self.counts: dict[str, int] = {}
+
+    async def send(self, msg: object) -> None:
+        self.sent.append(msg)
+
+    async def send_many(self, msgs: list[object]) -> None:
+        self.sent.extend(msgs)
+
+    async def send_to(self, target: str, msg: object) -> None:
+        self.sent.append(msg)
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["send", "send_many"])
+async def test_leaving_for_the_host_copies_the_batch_and_leaves_the_original_alone(
+    bulk: bool,
+) -> None:
+    """A batch may be in several stages' hands (a fan-out sends one object to each): a
+    stage that forwards it to the host sends a host copy, and never rewrites the one it
+    was given."""
+    require_backend("torch")
+    from pydotcompute.dataflow import StagePorts
+    from pydotcompute.stage import Emitter, StageSetup
+    from pydotcompute_triton import TorchBackend
+
+    backend = TorchBackend()
+    setup = StageSetup(
+        stage="sink",
+        kernel_id="sink",
+        worker=0,
+        workers=1,
+        params={},
+        backend=backend,
+        batch_size=8,
+        ports=StagePorts(downstream=(), routed=True, producers=("<feeder>",)),
+    )
+    ctx = _RecordingContext()
+    out = Emitter(ctx, setup)  # type: ignore[arg-type]
+    device = backend.asarray(np.arange(6, dtype=np.float32).reshape(3, 2))
+    batch = RecordBatch(values=device, record_ids=np.zeros((3, 2), np.uint64))
+    if bulk:
+        await out.send_many([batch, Record(values=[1.0])])
+    else:
+        await out.send(batch)
+    sent = ctx.sent[0]
+    assert isinstance(sent, RecordBatch) and isinstance(sent.values, np.ndarray)
+    assert sent.values.tolist() == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
+    assert batch.values is device  # the original still holds the tensor
+    assert sent.record_ids is batch.record_ids

@@ -16,11 +16,10 @@ A stage author writes a :class:`BatchStage` (``process`` a whole batch, optional
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from ..compute import to_host
 from ..errors import QueueClosedError, QueueFullError, QueueTimeoutError
@@ -103,7 +102,7 @@ class Emitter:
         """
         cls = type(msg)
         if cls is RecordBatch and self._to_host:
-            self._host_values(msg)
+            msg = self._on_host(msg)
         try:
             if self._routed:
                 await self._ctx.send(msg)
@@ -135,9 +134,7 @@ class Emitter:
                 await self.send(msg)
             return
         if self._to_host:
-            for msg in msgs:
-                if type(msg) is RecordBatch:
-                    self._host_values(msg)
+            msgs = [self._on_host(m) if type(m) is RecordBatch else m for m in msgs]
         counts = self._counts
         pending = msgs
         while pending:
@@ -165,7 +162,7 @@ class Emitter:
         target = self.targets[index]
         cls = type(msg)
         if cls is RecordBatch and self._to_host:
-            self._host_values(msg)
+            msg = self._on_host(msg)
         try:
             await self._send_to(target, msg)
         except QueueFullError:
@@ -177,19 +174,20 @@ class Emitter:
 
     async def _send_to(self, target: str, msg: Any) -> None:
         ring = self._rings.get(target) if self._rings else None
-        if (
-            ring is not None
-            and type(msg) is RecordBatch
-            and len(msg)
-            and type(msg.values) is not np.ndarray
-            and ring.holds(msg.values)
-        ):
+        if ring is not None and type(msg) is RecordBatch and len(msg) and ring.holds(msg.values):
             await ring.put(msg, functools.partial(self._ctx.send_to, target))
         else:
             await self._ctx.send_to(target, msg)
 
-    def _host_values(self, batch: RecordBatch) -> None:
-        batch.values = to_host(self._backend, batch.values)
+    def _on_host(self, batch: RecordBatch) -> RecordBatch:
+        """``batch`` with its values brought to the host, as a copy: a forwarded batch may
+        also be in another stage's hands (a fan-out sends one object to each)."""
+        values = to_host(self._backend, batch.values)
+        if values is batch.values:
+            return batch
+        host = copy.copy(batch)
+        host.values = values
+        return host
 
     async def send_error(self, messages: Sequence[Any], error: BaseException | str) -> None:
         """Turn ``messages`` (records or batches) into StageErrors and send them on.
