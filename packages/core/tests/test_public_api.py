@@ -100,6 +100,7 @@ PINNED: dict[str, set[str]] = {
     },
     "pydotcompute.errors": {
         "ArgumentTypeError",
+        "BackendProtocolError",
         "BackendUnavailableError",
         "DanglingInputError",
         "InputFileError",
@@ -168,7 +169,6 @@ PINNED: dict[str, set[str]] = {
     "pydotcompute.compute": {
         "BACKEND_METHODS",
         "BackendCapabilities",
-        "BackendProtocolError",
         "ComputeBackend",
         "ConformanceCase",
         "NumpyBackend",

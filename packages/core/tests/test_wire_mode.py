@@ -91,3 +91,14 @@ async def test_in_wire_mode_the_host_refuses_input_without_a_wire_form(pm: Plugi
             await r.send_many([Leaky(handle=object())])
         await r.end_input()
         assert [m async for m in r.results()] == []
+
+
+async def test_pipeline_run_and_open_take_the_wire_check_too(pm: PluginManager) -> None:
+    pipeline = Pipeline().add_stage("leak", "leak").add_stage("b", "hold")
+    inputs = [Record(values=[1.0])]
+    assert len([m async for m in pipeline.run(inputs, plugins=pm)]) == 1
+    with pytest.raises(StageFailedError, match="leak"):
+        async for _ in pipeline.run(inputs, plugins=pm, wire_check=True):
+            pass
+    async with pipeline.open(plugins=pm, wire_check=True) as opened:
+        assert opened.wire_check

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from .compute import (
     BackendCapabilities,
-    BackendProtocolError,
     ComputeBackend,
     ConformanceCase,
     NumpyBackend,
@@ -45,6 +44,7 @@ from .compute import (
     to_host,
 )
 from .dataflow import DeviceQueue
+from .errors import BackendProtocolError
 from .plugins import hookimpl
 
 __all__ = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArgumentTypeError",
+    "BackendProtocolError",
     "BackendUnavailableError",
     "DanglingInputError",
     "InputFileError",
@@ -179,6 +180,15 @@ class PluginConflictError(PluginError):
             f"{kind} {name!r} is registered by more than one plugin: "
             f"{' and '.join(providers)}; uninstall one of them"
         )
+
+
+class BackendProtocolError(PluginError, TypeError):
+    """An object offered as a compute backend does not satisfy :class:`ComputeBackend`.
+
+    The backend author's fault: the message names the backend and each missing or
+    wrong member (a method, ``name``, or ``capabilities``). Implement what it lists;
+    ``pydotcompute.backend.conformance_cases`` then checks the numbers.
+    """
 
 
 class BackendUnavailableError(PluginError, RuntimeError):

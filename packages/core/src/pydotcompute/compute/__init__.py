@@ -16,7 +16,6 @@ from ._numpy import (
 from ._protocol import (
     BACKEND_METHODS,
     BackendCapabilities,
-    BackendProtocolError,
     ComputeBackend,
     check_backend,
     to_host,
@@ -25,7 +24,6 @@ from ._protocol import (
 __all__ = [
     "BACKEND_METHODS",
     "BackendCapabilities",
-    "BackendProtocolError",
     "ComputeBackend",
     "ConformanceCase",
     "NumpyBackend",

@@ -48,12 +48,11 @@ from typing import Any, Final, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import PluginError
+from ..errors import BackendProtocolError
 
 __all__ = [
     "BACKEND_METHODS",
     "BackendCapabilities",
-    "BackendProtocolError",
     "ComputeBackend",
     "check_backend",
     "to_host",
@@ -192,15 +191,6 @@ BACKEND_METHODS: Final = (
     "segment_mean",
     "partition",
 )
-
-
-class BackendProtocolError(PluginError, TypeError):
-    """An object offered as a compute backend does not satisfy :class:`ComputeBackend`.
-
-    The backend author's fault: the message names the backend and each missing or
-    wrong member (a method, ``name``, or ``capabilities``). Implement what it lists;
-    ``pydotcompute.backend.conformance_cases`` then checks the numbers.
-    """
 
 
 def check_backend(backend: object, name: str | None = None) -> ComputeBackend:

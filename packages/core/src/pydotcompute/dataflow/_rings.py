@@ -1,7 +1,7 @@
 """Device rings between pipeline workers: the queue for records that stay on a device.
 
 Between a worker and a downstream worker whose stages share one backend that keeps rows
-in device rings (its optional ``make_ring``, see :mod:`pydotcompute.backend`), a
+in device rings (``capabilities.device_rings``, see :mod:`pydotcompute.backend`), a
 RecordBatch whose values are that backend's arrays does not wait in the host queue:
 its rows are pushed into a ring (one kernel launch) and a small :class:`RingRows`
 message takes its place in the consumer's queue, in order with everything else the

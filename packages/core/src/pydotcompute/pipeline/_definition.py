@@ -140,6 +140,7 @@ class Pipeline:
         plugins: PluginManager | None = None,
         prefix: str = "",
         relax_gc: bool = False,
+        wire_check: bool = False,
     ) -> PipelineRun:
         """Validate and return a run to use as ``async with pipeline.open() as run``.
 
@@ -147,12 +148,20 @@ class Pipeline:
         one, its kernels (ids prefixed by ``prefix``) join it and are terminated at the
         end. ``relax_gc=True`` runs the garbage collector less often while the run
         lasts (process-wide; see :func:`pydotcompute.relaxed_gc`): worth it for
-        per-message traffic.
+        per-message traffic. ``wire_check=True`` is a test mode: every message between
+        workers goes through its wire form, as it would between processes (see
+        :class:`~pydotcompute.PipelineRun`).
 
         Raises:
             PipelineValidationError: see :meth:`validate`.
         """
-        return PipelineRun(self.validate(plugins), runtime, prefix=prefix, relax_gc=relax_gc)
+        return PipelineRun(
+            self.validate(plugins),
+            runtime,
+            prefix=prefix,
+            relax_gc=relax_gc,
+            wire_check=wire_check,
+        )
 
     async def run(
         self,
@@ -161,19 +170,22 @@ class Pipeline:
         runtime: RingKernelRuntime | None = None,
         plugins: PluginManager | None = None,
         relax_gc: bool = False,
+        wire_check: bool = False,
     ) -> AsyncIterator[Any]:
         """Validate, launch, feed ``inputs`` (records and/or RecordBatches), and yield the
         results as they complete, each with its root id(s); then shut down.
 
-        ``relax_gc``: see :meth:`open`. To stop early, close the generator (``async with
-        contextlib.aclosing(pipeline.run(inputs)) as results:``) so the run shuts down
-        at once, or use :meth:`open`.
+        ``relax_gc`` and ``wire_check``: see :meth:`open`. To stop early, close the
+        generator (``async with contextlib.aclosing(pipeline.run(inputs)) as
+        results:``) so the run shuts down at once, or use :meth:`open`.
 
         Raises:
             PipelineValidationError: before anything launches.
             StageFailedError: a stage's kernel failed.
         """
-        async with self.open(runtime=runtime, plugins=plugins, relax_gc=relax_gc) as run:
+        async with self.open(
+            runtime=runtime, plugins=plugins, relax_gc=relax_gc, wire_check=wire_check
+        ) as run:
             async for result in run.process(inputs):
                 yield result
 

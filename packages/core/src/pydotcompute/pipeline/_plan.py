@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..compute import BackendProtocolError
 from ..errors import (
+    BackendProtocolError,
     BackendUnavailableError,
     DanglingInputError,
     ParameterValueError,

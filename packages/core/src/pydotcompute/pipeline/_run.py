@@ -219,7 +219,7 @@ class PipelineRun:
         pair of stages that share one backend able to make rings."""
         links: dict[str, dict[str, RingLink]] = {}
         for stage in self.plan.stages:
-            if not callable(getattr(stage.backend, "make_ring", None)):
+            if not stage.backend.capabilities.device_rings:
                 continue
             for name in stage.outputs:
                 consumer = self.plan[name]
