@@ -267,7 +267,7 @@ async def test_guide_loops_stop_promptly_at_shutdown(caplog: pytest.LogCaptureFi
     report = runtime.shutdown_report
     assert report is not None and report.clean
     # Each loop left through its own should_terminate check: none needed cancelling.
-    assert not any(runtime._get(k).task.cancelled() for k in runtime.kernel_ids)
+    assert not any(report.kernels[k].cancelled for k in runtime.kernel_ids)
     assert all(runtime.state(k).value == "terminated" for k in runtime.kernel_ids)
     assert not caplog.records
 

@@ -126,6 +126,16 @@ async def test_kernel_that_ignores_termination_is_cancelled() -> None:
     assert runtime.state("s") is KernelState.TERMINATED
     report = runtime.shutdown_report
     assert report is not None and not report.kernels["s"].stuck
+    assert report.kernels["s"].cancelled  # the report says it had to be cancelled
+
+
+async def test_a_kernel_that_stops_by_itself_is_not_reported_cancelled() -> None:
+    runtime = RingKernelRuntime()
+    async with runtime:
+        await runtime.launch("e", echo_kernel)
+        await runtime.activate("e")
+    report = runtime.shutdown_report
+    assert report is not None and not report.kernels["e"].cancelled
 
 
 async def test_kernel_that_swallows_cancellation_forever_is_reported_stuck(
@@ -147,8 +157,10 @@ async def test_kernel_that_swallows_cancellation_forever_is_reported_stuck(
     report = runtime.shutdown_report
     assert report is not None and report.kernels["i"].stuck and not report.clean
     assert "ignored termination" in caplog.text
+    assert report.kernels["i"].cancelled
+    # Clean up the abandoned task (named after its kernel) so the test leaves none behind.
     release.set()
-    task = runtime._get("i").task
+    (task,) = [t for t in asyncio.all_tasks() if t.get_name() == "ring-kernel:i"]
     task.cancel()
     await asyncio.wait({task}, timeout=1.0)
 

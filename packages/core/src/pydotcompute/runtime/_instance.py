@@ -85,6 +85,7 @@ class KernelInstance:
         self.dead_lettered = 0  # taken, then dead-lettered by a failure or a stall
         self.restarts = RestartTracker(spec.restart)
         self.stalls = 0
+        self.cancelled = False  # join() had to cancel the task (see KernelLeftovers)
         self.stalled = False
         self._last_taken = 0
         self._last_progress = time.monotonic()
@@ -197,6 +198,7 @@ class KernelInstance:
             await asyncio.wait({self.task}, timeout=grace)
         attempts = 0
         while not self.task.done() and attempts < _CANCEL_ATTEMPTS:
+            self.cancelled = True
             self.task.cancel()
             await asyncio.wait({self.task}, timeout=_CANCEL_INTERVAL_S)
             attempts += 1

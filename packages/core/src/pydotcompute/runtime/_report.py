@@ -20,6 +20,9 @@ class KernelLeftovers:
     undeliverable: tuple[Any, ...]  #: sends cut off because the receiver stopped
     error: BaseException | None  #: why it failed, if it did
     stuck: bool  #: it ignored termination and cancellation and was abandoned
+    #: it did not stop by itself within the grace period and was cancelled (its loop
+    #: does not look at ``ctx.should_terminate`` often enough)
+    cancelled: bool = False
 
     @property
     def count(self) -> int:

@@ -440,4 +440,5 @@ def _leftovers(instance: KernelInstance) -> KernelLeftovers:
         undeliverable=tuple(instance.abandoned),
         error=instance.error,
         stuck=instance.stuck,
+        cancelled=instance.cancelled,
     )
