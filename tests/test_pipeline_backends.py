@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,16 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     x[4, 3] = np.nan
     x[10, :] = np.nan
     return x, np.arange(500) % 7 - 3
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Yield to the event loop until ``condition()`` holds; fail after ``timeout`` s."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(poll(), timeout)
 
 
 def require_backend(backend: str) -> None:
@@ -215,10 +225,8 @@ async def test_rows_left_in_a_ring_come_back_in_the_shutdown_report() -> None:
         await run.runtime.deactivate("compute")
         for batch in records_from_array(x[:200], batch_size=100):
             await run.send(batch)
-        for _ in range(200):  # until preprocess has put both batches into the ring
-            if run.telemetry()["preprocess"].records_out == 200:
-                break
-            await asyncio.sleep(0.01)
+        # until preprocess has put both batches into the ring
+        await until(lambda: run.telemetry()["preprocess"].records_out == 200)
     left = run.report.kernels["compute"].unprocessed
     batches = [m for m in left if isinstance(m, RecordBatch)]
     assert [type(b.values) for b in batches] == [np.ndarray, np.ndarray]
@@ -279,10 +287,7 @@ async def test_drop_oldest_rings_keep_the_newest_rows_and_count_the_rest() -> No
         for batch in records_from_array(x[:300], batch_size=100):
             await run.send(batch)
         await run.end_input()
-        for _ in range(200):
-            if run.telemetry()["preprocess"].records_out == 300:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: run.telemetry()["preprocess"].records_out == 300)
         await run.runtime.reactivate("compute")
         results = [r async for r in run.results()]
         telemetry = run.telemetry()["compute"]

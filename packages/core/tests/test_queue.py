@@ -4,6 +4,7 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
+from core_helpers import until
 from pydotcompute import (
     BackpressureStrategy,
     QueueClosedError,
@@ -181,7 +182,7 @@ async def test_refused_waiting_put_raises_but_put_with_room_succeeds() -> None:
     q: MessageQueue[P] = MessageQueue(1)
     blocked = asyncio.create_task(q.put(P()))
     q.put_nowait(P())
-    await asyncio.sleep(0)
+    await until(lambda: q.statistics().waiting_putters == 1)
     q.refuse_waiting_puts(lambda: RuntimeError("stopping"))
     with pytest.raises(RuntimeError, match="stopping"):
         await blocked
