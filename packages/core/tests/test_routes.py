@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from core_helpers import Item, Other, echo_kernel, hold_kernel, until
 from pydotcompute import (
+    KernelNotFoundError,
     KernelStateError,
     MessageTypeError,
     QueueFullError,
@@ -150,3 +151,15 @@ async def test_connect_refuses_a_source_with_unread_output() -> None:
         await until(lambda: rt.get_telemetry("a").output_queue_depth == 1)
         with pytest.raises(KernelStateError, match="1 unread messages"):
             await rt.connect("a", "b")
+
+
+async def test_deliver_sends_as_a_kernel_and_names_that_kernel_in_a_type_error() -> None:
+    async with RingKernelRuntime() as rt:
+        await rt.launch("dst", echo_kernel, input_type=Item)
+        await rt.activate("dst")
+        await rt.deliver("dst", Item(value=7), sender="src")
+        assert (await rt.receive("dst", timeout=2)).value == 7
+        with pytest.raises(MessageTypeError, match="kernel 'src'"):
+            await rt.deliver("dst", Other(), sender="src")
+        with pytest.raises(KernelNotFoundError):
+            await rt.deliver("nowhere", Item(), sender="src")

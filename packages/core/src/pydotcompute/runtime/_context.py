@@ -120,7 +120,7 @@ class KernelContext:
 
     async def send_to(self, kernel_id: str, msg: Any) -> None:
         """Send ``msg`` straight into kernel ``kernel_id``'s input queue."""
-        await self.runtime._deliver(kernel_id, msg, sender=self.kernel_id)
+        await self.runtime.deliver(kernel_id, msg, sender=self.kernel_id)
         self._instance.sent += 1
 
     async def send_control(self, msg: Any, to: str | None = None) -> None:

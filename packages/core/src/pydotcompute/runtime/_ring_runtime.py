@@ -283,8 +283,14 @@ class RingKernelRuntime:
         for target in targets:
             src.route.add(target)
 
-    async def _deliver(self, kernel_id: str, msg: Any, sender: str) -> None:
-        """Kernel-to-kernel send (``ctx.send_to``): allowed while the runtime drains."""
+    async def deliver(self, kernel_id: str, msg: Any, *, sender: str) -> None:
+        """Put ``msg`` into kernel ``kernel_id``'s input queue as a send of kernel
+        ``sender`` (what ``ctx.send_to`` does), under the receiver's backpressure.
+
+        Unlike :meth:`send`, it is allowed while the runtime drains at shutdown, so
+        kernels can hand on what they are finishing. Raises KernelNotFoundError for an
+        unknown receiver, and what :meth:`send` raises for one that failed or stopped.
+        """
         instance = self._kernels.get(kernel_id)
         if instance is None:
             raise KernelNotFoundError(self._unknown(kernel_id))
