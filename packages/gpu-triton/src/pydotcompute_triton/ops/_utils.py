@@ -1,7 +1,7 @@
 """Helpers shared by the kernel launchers: tile choice, launch options, the interpreter.
 
 Tuning constants below are reasoned, not yet measured on a GPU (this package was written
-on a machine without one); ``benchmarks/gpu/bench_ops.py`` measures the kernels that use
+on a machine without one); ``benchmarks/gpu/bench_kernels.py`` measures the kernels that use
 them, and the numbers it records are what a change to these constants should cite.
 """
 
