@@ -10,19 +10,20 @@ needs a kernel of this package.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
-import numpy as np
 import numpy.typing as npt
 import torch
 from pydotcompute import BackpressureStrategy
-from pydotcompute.backend import BackendCapabilities
-from pydotcompute.errors import ArgumentTypeError, InvalidArgumentError
+from pydotcompute.backend import BackendCapabilities, NumpyBackend
+from pydotcompute.errors import InvalidArgumentError
 
 from ._checks import check_2d, check_clip_bounds, check_index
 from ._convert import as_device_tensor, to_numpy
 
 __all__ = ["TensorRows", "segment_means"]
+
+_HOST: Final = NumpyBackend()
 
 
 def segment_means(sums: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -35,20 +36,9 @@ def segment_means(sums: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
 
 
 def _host_rows(x: Any, index: Any) -> npt.NDArray[Any]:
-    """``take_rows`` for rows on the host: numpy in, numpy out (the index comes over)."""
-    host = np.asarray(x)
-    if host.ndim != 2:
-        raise InvalidArgumentError(
-            f"take_rows takes a 2-D array (rows, width); got shape {host.shape}"
-        )
-    idx = np.asarray(to_numpy(index))
-    if idx.ndim != 1:
-        raise InvalidArgumentError(f"take_rows index must be 1-D; got shape {idx.shape}")
-    if idx.size == 0:
-        idx = idx.astype(np.int64)
-    if idx.dtype.kind not in "iu":
-        raise ArgumentTypeError(f"take_rows index must be integers; got dtype {idx.dtype}")
-    rows: npt.NDArray[Any] = host[idx]
+    """``take_rows`` for rows on the host: numpy in, numpy out (the index comes over), by
+    the numpy backend's own rules."""
+    rows: npt.NDArray[Any] = _HOST.take_rows(x, to_numpy(index))
     return rows
 
 
