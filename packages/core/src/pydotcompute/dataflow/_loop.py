@@ -116,15 +116,20 @@ class Emitter:
             return
         except Exception as exc:
             raise _Undeliverable(exc) from exc
-        await self._sent(cls, msg)
-
-    async def _sent(self, cls: type, msg: Any) -> None:
-        if cls is not StageError:  # a StageError's records were counted as failed
-            self._counts[_OUT] += record_count(msg)
+        self._count_sent(cls, msg)
         if cls is RecordBatch:
-            # Let the receiver start on a big message now: work flows through the
-            # stages batch by batch, and the arrays in flight stay few and cache-warm.
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # let the receiver start on it (see _count_sent)
+
+    def _count_sent(self, cls: type, msg: Any) -> None:
+        """Count what one send took on. Plain, not a coroutine: it runs once per message.
+
+        After sending a RecordBatch the sender yields, so the receiver starts on it now:
+        work flows through the stages batch by batch, and the arrays in flight stay few
+        and cache-warm."""
+        if cls is RecordBatch:
+            self._counts[_OUT] += len(msg)
+        elif cls is not StageError:  # a StageError's records were counted as failed
+            self._counts[_OUT] += record_count(msg)
 
     async def send_many(self, msgs: Sequence[Any]) -> None:
         """:meth:`send` each message, in order (in one runtime call where it can; a full
@@ -135,23 +140,24 @@ class Emitter:
             return
         if self._to_host:
             msgs = [self._on_host(m) if type(m) is RecordBatch else m for m in msgs]
-        counts = self._counts
+        sent = 0  # records sent on
         pending = msgs
         while pending:
             try:
                 await self._ctx.send_many(pending)
             except QueueFullError as exc:
                 refused = exc.accepted
-                counts[_OUT] += count_records(pending[:refused], errors=False)
-                counts[_REJECTED] += record_count(pending[refused])
+                sent += count_records(pending[:refused], errors=False)
+                self._counts[_REJECTED] += record_count(pending[refused])
                 pending = pending[refused + 1 :]
                 continue
             except Exception as exc:
                 raise _Undeliverable(exc) from exc
-            counts[_OUT] += count_records(pending, errors=False)
+            sent += count_records(pending, errors=False)
             break
-        if any(type(msg) is RecordBatch for msg in msgs):
-            await asyncio.sleep(0)  # as in send()
+        self._counts[_OUT] += sent
+        if sent > len(msgs):  # a batch of rows went: let its receiver start (see send())
+            await asyncio.sleep(0)
 
     async def send_to_target(self, index: int, msg: Any) -> None:
         """Send ``msg`` to downstream worker ``targets[index]`` only (for distributors).
@@ -170,7 +176,9 @@ class Emitter:
             return
         except Exception as exc:
             raise _Undeliverable(exc) from exc
-        await self._sent(cls, msg)
+        self._count_sent(cls, msg)
+        if cls is RecordBatch:
+            await asyncio.sleep(0)  # let the receiver start on it (see _count_sent)
 
     async def _send_to(self, target: str, msg: Any) -> None:
         ring = self._rings.get(target) if self._rings else None
@@ -316,7 +324,8 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
                 data = data + parts.batches if data else list(parts.batches)
             if not data:
                 continue
-            counts[_IN] += count_records(data)
+            # record_count's rule, without a pass over every per-message record.
+            counts[_IN] += len(parts.records) + sum(len(b) for b in parts.batches)
             try:
                 await stage.process(data, out)
             except _Undeliverable:

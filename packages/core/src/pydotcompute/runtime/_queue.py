@@ -251,7 +251,7 @@ class MessageQueue(Generic[_T]):
         """Queue ``item``; under BLOCK wait for room, raising QueueTimeoutError after
         ``timeout`` seconds. Other strategies never wait."""
         if (
-            not self.full()
+            len(self._items) - len(self._controls) < self.capacity  # full(), inlined: hot
             or self.backpressure is not BackpressureStrategy.BLOCK
             or self._put_error is not None
         ):
