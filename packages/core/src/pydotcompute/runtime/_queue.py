@@ -150,6 +150,9 @@ class MessageQueue(Generic[_T]):
         # Identities of the control messages queued now: eviction passes over them, and
         # they take no room (see put_control).
         self._controls: set[int] = set()
+        # capacity + len(_controls), kept in step with the set: the room check on every
+        # put is then one len() and one comparison, as it was before control messages.
+        self._limit = capacity
         self.wait_samples: deque[float] = deque(maxlen=WAIT_SAMPLES if record_waits else 0)
 
     # -- inspection -------------------------------------------------------------------
@@ -163,7 +166,7 @@ class MessageQueue(Generic[_T]):
 
     def full(self) -> bool:
         """True when a data message would find no room (control messages take none)."""
-        return len(self._items) - len(self._controls) >= self.capacity
+        return len(self._items) >= self._limit
 
     @property
     def waiting_getters(self) -> int:
@@ -199,7 +202,7 @@ class MessageQueue(Generic[_T]):
         for a full queue: it evicts the oldest message."""
         if self._put_error is not None:
             raise self._put_error()
-        if len(self._items) - len(self._controls) >= self.capacity:
+        if len(self._items) >= self._limit:
             if self.backpressure is BackpressureStrategy.DROP_OLDEST:
                 self._drop_oldest()
             else:
@@ -234,6 +237,7 @@ class MessageQueue(Generic[_T]):
         else:
             self._fifo.append((now, item))
         self._controls.add(id(item))
+        self._limit = self.capacity + len(self._controls)
         self.accepted += 1
         self.control += 1
         if self._getters:
@@ -242,7 +246,7 @@ class MessageQueue(Generic[_T]):
     def put_if_room(self, item: _T) -> bool:
         """Queue ``item`` if there is room and no error is set; else do nothing and
         return False (the caller takes the full ``put`` path). The hot path of sends."""
-        if self._put_error is None and len(self._items) - len(self._controls) < self.capacity:
+        if self._put_error is None and len(self._items) < self._limit:
             self.put_nowait(item)
             return True
         return False
@@ -251,7 +255,7 @@ class MessageQueue(Generic[_T]):
         """Queue ``item``; under BLOCK wait for room, raising QueueTimeoutError after
         ``timeout`` seconds. Other strategies never wait."""
         if (
-            len(self._items) - len(self._controls) < self.capacity  # full(), inlined: hot
+            len(self._items) < self._limit  # not full(), inlined: the hot path
             or self.backpressure is not BackpressureStrategy.BLOCK
             or self._put_error is not None
         ):
@@ -270,7 +274,7 @@ class MessageQueue(Generic[_T]):
         if (
             self._priority
             or self._put_error is not None
-            or len(items) > self.capacity - len(self._fifo) + len(self._controls)
+            or len(items) > self._limit - len(self._fifo)
         ):
             return False
         now = time.perf_counter()
@@ -292,7 +296,23 @@ class MessageQueue(Generic[_T]):
                 exc.accepted = index
                 raise
 
+    def _forget_control(self, item: Any) -> None:
+        """``item`` left the queue: if it was a control message, it no longer counts."""
+        self._controls.discard(id(item))
+        self._limit = self.capacity + len(self._controls)
+
     def _drop_oldest(self) -> None:
+        if self._priority or (self._controls and id(self._fifo[0][1]) in self._controls):
+            item = self._pop_oldest_data()
+        else:
+            item = self._fifo.popleft()[1]
+        self.dropped += 1
+        if self._on_drop is not None:
+            self._on_drop(item)
+
+    def _pop_oldest_data(self) -> Any:
+        """Remove and return the oldest data message, passing over control messages: the
+        rare eviction, kept out of ``_drop_oldest`` so that the common one stays small."""
         controls = self._controls
         if self._priority:
             heap = self._heap
@@ -302,15 +322,11 @@ class MessageQueue(Generic[_T]):
             )
             item = heap.pop(oldest)[3]
             heapq.heapify(heap)
-        elif not controls or id(self._fifo[0][1]) not in controls:
-            item = self._fifo.popleft()[1]
-        else:  # the oldest data message, past the control messages before it
-            index = next(i for i, entry in enumerate(self._fifo) if id(entry[1]) not in controls)
-            item = self._fifo[index][1]
-            del self._fifo[index]
-        self.dropped += 1
-        if self._on_drop is not None:
-            self._on_drop(item)
+            return item
+        index = next(i for i, entry in enumerate(self._fifo) if id(entry[1]) not in controls)
+        item = self._fifo[index][1]
+        del self._fifo[index]
+        return item
 
     # -- get side ---------------------------------------------------------------------
 
@@ -328,14 +344,14 @@ class MessageQueue(Generic[_T]):
                 deadline = getattr(item, "deadline", None)
                 if deadline is not None and deadline < time.time():
                     self.expired += 1
-                    self._controls.discard(id(item))
+                    self._forget_control(item)
                     self._on_expire(item)
                     self._after_removal()
                     continue
             self.taken += 1
             self.wait_samples.append(time.perf_counter() - enqueued_at)
             if self._controls:
-                self._controls.discard(id(item))
+                self._forget_control(item)
             self._after_removal()
             return item
         if self._get_error is not None:
@@ -386,7 +402,7 @@ class MessageQueue(Generic[_T]):
                 deadline = getattr(item, "deadline", None)
                 if deadline is not None and deadline < wall:
                     self.expired += 1
-                    self._controls.discard(id(item))
+                    self._forget_control(item)
                     on_expire(item)
                     continue
             batch.append(item)
@@ -394,6 +410,7 @@ class MessageQueue(Generic[_T]):
         if removed:
             if self._controls:
                 self._controls.difference_update(map(id, batch))
+                self._limit = self.capacity + len(self._controls)
             self.taken += len(batch)
             self.wait_samples.extend(samples)
             putters = self._putters
