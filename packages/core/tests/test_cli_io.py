@@ -153,18 +153,20 @@ def test_csv_line_numbers_count_quoted_newlines(tmp_path: Path) -> None:
 # -- .npy -------------------------------------------------------------------------------
 
 
-def test_npy_2d_and_1d(tmp_path: Path) -> None:
+def test_npy_2d(tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", np.arange(6, dtype=np.int32).reshape(3, 2))
     data = read_input(tmp_path / "a.npy")
+    assert data.values is not None
     assert data.values.dtype == np.float32 and data.values.shape == (3, 2)
-    np.save(tmp_path / "b.npy", np.arange(4.0))
-    assert read_input(tmp_path / "b.npy").values.shape == (4, 1)
 
 
 @pytest.mark.parametrize(
     ("array", "match"),
     [
-        (np.zeros((2, 2, 2)), r"shape \(2, 2, 2\)"),
+        (np.zeros((2, 2, 2)), r"shape \(2, 2, 2\); a 2-D \(records, width\) array"),
+        (np.arange(5.0), r"shape \(5,\); a 2-D \(records, width\) array"),
+        (np.zeros((3, 0)), r"shape \(3, 0\); .* at least one column"),
+        (np.zeros((0, 5)), r"holds no records \(shape \(0, 5\)\)"),
         (np.array(["a", "b"]), "numeric array is needed"),
     ],
 )
@@ -203,6 +205,86 @@ def test_format_from_extension_or_override(tmp_path: Path) -> None:
 def test_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match=r"nope\.csv: no such file"):
         read_input(tmp_path / "nope.csv")
+
+
+def test_a_directory_is_not_called_missing(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").mkdir()
+    with pytest.raises(InputFileError, match=r"d\.csv: is not a regular file"):
+        read_input(tmp_path / "d.csv")
+
+
+# -- precision, keys, widths ------------------------------------------------------------
+
+
+def test_values_float32_cannot_hold_are_bad_records(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "p.jsonl",
+        "[1, 2, 16777216]\n"  # 2**24: exact
+        "[16777217, 1, 2]\n"  # not exact in float32
+        "[1e39, 1, 2]\n"  # overflows float32
+        "[1e400, 1, 2]\n"  # overflows float64
+        f"[{10**400}, 1, 2]\n"  # an integer float64 cannot hold
+        "[0.1, -16777218, 3.5]\n",  # even integers up to 2**25 are exact
+    )
+    data = read_input(path)
+    assert data.index.tolist() == [0, 5]
+    assert [(e.line, e.field) for e in data.errors] == [
+        (2, "values[0]"),
+        (3, "values[0]"),
+        (4, "values[0]"),
+        (5, "values[0]"),
+    ]
+    assert "16777217 is not exact in float32 (it would become 16777216" in data.errors[0].problem
+    assert "overflows float32" in data.errors[1].problem
+    assert "overflows float64" in data.errors[2].problem
+
+
+def test_csv_overflow_is_a_bad_record_but_inf_is_a_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "a,b\n1,inf\n1e39,2\n1e999,2\n")
+    data = read_input(path)
+    assert data.values is not None and data.values.tolist() == [[1.0, math.inf]]
+    assert [(e.line, e.field) for e in data.errors] == [(3, "a"), (4, "a")]
+
+
+def test_npy_rows_float32_cannot_hold_are_bad_records(tmp_path: Path) -> None:
+    np.save(tmp_path / "f.npy", np.array([[1.0, 2.0], [1e39, 0.0], [16777217.0, 0.0]]))
+    data = read_input(tmp_path / "f.npy")
+    assert data.index.tolist() == [0]
+    assert [(e.line, e.field) for e in data.errors] == [(2, "values[0]"), (3, "values[0]")]
+    np.save(tmp_path / "i.npy", np.array([[2**40 + 1], [7]], dtype=np.int64))
+    data = read_input(tmp_path / "i.npy")
+    assert data.index.tolist() == [1] and data.errors[0].line == 1
+
+
+def test_a_missing_key_is_a_bad_record_when_the_pipeline_routes_by_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "k.jsonl", '{"values": [1], "key": 1}\n{"values": [2]}\n')
+    assert read_input(path).keys is None  # no routing: the keys are simply not used
+    data = read_input(path, require_key=True)
+    assert data.keys is not None and data.keys.tolist() == [1]
+    assert [(e.line, e.field) for e in data.errors] == [(2, "key")]
+    np.save(tmp_path / "k.npy", np.ones((2, 2)))
+    with pytest.raises(InputFileError, match="carries no keys"):
+        read_input(tmp_path / "k.npy", require_key=True)
+
+
+def test_one_width_names_both_widths_and_the_way_out(tmp_path: Path) -> None:
+    path = write(tmp_path, "w.jsonl", "[1, 2]\n[1, 2, 3]\n[4, 5]\n")
+    data = read_input(path)
+    assert data.index.tolist() == [0, 2]
+    assert data.errors[0].line == 2
+    assert "has 3 values, but the records before it have 2" in data.errors[0].problem
+    assert "--mode per-message" in data.errors[0].problem
+
+
+def test_records_of_any_length(tmp_path: Path) -> None:
+    path = write(tmp_path, "w.jsonl", "[1, 2]\n[1, 2, 3]\n[]\n[4]\n")
+    data = read_input(path, one_width=False)
+    assert data.values is None and data.ragged is not None
+    assert [r.tolist() for r in data.ragged] == [[1, 2], [1, 2, 3], [4]]
+    assert [(e.line, e.field) for e in data.errors] == [(3, "values")]
+    same = read_input(write(tmp_path, "s.jsonl", "[1, 2]\n[3, 4]\n"), one_width=False)
+    assert same.ragged is None and same.values is not None and same.values.shape == (2, 2)
 
 
 # -- results ----------------------------------------------------------------------------
@@ -263,6 +345,25 @@ def test_npy_writer_puts_rows_back_in_input_order(tmp_path: Path) -> None:
     out = np.load(tmp_path / "o.npy")
     np.testing.assert_array_equal(out, [[0.0], [1.0], [np.nan], [3.0], [np.nan]])
     assert (w.records, w.errors) == (4, 1)
+
+
+def test_npy_writer_writes_the_path_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / "results.out"
+    w = ResultWriter(path, "npy", label=label_rows, row_of=row_indices, input_rows=1)
+    w.write(RecordBatch(values=np.array([[2.0]]), record_ids=record_ids_for_rows(0, 1, 1)))
+    w.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.out"]
+    np.testing.assert_array_equal(np.load(path), [[2.0]])
+    assert w.rows == 1
+
+
+def test_npy_writer_refuses_results_of_two_shapes(tmp_path: Path) -> None:
+    ids = record_ids_for_rows(0, 2, 1)
+    w = ResultWriter(tmp_path / "o.npy", None, label=label_rows, row_of=row_indices, input_rows=2)
+    w.write(RecordBatch(values=np.array([[1.0]]), record_ids=ids[:1], columns=("mean",)))
+    w.write(RecordBatch(values=np.array([[1.0]]), record_ids=ids[1:], columns=("max",)))
+    with pytest.raises(InputFileError, match=r"two shapes \(columns mean and columns max\)"):
+        w.close()
 
 
 def test_npy_writer_keeps_completion_order_for_new_records(tmp_path: Path) -> None:

@@ -52,7 +52,12 @@ from ._files import (
     InputData,
     InputFileError,
     ResultWriter,
+    check_output_path,
+    format_of,
+    npy_output_problem,
+    ragged_records,
     read_input,
+    routes_by_key,
 )
 
 __all__ = ["main"]
@@ -365,7 +370,9 @@ def _file_source(data: InputData) -> _Source:
     def chunks(size: int) -> Iterator[tuple[int, npt.NDArray[np.float32], Any]]:
         for lo in range(0, len(data), size):
             hi = min(lo + size, len(data))
-            yield lo, data.values[lo:hi], None if data.keys is None else data.keys[lo:hi]
+            values = data.values
+            assert values is not None  # ragged data is fed by ragged_records
+            yield lo, values[lo:hi], None if data.keys is None else data.keys[lo:hi]
 
     return _Source(len(data), chunks, data.label, data)
 
@@ -381,6 +388,9 @@ def _synthetic_source(count: int, width: int, seed: int) -> _Source:
 
 
 def _messages(source: _Source, columnar: bool, batch: int, run_id: int) -> Iterator[Any]:
+    if source.data is not None and source.data.ragged is not None:
+        yield from ragged_records(source.data, run_id)
+        return
     for lo, values, keys in source.chunks(batch):
         yield from records_from_array(
             values, columnar=columnar, batch_size=batch, keys=keys, run_id=run_id, start=lo
@@ -415,15 +425,35 @@ def _labeler(
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        try:  # before reading anything: the output must not overwrite what is read
+            check_output_path(args.output, args.pipeline, *([args.input] if args.input else []))
+        except InputFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         plan = Pipeline.from_toml(args.pipeline).validate()
     except (PipelineValidationError, OSError) as exc:
         print(f"error: {_describe(exc, args.pipeline)}", file=sys.stderr)
         return EXIT_USAGE
+    if args.output is not None:
+        try:
+            fmt = format_of(args.output, args.output_format, OUTPUT_FORMATS)
+            problem = npy_output_problem(plan) if fmt == "npy" else None
+            if problem is not None:
+                raise InputFileError(args.output, problem)
+        except InputFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     input_errors: list[Any] = []
     if args.input is not None:
         try:
-            data = read_input(args.input, args.input_format)
+            data = read_input(
+                args.input,
+                args.input_format,
+                require_key=routes_by_key(plan),
+                one_width=args.mode == "columnar",
+            )
         except InputFileError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -444,16 +474,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"error: {_describe(exc, args.output)}", file=sys.stderr)
             return EXIT_USAGE
     messages = _messages(source, args.mode == "columnar", args.batch, run_id)
+    report: dict[str, Any] | None = None
     try:
         report = asyncio.run(
             _drive(plan, messages, source.count, writer, _wants_progress(args), args.mode)
         )
     except (PipelineRunError, RingKernelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_PARTIAL
     finally:
-        if writer is not None:
-            writer.close()
+        written = writer is None or _close_writer(writer)
+    if not written:
+        return EXIT_USAGE
+    if report is None:
+        return EXIT_PARTIAL
     report["input"] = {
         "path": args.input,
         "synthetic": args.synthetic,
@@ -465,6 +498,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print_report(report, args.json)
     clean = not input_errors and report["stage_errors"] == 0
     return EXIT_OK if clean else EXIT_PARTIAL
+
+
+def _close_writer(writer: ResultWriter) -> bool:
+    """Finish the output file; False (the problem printed) if it could not be written."""
+    try:
+        writer.close()
+    except (InputFileError, OSError) as exc:
+        print(f"error: {_describe(exc, writer.path)}", file=sys.stderr)
+        return False
+    return True
 
 
 def _wants_progress(args: argparse.Namespace) -> bool:

@@ -2,8 +2,14 @@
 
 Inputs: JSON Lines, CSV, ``.npy``. A bad record never costs the good ones: it is
 skipped and reported as an :class:`InputRecordError` naming the file, the line and the
-field, and every good record is read. Outputs: JSON Lines (one line per result record)
-or ``.npy`` (one row per input record, in input order).
+field, and every good record is read. Values are fed to the pipeline as float32 (what
+:func:`~pydotcompute.pipeline.records_from_array` feeds), so a value float32 cannot hold
+(it overflows, or an integer above 2**24 is not exact in it) makes its record a bad
+record rather than a silently different number.
+
+Outputs: JSON Lines (one line per result record, in completion order, each with its
+input record's id) or ``.npy`` (the results of one sink, one row per input record in
+input order where each record gives one result; otherwise in completion order).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 from collections.abc import Iterator, Sequence
 from os import PathLike, fspath
 from pathlib import Path
@@ -20,8 +27,18 @@ from typing import IO, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ..dataflow import RecordBatch, StageError, ids_to_array, payload_of, root_id
+from ..dataflow import (
+    Record,
+    RecordBatch,
+    StageError,
+    array_to_ids,
+    ids_to_array,
+    payload_of,
+    record_ids_for_rows,
+    root_id,
+)
 from ..errors import InputFileError
+from ..pipeline import PipelinePlan
 
 __all__ = [
     "INPUT_FORMATS",
@@ -30,9 +47,13 @@ __all__ = [
     "InputFileError",
     "InputRecordError",
     "ResultWriter",
+    "check_output_path",
     "format_of",
+    "npy_output_problem",
+    "ragged_records",
     "read_input",
     "result_rows",
+    "routes_by_key",
 ]
 
 INPUT_FORMATS: Final = ("jsonl", "csv", "npy")
@@ -47,6 +68,10 @@ _EXTENSIONS: Final = {
 _ID_COLUMNS: Final = ("id",)
 _KEY_COLUMNS: Final = ("key",)
 _STANDARD_FIELDS: Final = frozenset({"message_id", "priority", "correlation_id", "deadline"})
+# float32 holds every integer up to 2**24 exactly, and nothing beyond its finite max.
+_EXACT_INT_LIMIT: Final = float(2**24)
+_FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
+_INF_WORDS: Final = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,20 +94,24 @@ class InputRecordError:
 class InputData:
     """The good records of an input, and the bad ones reported.
 
-    ``values`` is ``(n, width)`` float32; ``index`` the 0-based position of each good
-    record among all records of the file; ``ids`` the record's own ``id`` (None where
-    it had none); ``keys`` per-record int64 keys when every good record has one.
+    ``values`` is ``(n, width)`` float32 when every good record has one width, else
+    None and ``ragged`` holds one 1-D float32 array per good record (only when the
+    reader was asked for records of any length). ``index`` is the 0-based position of
+    each good record among all records of the file; ``ids`` the record's own ``id``
+    (None where it had none); ``keys`` per-record int64 keys when every good record has
+    one.
     """
 
     path: str
-    values: npt.NDArray[np.float32]
+    values: npt.NDArray[np.float32] | None
     index: npt.NDArray[np.int64]
     ids: list[Any]
     keys: npt.NDArray[np.int64] | None
     errors: list[InputRecordError]
+    ragged: list[npt.NDArray[np.float32]] | None = None
 
     def __len__(self) -> int:
-        return int(self.values.shape[0])
+        return int(self.index.shape[0])
 
     def label(self, row: int) -> Any:
         """How output names good record ``row``: its own id, else its position."""
@@ -102,7 +131,7 @@ def format_of(path: str | PathLike[str], explicit: str | None, allowed: Sequence
         raise InputFileError(
             name,
             f"cannot tell the format from the extension {Path(name).suffix!r}; "
-            f"use one of {', '.join(sorted(_EXTENSIONS))} or --format",
+            f"use one of {', '.join(sorted(_EXTENSIONS))} or --input-format/--output-format",
         )
     if fmt not in allowed:
         raise InputFileError(
@@ -111,29 +140,85 @@ def format_of(path: str | PathLike[str], explicit: str | None, allowed: Sequence
     return fmt
 
 
-def read_input(path: str | PathLike[str], fmt: str | None = None) -> InputData:
-    """Read every good record of an input file.
+def check_output_path(output: str | PathLike[str], *inputs: str | PathLike[str]) -> None:
+    """Refuse an output that is one of ``inputs`` (the same path once resolved, or the
+    same file by identity: a link, a hard link, another spelling). Reads nothing.
 
     Raises:
-        InputFileError: the file is missing or unreadable, of unknown format, or holds
-            no good record at all (the first bad record's problem is named).
+        InputFileError: naming both files.
+    """
+    out = fspath(output)
+    for given in inputs:
+        name = fspath(given)
+        same = Path(out).resolve() == Path(name).resolve()
+        if not same and os.path.exists(out) and os.path.exists(name):
+            same = os.path.samefile(out, name)
+        if same:
+            raise InputFileError(
+                out, f"the output is the input file {name}; write the results to another file"
+            )
+
+
+def read_input(
+    path: str | PathLike[str],
+    fmt: str | None = None,
+    *,
+    require_key: bool = False,
+    one_width: bool = True,
+) -> InputData:
+    """Read every good record of an input file.
+
+    ``require_key``: a record without an integer ``key`` is a bad record (the pipeline
+    routes by key). ``one_width``: every record must have the first good record's
+    width (columnar mode); otherwise records of any length are read (per-message mode).
+
+    Raises:
+        InputFileError: the file is missing or unreadable, of unknown format or shape,
+            or holds no good record at all (the first bad record's problem is named).
     """
     name = fspath(path)
     kind = format_of(name, fmt, INPUT_FORMATS)
-    if not Path(name).is_file():
+    if not os.path.exists(name):
         raise InputFileError(name, "no such file")
+    if not Path(name).is_file():
+        raise InputFileError(name, "is not a regular file (a directory?)")
     if kind == "npy":
-        return _read_npy(name)
+        return _read_npy(name, require_key)
+    builder = _Builder(name, require_key=require_key, one_width=one_width)
     try:
         with open(name, encoding="utf-8", newline="") as handle:
-            builder = _Builder(name)
             if kind == "jsonl":
                 _read_jsonl(handle, builder)
             else:
                 _read_csv(handle, builder)
     except UnicodeDecodeError as exc:
         raise InputFileError(name, f"not UTF-8 text: {exc}") from None
+    except csv.Error as exc:
+        raise InputFileError(name, f"not readable as CSV: {exc}") from None
+    except OSError as exc:
+        raise InputFileError(name, f"cannot be read: {exc.strerror or exc}") from None
     return builder.finish()
+
+
+def routes_by_key(plan: PipelinePlan) -> bool:
+    """Whether ``plan`` routes records by key (a ``distributor`` with ``mode = "key"``),
+    so an input record without a key is a bad record."""
+    return any(
+        stage.definition.name == "distributor" and stage.params.get("mode") == "key"
+        for stage in plan.stages
+    )
+
+
+def ragged_records(data: InputData, run_id: int) -> Iterator[Record]:
+    """Per-message :class:`Record`\\ s of ``data``'s records of any length, with the ids
+    :func:`~pydotcompute.pipeline.records_from_array` would give rows of one width."""
+    rows: Sequence[npt.NDArray[np.float32]] = (
+        data.ragged if data.ragged is not None else [] if data.values is None else list(data.values)
+    )
+    uuids = array_to_ids(record_ids_for_rows(0, len(rows), run_id))
+    keys = [None] * len(rows) if data.keys is None else data.keys.tolist()
+    for row, uid, key in zip(rows, uuids, keys, strict=True):
+        yield Record(values=row, key=key, message_id=uid)
 
 
 # Good rows are packed into float32 arrays this many at a time, so a big text file
@@ -142,12 +227,15 @@ _PACK_ROWS = 4096
 
 
 class _Builder:
-    """Collects good rows (checking they share one width) and bad-row reports."""
+    """Collects good rows (checking widths and float32 range) and bad-row reports."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, require_key: bool, one_width: bool) -> None:
         self.path = path
+        self.require_key = require_key
+        self.one_width = one_width
         self.rows: list[list[float]] = []
         self.packed: list[npt.NDArray[np.float32]] = []
+        self.singles: list[npt.NDArray[np.float32]] = []
         self.index: list[int] = []
         self.ids: list[Any] = []
         self.keys: list[int | None] = []
@@ -159,17 +247,41 @@ class _Builder:
         self.errors.append(InputRecordError(self.path, line, field, problem))
         self.records += 1
 
-    def good(self, line: int, row: list[float], own_id: Any, key: int | None) -> None:
-        if self.width is None:
+    def good(
+        self,
+        line: int,
+        row: list[float],
+        own_id: Any,
+        key: int | None,
+        field: str,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        """Take one parsed record; ``names`` name its values (CSV columns), else they
+        are ``field[i]``."""
+        if not row:
+            self.bad(line, field, "is empty; a record needs at least one value")
+            return
+        lost = _float32_problem(row)
+        if lost is not None:
+            self.bad(line, names[lost[0]] if names else f"{field}[{lost[0]}]", lost[1])
+            return
+        if key is None and self.require_key:
+            self.bad(line, "key", "missing; this pipeline routes records by their integer key")
+            return
+        if not self.one_width:
+            self.singles.append(np.array(row, dtype=np.float32))
+        elif self.width is None:
             self.width = len(row)
         elif len(row) != self.width:
             self.bad(
                 line,
-                "values",
-                f"has {len(row)} values, but the records before it have {self.width}",
+                field,
+                f"has {len(row)} values, but the records before it have {self.width}; "
+                "columnar mode needs one width (--mode per-message takes any length)",
             )
             return
-        self.rows.append(row)
+        if self.one_width:
+            self.rows.append(row)
         self.index.append(self.records)
         self.ids.append(own_id)
         self.keys.append(key)
@@ -185,13 +297,20 @@ class _Builder:
 
     def finish(self) -> InputData:
         self._pack()
-        if not self.packed:
+        if not self.index:
             if self.errors:
                 raise InputFileError(
                     self.path, f"no good record; the first problem: {self.errors[0]}"
                 )
             raise InputFileError(self.path, "the file holds no records")
-        values = self.packed[0] if len(self.packed) == 1 else np.concatenate(self.packed)
+        values: npt.NDArray[np.float32] | None
+        ragged: list[npt.NDArray[np.float32]] | None = None
+        if self.one_width:
+            values = self.packed[0] if len(self.packed) == 1 else np.concatenate(self.packed)
+        elif len({len(row) for row in self.singles}) == 1:
+            values = np.stack(self.singles)
+        else:
+            values, ragged = None, self.singles
         keys = None if any(k is None for k in self.keys) else np.array(self.keys, dtype=np.int64)
         return InputData(
             path=self.path,
@@ -200,16 +319,46 @@ class _Builder:
             ids=self.ids,
             keys=keys,
             errors=self.errors,
+            ragged=ragged,
         )
 
 
-def _number(value: Any) -> float | None:
-    """A JSON value as a float (null is NaN); None if it is not a number."""
+def _float32_problem(row: list[float]) -> tuple[int, str] | None:
+    """The first value of ``row`` that float32 cannot hold, and why; None if all fit."""
+    for i, value in enumerate(row):
+        if -_EXACT_INT_LIMIT <= value <= _EXACT_INT_LIMIT or not math.isfinite(value):
+            continue  # the common case; NaN and infinities are values float32 holds
+        if abs(value) > _FLOAT32_MAX:
+            return i, f"{value!r} overflows float32 (largest {_FLOAT32_MAX:.7g})"
+        if value.is_integer() and float(np.float32(value)) != value:
+            return i, (
+                f"{int(value)} is not exact in float32 (it would become "
+                f"{int(np.float32(value))}; integers are exact up to 2**24)"
+            )
+    return None
+
+
+class _TooLarge(float):
+    """A JSON number beyond float64: parsed as infinity, but not what the file says."""
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    return _TooLarge(value) if math.isinf(value) else value
+
+
+def _number(value: Any) -> float | str:
+    """A JSON value as a float (null is NaN), or what is wrong with it."""
     if value is None:
         return math.nan
+    if isinstance(value, _TooLarge):
+        return "overflows float64"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+        return f"not a number: {value!r}"
+    try:
+        return float(value)
+    except OverflowError:
+        return f"{value} overflows float64"
 
 
 def _read_jsonl(handle: IO[str], out: _Builder) -> None:
@@ -218,22 +367,23 @@ def _read_jsonl(handle: IO[str], out: _Builder) -> None:
         if not text:
             continue
         try:
-            record = json.loads(text)
+            record = json.loads(text, parse_float=_json_float)
         except json.JSONDecodeError as exc:
             out.bad(line_no, "<line>", f"not valid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        except (ValueError, RecursionError) as exc:  # e.g. an integer of 5000 digits
+            out.bad(line_no, "<line>", f"not readable JSON: {exc}")
             continue
         own_id: Any = None
         key: int | None = None
         raw: Any
         if isinstance(record, list):
             raw = record
-            field = "values"
         elif isinstance(record, dict):
             if "values" not in record:
                 out.bad(line_no, "values", 'missing (each line needs a "values" list)')
                 continue
             raw = record["values"]
-            field = "values"
             own_id = record.get("id")
             if own_id is not None and (
                 isinstance(own_id, bool) or not isinstance(own_id, (str, int))
@@ -249,17 +399,17 @@ def _read_jsonl(handle: IO[str], out: _Builder) -> None:
             out.bad(line_no, "<line>", "must be a JSON object or a list of numbers")
             continue
         if not isinstance(raw, list):
-            out.bad(line_no, field, f"must be a list of numbers, got {type(raw).__name__}")
+            out.bad(line_no, "values", f"must be a list of numbers, got {type(raw).__name__}")
             continue
         row: list[float] = []
         for i, value in enumerate(raw):
             number = _number(value)
-            if number is None:
-                out.bad(line_no, f"{field}[{i}]", f"not a number: {value!r}")
+            if isinstance(number, str):
+                out.bad(line_no, f"values[{i}]", number)
                 break
             row.append(number)
         else:
-            out.good(line_no, row, own_id, key)
+            out.good(line_no, row, own_id, key, "values")
 
 
 def _read_csv(handle: IO[str], out: _Builder) -> None:
@@ -273,7 +423,7 @@ def _read_csv(handle: IO[str], out: _Builder) -> None:
         if not row or all(not cell.strip() for cell in row):
             continue
         if header is None:
-            if all(_parse_cell(cell) is not None for cell in row):
+            if all(not isinstance(_parse_cell(cell), str) for cell in row):
                 header = [f"column {i + 1}" for i in range(len(row))]  # no header line
                 value_columns = list(range(len(row)))
             else:
@@ -290,8 +440,8 @@ def _read_csv(handle: IO[str], out: _Builder) -> None:
         failed = False
         for i in value_columns:
             number = _parse_cell(row[i])
-            if number is None:
-                out.bad(line_no, header[i], f"not a number: {row[i]!r}")
+            if isinstance(number, str):
+                out.bad(line_no, header[i], number)
                 failed = True
                 break
             values.append(number)
@@ -306,20 +456,25 @@ def _read_csv(handle: IO[str], out: _Builder) -> None:
                 out.bad(line_no, header[key_column], f"must be an integer, got {cell!r}")
                 continue
         own_id = row[id_column].strip() if id_column is not None else None
-        out.good(line_no, values, own_id or None, key)
+        names = [header[i] for i in value_columns]
+        out.good(line_no, values, own_id or None, key, "values", names)
 
 
-def _parse_cell(cell: str) -> float | None:
+def _parse_cell(cell: str) -> float | str:
+    """A CSV cell as a float (empty is NaN: a missing value), or what is wrong with it."""
     text = cell.strip()
     if not text:
-        return math.nan  # an empty cell is a missing value
+        return math.nan
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        return None
+        return f"not a number: {cell!r}"
+    if math.isinf(value) and text.lower() not in _INF_WORDS:
+        return f"{text} overflows float64"
+    return value
 
 
-def _read_npy(path: str) -> InputData:
+def _read_npy(path: str, require_key: bool) -> InputData:
     try:
         array: Any = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -328,21 +483,61 @@ def _read_npy(path: str) -> InputData:
         raise InputFileError(path, "holds no single array (an .npz archive?)")
     if array.dtype.kind not in "biuf":
         raise InputFileError(path, f"holds {array.dtype} values; a numeric array is needed")
-    if array.ndim == 1:
-        array = array.reshape(-1, 1)
-    if array.ndim != 2:
+    if array.ndim != 2 or array.shape[1] == 0:
         raise InputFileError(
-            path, f"holds an array of shape {array.shape}; (records, width) is needed"
+            path,
+            f"holds an array of shape {array.shape}; a 2-D (records, width) array with "
+            "at least one column is needed (reshape a vector to (n, 1) or (1, n))",
         )
-    n = array.shape[0]
+    if array.shape[0] == 0:
+        raise InputFileError(path, f"holds no records (shape {array.shape})")
+    if require_key:
+        raise InputFileError(
+            path, "an .npy file carries no keys, and this pipeline routes records by key"
+        )
+    good, errors = _npy_rows_float32_holds(path, array)
+    if not good.any():
+        raise InputFileError(path, f"no good record; the first problem: {errors[0]}")
+    index = np.flatnonzero(good).astype(np.int64)
     return InputData(
         path=path,
-        values=np.ascontiguousarray(array, dtype=np.float32),
-        index=np.arange(n, dtype=np.int64),
-        ids=[None] * n,
+        values=np.ascontiguousarray(array[good], dtype=np.float32),
+        index=index,
+        ids=[None] * len(index),
         keys=None,
-        errors=[],
+        errors=errors,
     )
+
+
+def _npy_rows_float32_holds(
+    path: str, array: npt.NDArray[Any]
+) -> tuple[npt.NDArray[np.bool_], list[InputRecordError]]:
+    """Which rows float32 holds exactly enough (see :func:`_float32_problem`), and a
+    report for each row it does not."""
+    good = np.ones(array.shape[0], dtype=np.bool_)
+    errors: list[InputRecordError] = []
+    kind, size = array.dtype.kind, array.dtype.itemsize
+    if kind == "b" or size <= 2 or (kind == "f" and size <= 4):
+        return good, errors  # bool, (u)int8/16, float16/32: float32 holds every value
+    with np.errstate(invalid="ignore"):
+        big = np.abs(array.astype(np.float64)) > _EXACT_INT_LIMIT
+    for row in np.flatnonzero(big.any(axis=1)).tolist():
+        values = [v if isinstance(v, float) else float(v) for v in array[row].tolist()]
+        if array.dtype.kind in "iu":  # exactness of an integer beyond float64's 2**53
+            problem = next(
+                (
+                    (i, f"{v} is not exact in float32 (integers are exact up to 2**24)")
+                    for i, v in enumerate(array[row].tolist())
+                    if int(np.float32(v)) != v
+                ),
+                None,
+            )
+        else:
+            problem = _float32_problem(values)
+        if problem is not None:
+            good[row] = False
+            errors.append(InputRecordError(path, row + 1, f"values[{problem[0]}]", problem[1]))
+    return good, errors
 
 
 # -- results -------------------------------------------------------------------------------
@@ -424,14 +619,43 @@ def nan_to_null(value: Any) -> Any:
     return value
 
 
+def npy_output_problem(plan: PipelinePlan) -> str | None:
+    """Why ``plan``'s results cannot go into one ``.npy`` array, or None if they can.
+
+    An array holds one kind of row: the results of one sink stage that takes from one
+    stage. Several sinks, or a sink gathering several stages' results (which differ in
+    their columns), need JSON Lines, where each line names its record and columns.
+    """
+    sinks = [stage for stage in plan.stages if not stage.outputs]
+    if len(sinks) > 1:
+        names = ", ".join(repr(stage.name) for stage in sinks)
+        return (
+            f"pipeline {plan.name!r} has {len(sinks)} sinks ({names}); one .npy array "
+            "cannot hold their different results: write .jsonl instead"
+        )
+    for stage in sinks:
+        if len(stage.inputs) > 1:
+            names = ", ".join(repr(name) for name in stage.inputs)
+            return (
+                f"sink {stage.name!r} gathers results of {len(stage.inputs)} stages "
+                f"({names}), which differ in shape; one .npy array cannot hold them: "
+                "write .jsonl instead"
+            )
+    return None
+
+
 class ResultWriter:
     """Writes results as they arrive: JSON Lines at once, ``.npy`` at :meth:`close`.
 
-    ``label(ids)`` names records in JSON (see :func:`result_rows`); ``row_of(ids)``
-    maps an ``(n, 2)`` id array to input row numbers (-1 for records that are no input
-    record, such as an aggregator's sums). ``.npy`` output holds one row per input
-    record in input order (NaN for records without a result), or, when some result is
-    no input record, the results in completion order.
+    The file is created (emptied) when the writer is, so an unwritable path fails
+    before the run. ``label(ids)`` names records in JSON (see :func:`result_rows`);
+    ``row_of(ids)`` maps an ``(n, 2)`` id array to input row numbers (-1 for records
+    that are no input record, such as an aggregator's sums).
+
+    ``.npy`` order rule: when every result is an input record's own result, one each,
+    row ``i`` is input record ``i``'s result (NaN where its record failed in a stage);
+    otherwise (an aggregator's rows, several results per record) rows are in completion
+    order. ``.npy`` output needs results of one shape (see :func:`npy_output_problem`).
     """
 
     def __init__(
@@ -450,55 +674,73 @@ class ResultWriter:
         self._input_rows = input_rows
         self.records = 0  #: result records written (errors included)
         self.errors = 0  #: StageError records written
-        self._handle: IO[str] | None = None
+        self.rows = 0  #: rows the .npy file holds, once closed
+        self._shape: tuple[int, tuple[str, ...]] | None = None
+        self._mixed: str | None = None
         self._chunks: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = []
-        if self.format == "jsonl":
-            self._handle = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        # Opened here, in binary for .npy: np.save given a path would append ".npy".
+        mode = "w" if self.format == "jsonl" else "wb"
+        encoding = "utf-8" if self.format == "jsonl" else None
+        self._handle: IO[Any] | None = open(self.path, mode, encoding=encoding)  # noqa: SIM115
 
     def write(self, msg: Any) -> None:
         """Write one result message (any number of records)."""
         if type(msg) is StageError:
             self.errors += len(msg)
-        if self._handle is not None:
+        if self.format == "jsonl":
             lines = []
             for name, data in result_rows(msg, self._label):
                 lines.append(json.dumps({"id": name, **nan_to_null(data)}, allow_nan=False))
                 self.records += 1
-            if lines:
+            if lines and self._handle is not None:
                 self._handle.write("\n".join(lines) + "\n")
             return
         if type(msg) is StageError:
             self.records += len(msg)
             return
-        rows, values = _numeric(msg)
+        rows, values, columns = _numeric(msg)
         self.records += len(values)
+        shape = (values.shape[1], columns)
+        if self._shape is None:
+            self._shape = shape
+        elif shape != self._shape and self._mixed is None:
+            self._mixed = (
+                f"results of two shapes ({_describe_shape(self._shape)} and "
+                f"{_describe_shape(shape)}) cannot share one .npy array: write .jsonl instead"
+            )
         self._chunks.append((self._row_of(rows), values))
 
     def close(self) -> None:
-        """Finish the file. Idempotent."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        """Finish the file. Idempotent.
+
+        Raises:
+            InputFileError: ``.npy`` results came in two shapes (the file is left
+                empty; nothing is written that would misplace them).
+        """
+        handle, self._handle = self._handle, None
+        if handle is None:
             return
-        if self.format != "npy" or self._chunks is None:
-            return
+        try:
+            if self.format == "npy":
+                if self._mixed is not None:
+                    raise InputFileError(self.path, self._mixed)
+                out = self._array()
+                np.save(handle, out)
+                self.rows = int(out.shape[0])
+        finally:
+            handle.close()
+
+    def _array(self) -> npt.NDArray[np.float32]:
         chunks, self._chunks = self._chunks, []
         if not chunks:
-            np.save(self.path, np.zeros((0, 0), dtype=np.float32))
-            return
-        width = chunks[0][1].shape[1]
+            return np.zeros((0, 0), dtype=np.float32)
         all_rows = np.concatenate([c[0] for c in chunks])
-        all_values = np.concatenate([c[1] for c in chunks if c[1].shape[1] == width])
-        if (
-            len(all_rows) == len(all_values)
-            and (all_rows >= 0).all()
-            and len(np.unique(all_rows)) == len(all_rows)
-        ):
-            out = np.full((self._input_rows, width), np.nan, dtype=np.float32)
+        all_values = np.concatenate([c[1] for c in chunks])
+        if (all_rows >= 0).all() and len(np.unique(all_rows)) == len(all_rows):
+            out = np.full((self._input_rows, all_values.shape[1]), np.nan, dtype=np.float32)
             out[all_rows] = all_values
-        else:
-            out = all_values
-        np.save(self.path, out)
+            return out
+        return all_values
 
     def __enter__(self) -> ResultWriter:
         return self
@@ -507,9 +749,17 @@ class ResultWriter:
         self.close()
 
 
-def _numeric(msg: Any) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
+def _describe_shape(shape: tuple[int, tuple[str, ...]]) -> str:
+    width, columns = shape
+    return f"columns {', '.join(columns)}" if columns else f"{width} values"
+
+
+def _numeric(
+    msg: Any,
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32], tuple[str, ...]]:
     if type(msg) is RecordBatch:
-        return msg.record_ids, np.asarray(msg.values, dtype=np.float32)
-    vector, _, _ = payload_of(msg)
+        values = np.asarray(msg.values, dtype=np.float32).reshape(len(msg), -1)
+        return msg.record_ids, values, tuple(msg.columns)
+    vector, columns, _ = payload_of(msg)
     row = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-    return ids_to_array([root_id(msg)]), row
+    return ids_to_array([root_id(msg)]), row, tuple(columns)
