@@ -137,7 +137,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--width", type=_positive, default=64, help="values per synthetic record (64)")
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic records (0)")
     run.add_argument("--input-format", choices=INPUT_FORMATS, help="override the input extension")
-    run.add_argument("-o", "--output", help="output file: .jsonl or .npy (default: none)")
+    run.add_argument(
+        "-o",
+        "--output",
+        help=(
+            "output file (default: none): .jsonl, one line per result in completion order, "
+            "each with its record's id; or .npy, the results of one sink, row i the result "
+            "of input record i (input order) where each record gives one result, else in "
+            "completion order"
+        ),
+    )
     run.add_argument(
         "--output-format", choices=OUTPUT_FORMATS, help="override the output extension"
     )
