@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from pipeline_helpers import make_plugins
 from pydotcompute import BackpressureStrategy, Pipeline, RestartPolicy
-from pydotcompute.errors import ParameterValueError, UnknownParameterError
+from pydotcompute.errors import (
+    DanglingInputError,
+    ParameterValueError,
+    PipelineValidationErrors,
+    UnknownParameterError,
+    UnknownStageError,
+)
 from pydotcompute.pipeline import (
     STAGE_SETTINGS,
     STRUCTURE_KEYS,
@@ -164,10 +170,16 @@ def test_an_unknown_setting_in_python_points_to_params(pm: PluginManager) -> Non
     assert "ring_rows, params; the stage's own parameters go in its params" in str(info.value)
 
 
-def test_an_unknown_setting_is_found_before_the_graph_is_checked(pm: PluginManager) -> None:
+def test_an_unknown_setting_is_reported_with_the_graph_problems(pm: PluginManager) -> None:
     pipeline = Pipeline().add_stage("a", "scale", inputs=["ghost"]).add_stage("b", worker=2)
-    with pytest.raises(UnknownParameterError, match="stage 'b': unknown setting 'worker'"):
+    with pytest.raises(PipelineValidationErrors) as info:
         pipeline.validate(pm)
+    assert [type(e) for e in info.value.errors] == [
+        UnknownParameterError,
+        DanglingInputError,
+        UnknownStageError,
+    ]
+    assert str(info.value.errors[0]).startswith("stage 'b': unknown setting 'worker'")
 
 
 # -- a new setting is one entry ------------------------------------------------------------

@@ -8,6 +8,8 @@ for a TOML file) and put it at the front of the message:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "ArgumentTypeError",
     "BackendProtocolError",
@@ -23,10 +25,12 @@ __all__ = [
     "MessageValidationError",
     "ParameterValueError",
     "PipelineCycleError",
+    "PipelineResourceWarning",
     "PipelineRunError",
     "PipelineStateError",
     "PipelineStoppedError",
     "PipelineValidationError",
+    "PipelineValidationErrors",
     "PluginConflictError",
     "PluginError",
     "PluginLoadError",
@@ -279,6 +283,46 @@ class PipelineCycleError(PipelineValidationError):
 
 class DanglingInputError(PipelineValidationError):
     """A stage names an input that is no stage of the pipeline."""
+
+
+class PipelineValidationErrors(PipelineValidationError):
+    """Several problems in one pipeline definition, all found in one pass.
+
+    The author of the pipeline's fault: fix each one. ``errors`` holds each problem as
+    its own located :class:`PipelineValidationError` (with its ``stage``, ``key``,
+    ``source`` and ``line``), sorted by line; the message lists them one per line.
+    Raised only for two or more: a single problem is raised as itself.
+    """
+
+    def __init__(self, errors: Sequence[PipelineValidationError], *, source: str | None) -> None:
+        self.errors = tuple(sorted(errors, key=_by_line))
+        super().__init__(
+            f"{len(self.errors)} problems:\n" + "\n".join(str(e) for e in self.errors),
+            source=source,
+        )
+
+
+def _by_line(err: PipelineValidationError) -> tuple[bool, int]:
+    # Problems without a line (the whole pipeline's) after the located ones; sorted()
+    # is stable, so ties keep the order they were found in.
+    return (err.line is None, err.line or 0)
+
+
+class PipelineResourceWarning(RingKernelError, UserWarning):
+    """A valid pipeline asks for far more than this machine has (workers against CPU
+    cores, queue capacity against memory): it would run, slowly or out of memory.
+
+    The pipeline author's call: lower the named stage's setting, or ignore the warning
+    on a machine that really has the room. ``stage`` and ``key`` name the setting.
+    """
+
+    def __init__(self, problem: str, *, stage: str, key: str, source: str | None = None) -> None:
+        self.problem = problem
+        self.stage = stage
+        self.key = key
+        self.source = source
+        where = f"{source}: " if source is not None else ""
+        super().__init__(f"{where}stage {stage!r}: {key}: {problem}")
 
 
 # -- pipeline runs ---------------------------------------------------------------------

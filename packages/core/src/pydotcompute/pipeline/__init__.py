@@ -22,6 +22,10 @@ from ._plan import (
     StageSpec,
     plan_pipeline,
 )
+from ._resources import (
+    resource_warnings,
+    workers_limit,
+)
 from ._run import (
     FEEDER,
     PipelineRun,
@@ -61,6 +65,8 @@ __all__ = [
     "plan_pipeline",
     "records_from_array",
     "relaxed_gc",
+    "resource_warnings",
     "settings_table",
     "stage_telemetry",
+    "workers_limit",
 ]

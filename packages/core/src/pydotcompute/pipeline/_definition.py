@@ -19,7 +19,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Seq
 from os import PathLike
 from typing import Any
 
-from ..errors import ParameterValueError
+from ..errors import ParameterValueError, PipelineValidationError
 from ..plugins import PluginManager, get_plugin_manager
 from ..runtime import RingKernelRuntime
 from ._plan import PipelinePlan, StageSpec, plan_pipeline
@@ -52,6 +52,9 @@ class Pipeline:
         self.source = source
         self._default_lines = dict(default_lines or {})
         self._specs: list[StageSpec] = []
+        #: Problems a reader found in the source, reported by :meth:`validate` with
+        #: the rest (the TOML reader keeps reading past an unknown key).
+        self.source_problems: list[PipelineValidationError] = []
 
     # -- building ----------------------------------------------------------------------
 
@@ -98,8 +101,9 @@ class Pipeline:
         """Read a pipeline file; see :mod:`pydotcompute.pipeline` for the format.
 
         Raises:
-            PipelineValidationError: the file is not valid TOML or not a pipeline
-                (with the file name and line).
+            PipelineValidationError: the file is not valid TOML, or its ``[pipeline]``
+                or ``stages`` is not a table (with the file name and line); the rest
+                is reported by :meth:`validate`.
             OSError: the file cannot be read.
         """
         from ._toml import load_pipeline
@@ -118,11 +122,15 @@ class Pipeline:
     def validate(self, plugins: PluginManager | None = None) -> PipelinePlan:
         """Check the whole definition against the installed plugins.
 
+        Every problem is reported at once; a plan far beyond this machine warns (see
+        :func:`~pydotcompute.pipeline.plan_pipeline`).
+
         Raises:
-            PipelineValidationError: the first problem, naming the stage (and the file
-                and line for TOML): UnknownStageError, UnknownBackendError,
+            PipelineValidationError: the one problem found, naming the stage (and the
+                file and line for TOML): UnknownStageError, UnknownBackendError,
                 UnknownParameterError, ParameterValueError, DanglingInputError,
-                PipelineCycleError.
+                PipelineCycleError; or, for several, PipelineValidationErrors holding
+                each, sorted by line.
         """
         return plan_pipeline(
             self.name,
@@ -131,6 +139,7 @@ class Pipeline:
             plugins or get_plugin_manager(),
             source=self.source,
             default_lines=self._default_lines,
+            found=self.source_problems,
         )
 
     def open(

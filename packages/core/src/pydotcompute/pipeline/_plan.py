@@ -10,6 +10,7 @@ line of the offending key.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,10 +21,13 @@ from ..errors import (
     DanglingInputError,
     ParameterValueError,
     PipelineCycleError,
+    PipelineResourceWarning,
     PipelineValidationError,
+    PipelineValidationErrors,
     PluginConflictError,
     UnknownParameterError,
 )
+from ._resources import resource_warnings
 from ._settings import (
     BACKEND,
     BACKPRESSURE,
@@ -146,6 +150,8 @@ class PipelinePlan:
 
     name: str
     stages: tuple[PlannedStage, ...]
+    #: What the plan asks beyond this machine (already warned when it was planned).
+    warnings: tuple[PipelineResourceWarning, ...] = ()
 
     def __getitem__(self, name: str) -> PlannedStage:
         for stage in self.stages:
@@ -171,98 +177,132 @@ def plan_pipeline(
     source: str | None = None,
     default_lines: Mapping[str, int] | None = None,
     settings: Mapping[str, StageSetting[Any]] = STAGE_SETTINGS,
+    found: Sequence[PipelineValidationError] = (),
 ) -> PipelinePlan:
     """Validate ``specs`` and return the plan.
 
     ``defaults`` change the settings' defaults for every stage; ``settings`` is the
     table of stage settings to check against (the built-in :data:`STAGE_SETTINGS`
-    unless a caller extends it).
+    unless a caller extends it); ``found`` are problems a reader already found in the
+    file, reported together with the ones found here.
+
+    Every problem is collected before raising, so one pass reports them all; checks
+    that would only echo an earlier problem are skipped (no cycle check while an input
+    names no stage, no parameter check for an unknown stage type). A plan that asks for
+    far more than this machine has gets a :class:`PipelineResourceWarning` per
+    setting, warned and kept in :attr:`PipelinePlan.warnings`.
 
     Raises:
-        PipelineValidationError: (or a subclass) the first problem found, located.
+        PipelineValidationError: the one problem found (of its own subclass), or a
+            :class:`PipelineValidationErrors` holding every problem, sorted by line.
     """
     checker = _Checker(source, default_lines or {}, settings)
+    checker.errors.extend(found)
     if not specs:
-        raise PipelineValidationError("the pipeline has no stages", source=source, line=None)
+        if not checker.errors:  # else the reader's problems say why there are none
+            checker.report(
+                PipelineValidationError("the pipeline has no stages", source=source, line=None)
+            )
+        checker.raise_found()
     resolved_defaults = checker.settings_defaults(defaults)
     seen: set[str] = set()
     for spec in specs:
         if not isinstance(spec.name, str) or not spec.name:
-            raise checker.error(PipelineValidationError, "a stage needs a non-empty name", spec)
-        if spec.name in seen:
-            raise checker.error(PipelineValidationError, "the stage name is used twice", spec)
+            checker.report(
+                checker.error(PipelineValidationError, "a stage needs a non-empty name", spec)
+            )
+        elif spec.name in seen:
+            checker.report(
+                checker.error(PipelineValidationError, "the stage name is used twice", spec)
+            )
         seen.add(spec.name)
         checker.known_settings(spec)
+    if len(seen) < len(specs) or "" in seen:
+        checker.raise_found()  # the graph's checks below need every name once
     inputs = _resolve_inputs(specs, checker)
-    order = _topological_order(specs, inputs, checker)
+    order = _topological_order(specs, inputs, checker) if inputs is not None else None
+    wired = inputs or {}
     outputs: dict[str, list[str]] = {s.name: [] for s in specs}
     for spec in specs:
-        for upstream in inputs[spec.name]:
+        for upstream in wired.get(spec.name, ()):
             outputs[upstream].append(spec.name)
-    by_name = {s.name: s for s in specs}
-    planned: list[PlannedStage] = []
-    kernel_owner: dict[str, str] = {}
-    for stage_name in order:
-        spec = by_name[stage_name]
+    checked: dict[str, PlannedStage] = {}
+    for spec in specs:
         stage = checker.stage(
-            spec, resolved_defaults, plugins, inputs[stage_name], outputs[stage_name]
+            spec, resolved_defaults, plugins, wired.get(spec.name, ()), outputs[spec.name]
         )
-        for kid in stage.kernel_ids:
+        if stage is not None:
+            checked[spec.name] = stage
+    kernel_owner: dict[str, str] = {}
+    for spec in specs:
+        for kid in checked[spec.name].kernel_ids if spec.name in checked else ():
             if kid in kernel_owner:
-                raise checker.error(
-                    PipelineValidationError,
-                    f"its worker kernel id {kid!r} collides with stage {kernel_owner[kid]!r}; "
-                    "rename one of them",
-                    spec,
+                checker.report(
+                    checker.error(
+                        PipelineValidationError,
+                        f"its worker kernel id {kid!r} collides with stage "
+                        f"{kernel_owner[kid]!r}; rename one of them",
+                        spec,
+                    )
                 )
-            kernel_owner[kid] = stage_name
-        planned.append(stage)
-    return PipelinePlan(name=name, stages=tuple(planned))
+            kernel_owner.setdefault(kid, spec.name)
+    checker.raise_found()
+    assert order is not None  # no problem found, so the graph was checked
+    planned = tuple(checked[stage_name] for stage_name in order)
+    found_warnings = resource_warnings(planned, source=source)
+    for warning in found_warnings:
+        warnings.warn(warning, stacklevel=3)
+    return PipelinePlan(name=name, stages=planned, warnings=found_warnings)
 
 
-def _resolve_inputs(specs: Sequence[StageSpec], checker: _Checker) -> dict[str, tuple[str, ...]]:
+def _resolve_inputs(
+    specs: Sequence[StageSpec], checker: _Checker
+) -> dict[str, tuple[str, ...]] | None:
+    """Each stage's upstream names (None: some stage's inputs are wrong, reported)."""
     names = {s.name for s in specs}
     result: dict[str, tuple[str, ...]] = {}
     previous: str | None = None
+    wrong = False
     for spec in specs:
         if spec.inputs is None:
             result[spec.name] = () if previous is None else (previous,)
         else:
-            if not isinstance(spec.inputs, tuple) or not all(
-                isinstance(i, str) for i in spec.inputs
-            ):
-                raise checker.error(
-                    ParameterValueError,
-                    f"inputs must be a list of stage names, got {spec.inputs!r}",
-                    spec,
-                    "inputs",
-                )
-            for upstream in spec.inputs:
-                if upstream not in names:
-                    known = ", ".join(s.name for s in specs if s.name != spec.name) or "none"
-                    raise checker.error(
-                        DanglingInputError,
-                        f"input {upstream!r} is not a stage of this pipeline (stages: {known})",
-                        spec,
-                        "inputs",
-                    )
-            repeated = sorted({i for i in spec.inputs if spec.inputs.count(i) > 1})
-            if repeated:
-                raise checker.error(
-                    ParameterValueError,
-                    f"input {repeated[0]!r} is listed more than once",
-                    spec,
-                    "inputs",
-                )
+            problems = _input_problems(spec, names, specs)
+            for cls, problem in problems:
+                checker.report(checker.error(cls, problem, spec, "inputs"))
+            wrong = wrong or bool(problems)
             result[spec.name] = spec.inputs
         previous = spec.name
-    return result
+    return None if wrong else result
+
+
+def _input_problems(
+    spec: StageSpec, names: set[str], specs: Sequence[StageSpec]
+) -> list[tuple[type[PipelineValidationError], str]]:
+    assert spec.inputs is not None
+    if not isinstance(spec.inputs, tuple) or not all(isinstance(i, str) for i in spec.inputs):
+        return [(ParameterValueError, f"inputs must be a list of stage names, got {spec.inputs!r}")]
+    problems: list[tuple[type[PipelineValidationError], str]] = []
+    for upstream in spec.inputs:
+        if upstream not in names:
+            known = ", ".join(s.name for s in specs if s.name != spec.name) or "none"
+            problems.append(
+                (
+                    DanglingInputError,
+                    f"input {upstream!r} is not a stage of this pipeline (stages: {known})",
+                )
+            )
+    repeated = sorted({i for i in spec.inputs if spec.inputs.count(i) > 1})
+    if repeated:
+        problems.append((ParameterValueError, f"input {repeated[0]!r} is listed more than once"))
+    return problems
 
 
 def _topological_order(
     specs: Sequence[StageSpec], inputs: Mapping[str, tuple[str, ...]], checker: _Checker
-) -> list[str]:
-    """Kahn's algorithm, ties broken by definition order; a cycle is spelled out."""
+) -> list[str] | None:
+    """Kahn's algorithm, ties broken by definition order; a cycle is spelled out
+    (reported, and None returned)."""
     position = {s.name: i for i, s in enumerate(specs)}
     pending = {name: len(ups) for name, ups in inputs.items()}
     downstream: dict[str, list[str]] = {name: [] for name in inputs}
@@ -282,13 +322,34 @@ def _topological_order(
     if len(order) == len(specs):
         return order
     cycle = _find_cycle({n for n, c in pending.items() if c > 0}, inputs, position)
-    spec = next(s for s in specs if s.name == cycle[0])
-    raise checker.error(
-        PipelineCycleError,
-        "its inputs form a cycle: " + " -> ".join(cycle) + " (pipelines must be acyclic)",
-        spec,
-        "inputs",
+    by_name = {s.name: s for s in specs}
+    checker.report(
+        checker.error(
+            PipelineCycleError,
+            "its inputs form a cycle: "
+            + " -> ".join(cycle)
+            + " (pipelines must be acyclic)"
+            + _defaulted_hint(cycle, by_name, inputs),
+            by_name[cycle[0]],
+            "inputs",
+        )
     )
+    return None
+
+
+def _defaulted_hint(
+    cycle: Sequence[str], by_name: Mapping[str, StageSpec], inputs: Mapping[str, tuple[str, ...]]
+) -> str:
+    """Why a stage in ``cycle`` reads the stage before it, when nobody wrote so."""
+    defaulted = [n for n in dict.fromkeys(cycle) if by_name[n].inputs is None]
+    if not defaulted:
+        return ""
+    told = "; ".join(
+        f"stage {n!r} sets no inputs, so it reads {inputs[n][0]!r}, the stage defined just "
+        "before it"
+        for n in defaulted
+    )
+    return f"; {told} (write inputs = [...] to wire it, or inputs = [] for a source)"
 
 
 def _find_cycle(
@@ -310,7 +371,7 @@ def _find_cycle(
 
 
 class _Checker:
-    """Builds located errors and checks settings against the settings table."""
+    """Builds located errors, collects them, and checks settings against the table."""
 
     def __init__(
         self,
@@ -321,6 +382,8 @@ class _Checker:
         self.source = source
         self.default_lines = default_lines
         self.table = table
+        self.errors: list[PipelineValidationError] = []
+        self._bad_defaults: set[str] = set()  # reported once, not once per stage
 
     def error(
         self, cls: type[PipelineValidationError], problem: str, spec: StageSpec, key: str = ""
@@ -329,24 +392,37 @@ class _Checker:
             problem, stage=spec.name, key=key or None, source=self.source, line=spec.line(key)
         )
 
+    def report(self, error: PipelineValidationError) -> None:
+        self.errors.append(error)
+
+    def raise_found(self) -> None:
+        """Raise what was found: the one problem itself, or all of them together."""
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise PipelineValidationErrors(self.errors, source=self.source)
+
     def settings_defaults(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
         """Every setting's default, the pipeline's where it gives one (checked per stage,
-        so a bad one is reported against the stage it would configure)."""
+        so a bad one is reported against the first stage it would configure)."""
         merged = {name: setting.default for name, setting in self.table.items()}
         for key, value in defaults.items():
             if key not in self.table:
-                raise UnknownParameterError(
-                    f"unknown pipeline default {key!r} (stage settings: {', '.join(self.table)})",
-                    key=key,
-                    source=self.source,
-                    line=self.default_lines.get(key),
+                self.report(
+                    UnknownParameterError(
+                        f"unknown pipeline default {key!r} "
+                        f"(stage settings: {', '.join(self.table)})",
+                        key=key,
+                        source=self.source,
+                        line=self.default_lines.get(key),
+                    )
                 )
-            if value is not None:
+            elif value is not None:
                 merged[key] = value
         return merged
 
     def known_settings(self, spec: StageSpec) -> None:
-        """Refuse a setting the table does not declare, pointing parameters to params."""
+        """Report each setting the table does not declare, pointing parameters to params."""
         for key in spec.settings:
             if key not in self.table:
                 where = (
@@ -355,27 +431,39 @@ class _Checker:
                     else "in its params"
                 )
                 keys = ", ".join((*STRUCTURE_KEYS[:2], *self.table, *STRUCTURE_KEYS[2:]))
-                raise self.error(
-                    UnknownParameterError,
-                    f"unknown setting {key!r} (settings: {keys}; the stage's own parameters "
-                    f"go {where})",
-                    spec,
-                    key,
+                self.report(
+                    self.error(
+                        UnknownParameterError,
+                        f"unknown setting {key!r} (settings: {keys}; the stage's own "
+                        f"parameters go {where})",
+                        spec,
+                        key,
+                    )
                 )
 
-    def setting_values(self, spec: StageSpec, defaults: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Every setting's parsed value for ``spec``; a bad one is located at the stage's
-        key, or at the pipeline default it came from."""
+    def setting_values(
+        self, spec: StageSpec, defaults: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None:
+        """Every setting's parsed value for ``spec`` (None if one is bad: each bad one is
+        reported at the stage's key, or once at the pipeline default it came from)."""
         values: dict[str, Any] = {}
+        bad = False
         for name, setting in self.table.items():
             written = spec.settings.get(name)
             try:
                 values[name] = setting.check(defaults[name] if written is None else written)
             except PipelineValidationError as exc:
-                raise exc.located(
-                    stage=spec.name, source=self.source, line=self.setting_line(spec, name)
-                ) from None
-        return MappingProxyType(values)
+                bad = True
+                if written is None:
+                    if name in self._bad_defaults:
+                        continue
+                    self._bad_defaults.add(name)
+                self.report(
+                    exc.located(
+                        stage=spec.name, source=self.source, line=self.setting_line(spec, name)
+                    )
+                )
+        return None if bad else MappingProxyType(values)
 
     def setting_line(self, spec: StageSpec, name: str) -> int | None:
         """Where ``spec``'s value of setting ``name`` was written: its own key, else the
@@ -384,6 +472,63 @@ class _Checker:
             return self.default_lines[name]
         return spec.line(name)
 
+    def definition(self, spec: StageSpec, plugins: PluginManager) -> StageDefinition | None:
+        """The stage type ``spec`` names (None: reported)."""
+        if not isinstance(spec.stage, str) or not spec.stage:
+            self.report(
+                self.error(
+                    ParameterValueError,
+                    f"stage must be a stage type's name, got {spec.stage!r}",
+                    spec,
+                    "stage",
+                )
+            )
+            return None
+        try:
+            return plugins.stage(spec.stage)
+        except PipelineValidationError as exc:
+            self.report(exc.located(stage=spec.name, source=self.source, line=spec.line("stage")))
+        except PluginConflictError as exc:
+            error = self.error(PipelineValidationError, str(exc), spec, "stage")
+            error.__cause__ = exc
+            self.report(error)
+        return None
+
+    def backend(self, spec: StageSpec, name: str, plugins: PluginManager) -> ComputeBackend | None:
+        """The backend ``spec`` runs on (None: reported)."""
+        line = self.setting_line(spec, BACKEND.name)
+        try:
+            return plugins.backend(name)
+        except PipelineValidationError as exc:
+            self.report(exc.located(stage=spec.name, source=self.source, line=line))
+        except (BackendUnavailableError, BackendProtocolError, PluginConflictError) as exc:
+            error = PipelineValidationError(
+                str(exc), stage=spec.name, key=BACKEND.name, source=self.source, line=line
+            )
+            error.__cause__ = exc
+            self.report(error)
+        return None
+
+    def params(self, spec: StageSpec, definition: StageDefinition) -> Mapping[str, Any] | None:
+        """The stage's parameters, resolved against its type (None: reported)."""
+        written: Any = spec.params  # as read from TOML: maybe not a table at all
+        if not isinstance(written, Mapping):
+            self.report(
+                self.error(
+                    ParameterValueError, "params must be a table of parameters", spec, "params"
+                )
+            )
+            return None
+        try:
+            return definition.resolve_params(written, stage=spec.name)
+        except PipelineValidationError as exc:
+            self.report(
+                exc.located(
+                    stage=spec.name, source=self.source, line=spec.line(exc.key or "params")
+                )
+            )
+        return None
+
     def stage(
         self,
         spec: StageSpec,
@@ -391,49 +536,15 @@ class _Checker:
         plugins: PluginManager,
         inputs: tuple[str, ...],
         outputs: list[str],
-    ) -> PlannedStage:
-        if not isinstance(spec.stage, str) or not spec.stage:
-            raise self.error(
-                ParameterValueError,
-                f"stage must be a stage type's name, got {spec.stage!r}",
-                spec,
-                "stage",
-            )
-        try:
-            definition = plugins.stage(spec.stage)
-        except PipelineValidationError as exc:
-            raise exc.located(
-                stage=spec.name, source=self.source, line=spec.line("stage")
-            ) from None
-        except PluginConflictError as exc:
-            raise self.error(PipelineValidationError, str(exc), spec, "stage") from exc
+    ) -> PlannedStage | None:
+        """``spec`` checked and planned (None: its problems are reported)."""
+        definition = self.definition(spec, plugins)
         settings = self.setting_values(spec, defaults)
         # The table checks the name's shape; which backends exist is the plugins' to say.
-        backend_name = settings[BACKEND.name]
-        try:
-            backend = plugins.backend(backend_name)
-        except PipelineValidationError as exc:
-            raise exc.located(
-                stage=spec.name, source=self.source, line=self.setting_line(spec, BACKEND.name)
-            ) from None
-        except (BackendUnavailableError, BackendProtocolError, PluginConflictError) as exc:
-            raise PipelineValidationError(
-                str(exc),
-                stage=spec.name,
-                key=BACKEND.name,
-                source=self.source,
-                line=self.setting_line(spec, BACKEND.name),
-            ) from exc
-        if not isinstance(spec.params, Mapping):
-            raise self.error(
-                ParameterValueError, "params must be a table of parameters", spec, "params"
-            )
-        try:
-            params = definition.resolve_params(spec.params, stage=spec.name)
-        except PipelineValidationError as exc:
-            raise exc.located(
-                stage=spec.name, source=self.source, line=spec.line(exc.key or "params")
-            ) from None
+        backend = None if settings is None else self.backend(spec, settings[BACKEND.name], plugins)
+        params = None if definition is None else self.params(spec, definition)
+        if definition is None or settings is None or backend is None or params is None:
+            return None
         workers = settings[WORKERS.name]
         kernel_ids = (
             (spec.name,) if workers == 1 else tuple(f"{spec.name}_{i}" for i in range(workers))

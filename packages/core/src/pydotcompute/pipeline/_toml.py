@@ -39,6 +39,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from os import PathLike, fspath
+from typing import Any
 
 from ..errors import PipelineValidationError, UnknownParameterError
 from ._definition import Pipeline
@@ -123,8 +124,10 @@ def load_pipeline(path: str | PathLike[str]) -> Pipeline:
     """Read the pipeline file at ``path``.
 
     Raises:
-        PipelineValidationError: not valid TOML, or not a pipeline (file and line
-            named); the stages themselves are checked by ``Pipeline.validate``.
+        PipelineValidationError: not valid TOML, or ``[pipeline]`` or ``stages`` not a
+            table (file and line named). Every other problem (an unknown top-level key,
+            a stage that is not a table, the stages themselves) is reported by
+            ``Pipeline.validate``, all at once.
         OSError: the file cannot be read.
     """
     name = fspath(path)
@@ -138,9 +141,9 @@ def parse_pipeline(text: str, *, source: str = "<string>") -> Pipeline:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        found = _DECODE_LINE_RE.search(str(exc))
+        at_line = _DECODE_LINE_RE.search(str(exc))
         raise PipelineValidationError(
-            f"not valid TOML: {exc}", source=source, line=int(found.group(1)) if found else None
+            f"not valid TOML: {exc}", source=source, line=int(at_line.group(1)) if at_line else None
         ) from None
     lines = TomlLines(text)
 
@@ -149,25 +152,33 @@ def parse_pipeline(text: str, *, source: str = "<string>") -> Pipeline:
     ) -> PipelineValidationError:
         return cls(problem, stage=stage, source=source, line=lines.line(*path))
 
+    # Problems that leave the rest readable are kept for validation to report with
+    # the stages' own; only a file whose shape cannot be read further raises here.
+    found: list[PipelineValidationError] = []
     for key in document:
         if key not in _TOP_LEVEL:
-            raise fail(
-                UnknownParameterError,
-                f"unknown top-level key {key!r}: a pipeline file holds a [pipeline] table "
-                "and [stages.NAME] tables",
-                key,
+            found.append(
+                fail(
+                    UnknownParameterError,
+                    f"unknown top-level key {key!r}: a pipeline file holds a [pipeline] table "
+                    "and [stages.NAME] tables",
+                    key,
+                )
             )
     header = document.get("pipeline", {})
     if not isinstance(header, Mapping):
         raise fail(PipelineValidationError, "[pipeline] must be a table", "pipeline")
     name = header.get("name", _stem(source))
     if not isinstance(name, str):
-        raise fail(
-            PipelineValidationError,
-            f"[pipeline] name must be a string, got {name!r}",
-            "pipeline",
-            "name",
+        found.append(
+            fail(
+                PipelineValidationError,
+                f"[pipeline] name must be a string, got {name!r}",
+                "pipeline",
+                "name",
+            )
         )
+        name = _stem(source)
     defaults = {k: v for k, v in header.items() if k not in _DESCRIPTION_KEYS}
     default_lines = {k: line for k in defaults if (line := lines.line("pipeline", k)) is not None}
     pipeline = Pipeline(name, defaults=defaults, source=source, default_lines=default_lines)
@@ -185,32 +196,39 @@ def parse_pipeline(text: str, *, source: str = "<string>") -> Pipeline:
         )
     for stage_name, table in stages.items():
         if not isinstance(table, Mapping):
-            raise fail(
-                PipelineValidationError,
-                f"stages.{stage_name} must be a table ([stages.{stage_name}])",
-                "stages",
-                stage_name,
-                stage=stage_name,
+            found.append(
+                fail(
+                    PipelineValidationError,
+                    f"stages.{stage_name} must be a table ([stages.{stage_name}])",
+                    "stages",
+                    stage_name,
+                    stage=stage_name,
+                )
             )
-        locations = {"": lines.line("stages", stage_name)}
-        for key in table:
-            locations[key] = lines.line("stages", stage_name, key)
-        params = table.get("params", {})
-        if isinstance(params, Mapping):
-            for key in params:
-                locations[f"params.{key}"] = lines.line("stages", stage_name, "params", key)
-        inputs = table.get("inputs")
-        pipeline.add_spec(
-            StageSpec(
-                name=stage_name,
-                stage=table.get("stage", stage_name),
-                inputs=tuple(inputs) if isinstance(inputs, list) else inputs,
-                settings={k: v for k, v in table.items() if k not in STRUCTURE_KEYS},
-                params=params,
-                locations={k: v for k, v in locations.items() if v is not None},
-            )
-        )
+            continue
+        pipeline.add_spec(_spec(stage_name, table, lines))
+    pipeline.source_problems.extend(found)
     return pipeline
+
+
+def _spec(stage_name: str, table: Mapping[str, Any], lines: TomlLines) -> StageSpec:
+    """The stage ``[stages.<stage_name>]`` as written, with the line of each key."""
+    locations = {"": lines.line("stages", stage_name)}
+    for key in table:
+        locations[key] = lines.line("stages", stage_name, key)
+    params = table.get("params", {})
+    if isinstance(params, Mapping):
+        for key in params:
+            locations[f"params.{key}"] = lines.line("stages", stage_name, "params", key)
+    inputs = table.get("inputs")
+    return StageSpec(
+        name=stage_name,
+        stage=table.get("stage", stage_name),
+        inputs=tuple(inputs) if isinstance(inputs, list) else inputs,
+        settings={k: v for k, v in table.items() if k not in STRUCTURE_KEYS},
+        params=params,
+        locations={k: v for k, v in locations.items() if v is not None},
+    )
 
 
 def _stem(source: str) -> str:
