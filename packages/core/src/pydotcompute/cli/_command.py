@@ -19,6 +19,7 @@ import asyncio
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 from uuid import UUID
@@ -34,7 +35,13 @@ from ..dataflow import (
     record_ids_for_rows,
     row_indices,
 )
-from ..errors import PipelineRunError, PipelineValidationError, RingKernelError
+from ..errors import (
+    PipelineResourceWarning,
+    PipelineRunError,
+    PipelineValidationError,
+    PipelineValidationErrors,
+    RingKernelError,
+)
 from ..pipeline import (
     STAGE_SETTINGS,
     Pipeline,
@@ -304,12 +311,27 @@ def settings_markdown() -> str:
     return "\n".join(lines)
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
+def _plan_file(path: str) -> PipelinePlan | None:
+    """The plan of the pipeline file at ``path``; None once every problem is printed to
+    stderr, one per line. Resource warnings are not printed here: they are on the plan."""
     try:
-        plan = Pipeline.from_toml(args.pipeline).validate()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PipelineResourceWarning)
+            return Pipeline.from_toml(path).validate()
+    except PipelineValidationErrors as exc:
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
     except (PipelineValidationError, OSError) as exc:
-        print(f"error: {_describe(exc, args.pipeline)}", file=sys.stderr)
+        print(f"error: {_describe(exc, path)}", file=sys.stderr)
+    return None
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    plan = _plan_file(args.pipeline)
+    if plan is None:
         return EXIT_USAGE
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(plan_listing(plan), indent=2))
         return EXIT_OK
@@ -440,11 +462,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except InputFileError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    try:
-        plan = Pipeline.from_toml(args.pipeline).validate()
-    except (PipelineValidationError, OSError) as exc:
-        print(f"error: {_describe(exc, args.pipeline)}", file=sys.stderr)
+    plan = _plan_file(args.pipeline)
+    if plan is None:
         return EXIT_USAGE
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.output is not None:
         try:
             fmt = format_of(args.output, args.output_format, OUTPUT_FORMATS)
