@@ -1,0 +1,261 @@
+"""Issue 14, the CLI's inputs, through the real command: shapes (``.npy`` must be 2-D
+with a column and a row; empty input is status 2 in every format), keys (a keyed
+pipeline's record without a key is a bad input record), widths (per-message mode takes
+any length; columnar mode says why it needs one), precision (a value float32 cannot hold
+is a bad record, never a silently different number). Then a property: random bytes and
+random shapes never end in a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from pydotcompute.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE = str(ROOT / "examples" / "guide.toml")
+KEYED = str(ROOT / "examples" / "keyed.toml")
+
+
+def pydotcompute(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pydotcompute.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def bad_records(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in done.stderr.splitlines() if line.startswith("bad record skipped")]
+
+
+# -- 8: shapes and empty input -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "words"),
+    [
+        ((5,), "shape (5,); a 2-D (records, width) array"),
+        ((3, 0), "shape (3, 0); a 2-D (records, width) array with at least one column"),
+        ((2, 2, 2), "shape (2, 2, 2)"),
+        ((0, 5), "holds no records (shape (0, 5))"),
+    ],
+)
+def test_npy_of_the_wrong_shape_is_refused(
+    tmp_path: Path, shape: tuple[int, ...], words: str
+) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros(shape, dtype=np.float32))
+    line = one_error_line(pydotcompute("run", GUIDE, "-i", str(path)))
+    assert str(path) in line and words in line
+
+
+@pytest.mark.parametrize("name", ["empty.jsonl", "empty.csv", "blank.jsonl", "empty.npy"])
+def test_empty_input_is_status_2_in_every_format(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    if name.endswith(".npy"):
+        np.save(path, np.zeros((0, 4), dtype=np.float32))
+    else:
+        path.write_text("\n\n" if name.startswith("blank") else "")
+    line = one_error_line(pydotcompute("run", GUIDE, "-i", str(path)))
+    assert str(path) in line and "no records" in line
+
+
+# -- 6: keys -------------------------------------------------------------------------------
+
+
+def test_a_record_without_a_key_is_a_bad_input_record(tmp_path: Path) -> None:
+    src = tmp_path / "k.jsonl"
+    lines = [json.dumps({"values": [i, i + 1.0, 2.0], "key": i}) for i in range(6)]
+    lines[3] = json.dumps({"values": [1.0, 2.0, 3.0]})
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    done = pydotcompute("run", KEYED, "-i", str(src), "-o", str(out), "--json")
+    assert done.returncode == 1, done.stderr
+    assert bad_records(done) == [
+        f"bad record skipped: {src}:4: field 'key': missing; "
+        "this pipeline routes records by their integer key"
+    ]
+    report = json.loads(done.stdout)
+    assert report["stage_errors"] == 0
+    assert report["input"]["bad_records"] == 1
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and all("error" not in r for r in rows)
+    assert sum(r["count"] for r in rows) == 5  # the aggregator's sums cover every good record
+
+
+# -- 7: widths -----------------------------------------------------------------------------
+
+
+def test_per_message_mode_takes_records_of_any_length(tmp_path: Path) -> None:
+    src = tmp_path / "r.jsonl"
+    rows = [[1.0, 2.0], [1.0, 2.0, 3.0, 7.0], [5.0, 0.0, 10.0]]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    done = pydotcompute("run", GUIDE, "-i", str(src), "-o", str(out), "--mode", "per-message")
+    assert done.returncode == 0, done.stderr
+    means = {r["id"]: r["mean"] for r in map(json.loads, out.read_text().splitlines())}
+    expected = [np.mean((np.array(r) - min(r)) / (max(r) - min(r))) for r in rows]
+    assert sorted(means) == [0, 1, 2]
+    np.testing.assert_allclose([means[i] for i in range(3)], expected, rtol=1e-6)
+
+
+def test_columnar_mode_names_the_line_and_both_widths(tmp_path: Path) -> None:
+    src = tmp_path / "r.jsonl"
+    src.write_text("[1, 2]\n[1, 2, 3]\n[4, 5]\n")
+    done = pydotcompute("run", GUIDE, "-i", str(src), "--mode", "columnar", "--json")
+    assert done.returncode == 1, done.stderr
+    (line,) = bad_records(done)
+    assert f"{src}:2: field 'values': has 3 values, but the records before it have 2" in line
+    assert "columnar mode needs one width" in line and "--mode per-message" in line
+    assert json.loads(done.stdout)["records_fed"] == 2
+
+
+# -- 5: precision --------------------------------------------------------------------------
+
+
+def test_integers_float32_cannot_hold_exactly_are_bad_records(tmp_path: Path) -> None:
+    src = tmp_path / "p.jsonl"
+    src.write_text("[1, 2, 4]\n[16777217, 16777219, 16777221]\n")
+    done = pydotcompute("run", GUIDE, "-i", str(src), "--json")
+    assert done.returncode == 1, done.stderr
+    (line,) = bad_records(done)
+    assert f"{src}:2: field 'values[0]': 16777217 is not exact in float32" in line
+    assert "it would become 16777216" in line
+    assert json.loads(done.stdout)["records_fed"] == 1
+
+
+def test_an_overflowing_value_is_a_bad_record_without_a_stray_warning(tmp_path: Path) -> None:
+    src = tmp_path / "p.csv"
+    src.write_text("a,b,c\n1,2,3\n1e39,0,1\n")
+    out = tmp_path / "o.jsonl"
+    done = pydotcompute("run", GUIDE, "-i", str(src), "-o", str(out))
+    assert done.returncode == 1, done.stderr
+    assert bad_records(done) == [
+        f"bad record skipped: {src}:3: field 'a': 1e+39 overflows float32 (largest 3.402823e+38)"
+    ]
+    assert "Warning" not in done.stderr
+    (row,) = map(json.loads, out.read_text().splitlines())
+    assert row["mean"] == pytest.approx(0.5)
+
+
+def test_npy_values_float32_cannot_hold_are_bad_records(tmp_path: Path) -> None:
+    path = tmp_path / "f.npy"
+    np.save(path, np.array([[1.0, 2.0], [1e39, 0.0], [3.0, 5.0]]))
+    out = tmp_path / "o.npy"
+    done = pydotcompute("run", GUIDE, "-i", str(path), "-o", str(out))
+    assert done.returncode == 1, done.stderr
+    (line,) = bad_records(done)
+    assert f"{path}:2: field 'values[0]'" in line and "overflows float32" in line
+    assert np.load(out).shape == (2, 1)  # the two good records, in input order
+
+
+# -- property: no input ends in a traceback ------------------------------------------------
+
+
+def run_in_process(*argv: str) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        status = main(["run", GUIDE, *argv, "--no-progress"])
+    return status, err.getvalue()
+
+
+def check_outcome(status: int, stderr: str) -> None:
+    assert "Traceback" not in stderr
+    if status == 2:
+        assert len(stderr.splitlines()) == 1, stderr
+        assert stderr.startswith("error: ")
+    else:
+        assert status in (0, 1), (status, stderr)
+        assert all(line.startswith(("bad record", "...")) for line in stderr.splitlines())
+
+
+_PROPERTY = settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def _npy_bytes(array: Any) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@_PROPERTY
+@given(data=st.binary(max_size=300), suffix=st.sampled_from([".jsonl", ".csv", ".npy"]))
+@example(data=_npy_bytes(np.ones((50, 3)))[:-40], suffix=".npy")  # cut short
+@example(data=b'{"values": [1, 2]}\n\xff\xfe\n', suffix=".jsonl")  # not UTF-8
+@example(data=b"a,b\n1,\x00\n", suffix=".csv")
+@example(data=b"[" * 5000, suffix=".jsonl")  # nested past the recursion limit
+def test_random_bytes_never_end_in_a_traceback(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, suffix: str
+) -> None:
+    path = tmp_path_factory.mktemp("bytes") / f"in{suffix}"
+    path.write_bytes(data)
+    check_outcome(*run_in_process("-i", str(path)))
+
+
+@_PROPERTY
+@given(
+    array=hnp.arrays(
+        dtype=st.sampled_from([np.float16, np.float32, np.float64, np.int64, np.uint8, np.bool_]),
+        shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
+        elements={"allow_nan": True, "allow_infinity": True},
+    ),
+    mode=st.sampled_from(["columnar", "per-message"]),
+)
+def test_random_npy_shapes_never_end_in_a_traceback(
+    tmp_path_factory: pytest.TempPathFactory, array: Any, mode: str
+) -> None:
+    path = tmp_path_factory.mktemp("shapes") / "in.npy"
+    np.save(path, array)
+    status, stderr = run_in_process("-i", str(path), "--mode", mode)
+    check_outcome(status, stderr)
+    usable = array.ndim == 2 and array.shape[0] > 0 and array.shape[1] > 0
+    assert (status != 2) == usable or (status == 2 and "no good record" in stderr)
+
+
+@_PROPERTY
+@given(
+    rows=st.lists(
+        st.lists(
+            st.one_of(
+                st.floats(allow_nan=False, width=64),
+                st.integers(min_value=-(2**70), max_value=2**70),
+                st.none(),
+                st.text(max_size=3),
+            ),
+            max_size=5,
+        ),
+        max_size=6,
+    ),
+    mode=st.sampled_from(["columnar", "per-message"]),
+)
+def test_random_jsonl_records_never_end_in_a_traceback(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[list[Any]], mode: str
+) -> None:
+    path = tmp_path_factory.mktemp("records") / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    check_outcome(*run_in_process("-i", str(path), "--mode", mode))
