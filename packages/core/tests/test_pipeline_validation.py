@@ -11,11 +11,14 @@ from pydotcompute.errors import (
     DanglingInputError,
     ParameterValueError,
     PipelineCycleError,
+    PipelineResourceWarning,
     PipelineValidationError,
+    PipelineValidationErrors,
     UnknownBackendError,
     UnknownParameterError,
     UnknownStageError,
 )
+from pydotcompute.pipeline import resource_warnings, workers_limit
 from pydotcompute.plugins import PluginManager
 from pydotcompute.stage import hookimpl
 
@@ -258,3 +261,113 @@ def test_validation_errors_are_value_errors_and_ring_kernel_errors(pm: PluginMan
         Pipeline().validate(pm)
     with pytest.raises(RingKernelError):
         Pipeline().validate(pm)
+
+
+# -- every problem at once (issue 14, 11 and 13) -----------------------------------------
+
+MISTAKES = """\
+[pipeline]
+workers = 0
+
+[stages.a]
+stage = "scale"
+queue_size = 0
+
+[stages.b]
+stage = "nope"
+inputs = ["ghost"]
+
+[stages.c]
+stage = "scale"
+colour = "red"
+
+[stages.c.params]
+factr = 2.0
+"""
+
+
+def test_every_problem_is_reported_at_once_sorted_by_line(pm: PluginManager) -> None:
+    with pytest.raises(PipelineValidationErrors) as info:
+        Pipeline.from_toml_text(MISTAKES, source="flow.toml").validate(pm)
+    found = [(type(e), e.stage, e.key, e.line) for e in info.value.errors]
+    assert found == [
+        (ParameterValueError, "a", "workers", 2),  # the bad default: once, at its line
+        (ParameterValueError, "a", "queue_size", 6),
+        (UnknownStageError, "b", None, 9),
+        (DanglingInputError, "b", "inputs", 10),
+        (UnknownParameterError, "c", "colour", 14),
+        (UnknownParameterError, "c", "params.factr", 17),
+    ]
+    lines = str(info.value).splitlines()
+    assert lines[0] == "flow.toml: 6 problems:"
+    assert lines[1:] == [str(e) for e in info.value.errors]
+    assert all(e.source == "flow.toml" for e in info.value.errors)
+
+
+def test_one_problem_is_raised_as_itself(pm: PluginManager) -> None:
+    with pytest.raises(UnknownParameterError) as info:
+        Pipeline().add_stage("a", "scale", colour="red").validate(pm)
+    assert not isinstance(info.value, PipelineValidationErrors)
+
+
+def test_a_reader_problem_is_reported_with_the_stages(pm: PluginManager) -> None:
+    text = "[stage.a]\nx = 1\n\n[stages.b]\nstage = 'scale'\nworkers = 0\n"
+    with pytest.raises(PipelineValidationErrors) as info:
+        Pipeline.from_toml_text(text, source="flow.toml").validate(pm)
+    assert [(e.key, e.line) for e in info.value.errors] == [(None, 1), ("workers", 6)]
+    assert "unknown top-level key 'stage'" in str(info.value.errors[0])
+
+
+def test_a_bad_pipeline_setting_points_at_the_pipeline_line(pm: PluginManager) -> None:
+    text = "[pipeline]\nname = 'p'\nbatch_size = -1\n[stages.a]\nstage = 'scale'\n[stages.b]\n"
+    text += "stage = 'scale'\n"
+    with pytest.raises(ParameterValueError) as info:  # two stages use it: reported once
+        Pipeline.from_toml_text(text, source="flow.toml").validate(pm)
+    assert (info.value.key, info.value.line) == ("batch_size", 3)
+
+
+def test_a_cycle_through_defaulted_inputs_says_so(pm: PluginManager) -> None:
+    pipeline = Pipeline().add_stage("a", "scale", inputs=["c"]).add_stage("b", "scale")
+    with pytest.raises(PipelineCycleError) as info:
+        pipeline.add_stage("c", "scale").validate(pm)
+    message = str(info.value)
+    assert "cycle: a -> b -> c -> a" in message
+    assert "stage 'b' sets no inputs, so it reads 'a', the stage defined just before" in message
+    assert "stage 'c' sets no inputs, so it reads 'b'" in message
+
+
+def test_a_cycle_of_written_inputs_has_no_default_hint(pm: PluginManager) -> None:
+    pipeline = Pipeline().add_stage("a", "scale", inputs=["b"])
+    with pytest.raises(PipelineCycleError) as info:
+        pipeline.add_stage("b", "scale", inputs=["a"]).validate(pm)
+    assert "defined just before" not in str(info.value)
+
+
+# -- settings far beyond the machine (issue 14, 14) --------------------------------------
+
+
+def test_workers_far_beyond_the_cores_warn_and_are_kept_on_the_plan(pm: PluginManager) -> None:
+    pipeline = Pipeline().add_stage("a", "scale", workers=workers_limit() + 1)
+    with pytest.warns(PipelineResourceWarning, match="stage 'a': workers: ") as caught:
+        plan = pipeline.validate(pm)
+    assert [(w.stage, w.key) for w in plan.warnings] == [("a", "workers")]
+    assert [w.message for w in caught] == list(plan.warnings)
+
+
+def test_queues_beyond_the_memory_warn(pm: PluginManager) -> None:
+    pipeline = Pipeline().add_stage("a", "scale", queue_size=10**15)
+    with pytest.warns(PipelineResourceWarning, match="stage 'a': queue_size: .* of RAM"):
+        plan = pipeline.validate(pm)
+    assert [(w.stage, w.key) for w in plan.warnings] == [("a", "queue_size")]
+    # On a machine with 8 EiB of RAM the same queue is no concern.
+    assert resource_warnings(plan.stages, memory=2**63) == ()
+
+
+def test_the_workers_limit_grows_with_the_cores() -> None:
+    assert workers_limit(cores=1) == workers_limit(cores=4) == 64
+    assert workers_limit(cores=16) == 256
+
+
+def test_a_plan_within_the_machine_has_no_warnings(pm: PluginManager) -> None:
+    plan = Pipeline().add_stage("a", "scale", workers=4, queue_size=1024).validate(pm)
+    assert plan.warnings == ()  # and nothing was warned: warnings are errors here

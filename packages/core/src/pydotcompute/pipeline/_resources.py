@@ -83,7 +83,8 @@ def resource_warnings(
                 PipelineResourceWarning(
                     f"{stage.workers} workers x queue_size {stage.queue_size} can hold "
                     f"{stage.workers * stage.queue_size} messages, at least "
-                    f"{_gib(needed)} when full, against {_gib(ram)} of RAM; lower queue_size",
+                    f"{_gib(needed)} when full, against {_gib(ram)} of RAM; "
+                    "lower workers or queue_size",
                     stage=stage.name,
                     key="queue_size",
                     source=source,
