@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
-from collections.abc import Sequence
+import weakref
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import (
@@ -18,6 +20,7 @@ from ..errors import (
 )
 from ._context import KernelContext
 from ._dead_letters import DeadLetterQueue, DeadLetterReason
+from ._detachable import Detachable, coroutine_stack
 from ._kernel import KernelSpec, KernelState
 from ._message import RingKernelMessage
 from ._queue import MessageQueue
@@ -92,6 +95,7 @@ class KernelInstance:
         self._stall_restart = False
         self.abandoned: list[Any] = []  # sends cut off by termination
         self.stuck = False  # ignored termination and cancellation
+        self._call: Detachable | None = None  # the running call of the kernel's function
         self._accept_type: type = spec.input_type or RingKernelMessage
         self._output_type = spec.output_type
         self._active_since: float | None = None
@@ -204,16 +208,47 @@ class KernelInstance:
             attempts += 1
         if not self.task.done():
             self.stuck = True
-            logger.error(
-                "kernel %r ignored termination and %d cancellations; it is abandoned "
-                "(does its loop check ctx.should_terminate?)",
-                self.kernel_id,
-                _CANCEL_ATTEMPTS,
-            )
+            await self._abandon()
         if self.state is KernelState.TERMINATING:
             self.state = KernelState.TERMINATED
         if self.state is not KernelState.FAILED:
             self.output.fail_gets(self._no_more_output_error)
+
+    async def _abandon(self) -> None:
+        """Let go of a kernel that survived termination and cancellation: its task ends
+        without it, so ``asyncio.run`` does not wait for it at exit, and its coroutine is
+        closed now, while the loop runs. Logged at ERROR with where it was stuck."""
+        call = self._call
+        coro = None if call is None else call.release()
+        if coro is None:  # not ours to let go (its function returned no coroutine)
+            logger.error(
+                "kernel %r ignored termination and %d cancellations; it is abandoned, "
+                "and its task will keep the program from exiting (asyncio.run waits for "
+                "every task). Does its loop check ctx.should_terminate?",
+                self.kernel_id,
+                _CANCEL_ATTEMPTS,
+            )
+            return
+        stack = coroutine_stack(coro)
+        self.task.cancel()  # the task's next step finds the call let go, and ends
+        await asyncio.wait({self.task}, timeout=_CANCEL_INTERVAL_S)
+        gone = weakref.ref(coro)
+        del coro  # closed here: GeneratorExit, which it may swallow once more
+        if gone() is not None:
+            gc.collect()  # a reference cycle holds it: close it while the loop runs
+        if gone() is not None or not self.task.done():
+            fate = "something still holds its coroutine, which may keep the program from exiting"
+        else:
+            fate = "its coroutine was let go of and closed, so it cannot block exit"
+        logger.error(
+            "kernel %r ignored termination and %d cancellations (does its loop check "
+            "ctx.should_terminate, and let CancelledError through?); it is abandoned: %s. "
+            "It was waiting at:\n%s",
+            self.kernel_id,
+            _CANCEL_ATTEMPTS,
+            fate,
+            stack,
+        )
 
     def _no_more_output_error(self) -> KernelStateError:
         return KernelStateError(
@@ -223,12 +258,18 @@ class KernelInstance:
     async def _run(self) -> None:
         while True:
             try:
-                await self.spec.func(self.ctx)
+                call = self.spec.func(self.ctx)
+                if isinstance(call, Coroutine):
+                    # Stepped by a Detachable, so a kernel that ignores cancellation can
+                    # be let go of (see _abandon).
+                    self._call = call = Detachable(call)
+                await call
             except asyncio.CancelledError:
                 if self.terminate_requested or not self._stall_restart:
                     if not self.terminate_requested:
                         self.errors += 1
-                        self._fail(KernelStateError(f"kernel {self.kernel_id!r} was cancelled"))
+                        self._fail(self._cancelled_outside_error(), log=False)
+                        logger.error("%s", self.error)
                     raise
                 current = asyncio.current_task()
                 if current is not None:
@@ -336,19 +377,41 @@ class KernelInstance:
             self._stall_restart = True
             self.task.cancel()
 
-    def _fail(self, exc: BaseException) -> None:
+    def _cancelled_outside_error(self) -> KernelStateError:
+        return KernelStateError(
+            f"kernel {self.kernel_id!r} was cancelled by something other than its runtime, "
+            "most often its event loop ending (asyncio.run returning) before "
+            "runtime.shutdown() was awaited; it takes no more messages"
+        )
+
+    def check_loop(self) -> None:
+        """Raise KernelStateError if the event loop this kernel ran in is closed."""
+        if self.task.get_loop().is_closed():
+            raise self._loop_closed_error()
+
+    def _loop_closed_error(self) -> KernelStateError:
+        return KernelStateError(
+            f"kernel {self.kernel_id!r} cannot be used: the event loop it ran in is closed "
+            "(it ended, e.g. asyncio.run returned, before runtime.shutdown() was awaited). "
+            "A runtime lives in one event loop: create a new RingKernelRuntime in this one"
+        )
+
+    def _fail(self, exc: BaseException, *, log: bool = True) -> None:
         self.state = KernelState.FAILED
         self.accepting = False
         self.error = exc
         self._stop_active()
         self._active_event.set()
-        logger.error("kernel %r failed", self.kernel_id, exc_info=exc)
+        if log:
+            logger.error("kernel %r failed", self.kernel_id, exc_info=exc)
         self.input.fail_puts(self._failed_error)
         self.input.pause_get()
         self.output.fail_gets(self._failed_error)
         self.output.refuse_waiting_puts(self._failed_error)
 
-    def _failed_error(self) -> KernelFailedError:
+    def _failed_error(self) -> KernelFailedError | KernelStateError:
+        if self.task.get_loop().is_closed():
+            return self._loop_closed_error()
         error = KernelFailedError(f"kernel {self.kernel_id!r} failed: {self.error!r}")
         error.__cause__ = self.error
         return error
@@ -406,6 +469,7 @@ class KernelInstance:
             self._refuse()
 
     def _refuse(self) -> NoReturn:
+        self.check_loop()
         if self.state is KernelState.FAILED:
             raise self._failed_error()
         raise KernelStateError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -21,6 +22,7 @@ from ._dead_letters import DEFAULT_CAPACITY, DeadLetter, DeadLetterQueue
 from ._health import KernelHealth, RuntimeHealth, watch, watch_interval
 from ._instance import KernelInstance
 from ._kernel import KernelSpec, KernelState, spec_for
+from ._loop_watchdog import DEFAULT_LOOP_BLOCK_S, LoopWatchdog
 from ._queue import NOTHING, QueueStatistics
 from ._report import KernelLeftovers, ShutdownReport
 from ._routes import Route, RouteMode
@@ -41,6 +43,11 @@ class RingKernelRuntime:
     Use it as ``async with RingKernelRuntime() as runtime:``; leaving the block calls
     :meth:`shutdown`, which stops new sends, lets active kernels finish what is queued
     (up to ``drain_timeout`` seconds), stops them, and reports whatever was left.
+
+    A runtime lives in one event loop, the one its first kernel is launched in. From then
+    until shutdown a watchdog thread logs a warning, naming the kernel and its stack, when
+    that loop has not run for ``loop_block_threshold`` seconds (a kernel computing without
+    awaiting); ``None`` turns it off.
     """
 
     def __init__(
@@ -50,7 +57,19 @@ class RingKernelRuntime:
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT_S,
         grace_period: float = DEFAULT_GRACE_S,
         dead_letter_capacity: int = DEFAULT_CAPACITY,
+        loop_block_threshold: float | None = DEFAULT_LOOP_BLOCK_S,
     ) -> None:
+        if loop_block_threshold is not None and not (
+            isinstance(loop_block_threshold, int | float)
+            and math.isfinite(loop_block_threshold)
+            and loop_block_threshold > 0
+        ):
+            raise InvalidArgumentError(
+                "RingKernelRuntime: loop_block_threshold must be a positive number of "
+                f"seconds or None (no watchdog), got {loop_block_threshold!r}"
+            )
+        self.loop_block_threshold = loop_block_threshold
+        self._loop_watchdog: LoopWatchdog | None = None
         self.enable_telemetry = enable_telemetry
         self.drain_timeout = drain_timeout
         self.grace_period = grace_period
@@ -90,6 +109,9 @@ class RingKernelRuntime:
                 "another id to run a second instance"
             )
         spec = spec_for(kernel_id, func, settings)
+        self._check_loop()
+        if self._loop_watchdog is None and self.loop_block_threshold is not None:
+            self._loop_watchdog = LoopWatchdog(self.loop_block_threshold)
         self._kernels[kernel_id] = KernelInstance(
             spec, self, self._dead_letters, record_waits=self.enable_telemetry
         )
@@ -383,6 +405,8 @@ class RingKernelRuntime:
         if self._watchdog is not None:
             self._watchdog.cancel()
             await asyncio.wait({self._watchdog})
+        if self._loop_watchdog is not None:
+            self._loop_watchdog.stop()
         report = ShutdownReport(
             kernels={kid: _leftovers(k) for kid, k in self._kernels.items()},
             drained=drained,
@@ -416,6 +440,11 @@ class RingKernelRuntime:
             # One more pass: draining one kernel may have fed another through a route.
 
     # -- lookup -----------------------------------------------------------------------
+
+    def _check_loop(self) -> None:
+        for instance in self._kernels.values():
+            instance.check_loop()
+            return  # all kernels share the first one's loop
 
     def _get(self, kernel_id: str) -> KernelInstance:
         instance = self._kernels.get(kernel_id)
