@@ -212,13 +212,44 @@ def test_records_from_array_per_message_and_columnar() -> None:
     assert batches[2].keys.tolist() == [1] and row_indices(batches[2].record_ids).tolist() == [4]
     singles = list(records_from_array(x, columnar=False, run_id=3, start=100))
     assert [row_index(r.message_id) for r in singles] == [100, 101, 102, 103, 104]
-    assert singles[0].values.dtype == np.float32
+    assert singles[0].values.dtype == np.float64  # a float array keeps its dtype
     with pytest.raises(ValueError, match="2-D"):
         list(records_from_array(np.zeros(3)))
     with pytest.raises(ValueError, match=r"keys must have shape \(5,\)"):
         list(records_from_array(x, keys=[1, 2]))
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         list(records_from_array(x, batch_size=0))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_records_from_array_keeps_a_float_dtype(dtype: str) -> None:
+    x = (np.arange(6).reshape(3, 2) / 4).astype(dtype)
+    (batch,) = records_from_array(x)
+    assert batch.values.dtype == np.dtype(dtype) and batch.values.base is x  # no copy
+    single = next(records_from_array(x, columnar=False))
+    assert single.values.dtype == np.dtype(dtype)
+
+
+def test_records_from_array_feeds_integers_as_float64_or_the_dtype_asked_for() -> None:
+    big = np.array([[16777217, 1], [2, 3]], dtype=np.int64)
+    (batch,) = records_from_array(big)
+    assert batch.values.dtype == np.float64 and batch.values.tolist() == [[16777217, 1], [2, 3]]
+    (batch,) = records_from_array(np.array([[True, False]]), dtype="float16")
+    assert batch.values.dtype == np.float16 and batch.values.tolist() == [[1.0, 0.0]]
+    (batch,) = records_from_array(np.array([[0.1, 2.0]]), dtype="float32")
+    assert batch.values.dtype == np.float32  # a fraction rounding is no loss of a value
+
+
+def test_records_from_array_refuses_a_cast_that_loses_a_value() -> None:
+    big = np.array([[1, 2], [16777217, 3], [5, 1e39]])
+    with pytest.raises(ValueError, match=r"row 1, column 0: 16777217 is not exact in float32"):
+        list(records_from_array(big, dtype="float32"))
+    with pytest.raises(ValueError, match=r"row 1, column 0: .*overflows float16.*2 row\(s\)"):
+        list(records_from_array(big, dtype="float16"))
+    with pytest.raises(ValueError, match="dtype must be one of float16, float32, float64"):
+        list(records_from_array(big, dtype="bfloat16"))
+    with pytest.raises(ValueError, match="numeric values"):
+        list(records_from_array(np.array([["a"]])))
 
 
 def test_relaxed_gc_restores_the_collector_even_when_runs_overlap() -> None:

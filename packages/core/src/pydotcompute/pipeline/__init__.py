@@ -1,12 +1,20 @@
 """The pipeline layer: pipeline definitions (Python and TOML), the stage settings table
-they are checked against, validation into a plan, and running a plan on a
-:class:`~pydotcompute.RingKernelRuntime`, with per-stage telemetry.
+they are checked against, the input dtype and what a cast to it would lose, validation
+into a plan, and running a plan on a :class:`~pydotcompute.RingKernelRuntime`, with
+per-stage telemetry.
 """
 
 from __future__ import annotations
 
 from ._definition import (
     Pipeline,
+)
+from ._dtype import (
+    INPUT_DTYPES,
+    cast_problem,
+    input_dtype,
+    parse_dtype,
+    rows_that_fit,
 )
 from ._feed import (
     new_run_id,
@@ -48,6 +56,7 @@ from ._toml import (
 
 __all__ = [
     "FEEDER",
+    "INPUT_DTYPES",
     "RELAXED_THRESHOLD",
     "STAGE_SETTINGS",
     "STRUCTURE_KEYS",
@@ -59,13 +68,17 @@ __all__ = [
     "StageSpec",
     "StageTelemetry",
     "TomlLines",
+    "cast_problem",
+    "input_dtype",
     "load_pipeline",
     "new_run_id",
+    "parse_dtype",
     "parse_pipeline",
     "plan_pipeline",
     "records_from_array",
     "relaxed_gc",
     "resource_warnings",
+    "rows_that_fit",
     "settings_table",
     "stage_telemetry",
     "workers_limit",

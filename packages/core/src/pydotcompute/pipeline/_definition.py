@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import ParameterValueError, PipelineValidationError
 from ..plugins import PluginManager, get_plugin_manager
 from ..runtime import RingKernelRuntime
-from ._plan import PipelinePlan, StageSpec, plan_pipeline
+from ._plan import DTYPE_KEY, PipelinePlan, StageSpec, plan_pipeline
 from ._run import PipelineRun
 from ._settings import STAGE_SETTINGS
 
@@ -37,12 +37,21 @@ class Pipeline:
     :meth:`open` and :meth:`run` launch. ``defaults`` change the stage settings'
     defaults for every stage: any setting of :data:`~pydotcompute.pipeline.STAGE_SETTINGS`
     (``pydotcompute settings`` lists them).
+
+    ``dtype`` is the float dtype input values are read as: ``"float16"``,
+    ``"float32"`` or ``"float64"``; None (the default): text input stays float64 and
+    an array keeps its own float dtype. It describes the input, not a stage, so it is
+    the pipeline's own attribute; for convenience ``defaults`` may carry it too (as
+    ``[pipeline]`` in a file does). :meth:`validate` checks it into
+    :attr:`PipelinePlan.dtype`; feed arrays with ``records_from_array(x,
+    dtype=plan.dtype)``.
     """
 
     def __init__(
         self,
         name: str = "pipeline",
         *,
+        dtype: str | None = None,
         defaults: Mapping[str, Any] | None = None,
         source: str | None = None,
         default_lines: Mapping[str, int] | None = None,
@@ -55,6 +64,18 @@ class Pipeline:
         #: Problems a reader found in the source, reported by :meth:`validate` with
         #: the rest (the TOML reader keeps reading past an unknown key).
         self.source_problems: list[PipelineValidationError] = []
+        written = self.defaults.pop(DTYPE_KEY, None)
+        if dtype is not None and written is not None and written != dtype:
+            self.source_problems.append(
+                ParameterValueError(
+                    f"dtype is given twice: {dtype!r}, and {written!r} in defaults",
+                    key=DTYPE_KEY,
+                    source=source,
+                    line=self._default_lines.get(DTYPE_KEY),
+                )
+            )
+        #: The input dtype as written (checked by :meth:`validate`); None: unset.
+        self.dtype: Any = dtype if dtype is not None else written
 
     # -- building ----------------------------------------------------------------------
 
@@ -137,6 +158,7 @@ class Pipeline:
             self._specs,
             self.defaults,
             plugins or get_plugin_manager(),
+            dtype=self.dtype,
             source=self.source,
             default_lines=self._default_lines,
             found=self.source_problems,

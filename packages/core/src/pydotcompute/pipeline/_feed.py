@@ -10,7 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..dataflow import Record, RecordBatch, array_to_ids, record_ids_for_rows
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, PipelineValidationError
+from ._dtype import input_dtype, parse_dtype, rows_that_fit
 
 __all__ = ["new_run_id", "records_from_array"]
 
@@ -28,27 +29,33 @@ def records_from_array(
     keys: npt.ArrayLike | None = None,
     run_id: int | None = None,
     start: int = 0,
+    dtype: str | None = None,
 ) -> Iterator[Any]:
     """Yield the rows of ``values`` (``(n, width)``) as pipeline input.
 
+    Values are fed as ``dtype`` (float16, float32 or float64) when it is given (a
+    pipeline's :attr:`~pydotcompute.Pipeline.dtype`); otherwise a float array keeps
+    its dtype and integers and booleans become float64. A cast never loses a value
+    silently: one that overflows ``dtype`` or an integer not exact in it raises.
+
     Columnar: :class:`RecordBatch`\\ es of up to ``batch_size`` rows (views, no copy
-    for a float32 array). Per-message: one :class:`Record` per row, its ``values`` the
+    when no cast is needed). Per-message: one :class:`Record` per row, its ``values`` the
     row (a 1-D array view). Row ``i``'s root id comes from
     :func:`record_ids_for_rows` (``start + i``, ``run_id``), so
     :func:`row_indices` maps results back to rows. ``keys`` (``(n,)`` integers) are
     carried along.
 
     Raises:
-        ValueError: ``values`` is not 2-D, ``keys`` does not match, or ``batch_size``
-            is below 1.
+        ValueError: ``values`` is not 2-D or not numeric, ``keys`` does not match,
+            ``batch_size`` is below 1, ``dtype`` is not one of the three, or a value
+            does not fit it (the row and column are named).
     """
     array = np.asarray(values)
     if array.ndim != 2:
         raise InvalidArgumentError(
             f"records_from_array takes a 2-D (records, width) array; got {array.shape}"
         )
-    if array.dtype != np.float32:
-        array = array.astype(np.float32)
+    array = _as_input_dtype(array, dtype)
     if type(batch_size) is not int or batch_size < 1:
         raise InvalidArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
     n = array.shape[0]
@@ -71,3 +78,25 @@ def records_from_array(
         else:
             for row, uid, key in zip(chunk, uuids, chunk_keys.tolist(), strict=True):
                 yield Record(values=row, key=key, message_id=uid)
+
+
+def _as_input_dtype(array: npt.NDArray[Any], dtype: str | None) -> npt.NDArray[Any]:
+    """``array`` in the dtype it is fed as (see :func:`records_from_array`)."""
+    if array.dtype.kind not in "biuf":
+        raise InvalidArgumentError(
+            f"records_from_array takes numeric values; got an array of {array.dtype}"
+        )
+    try:
+        target = input_dtype(None if dtype is None else parse_dtype(dtype), array.dtype)
+    except PipelineValidationError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    if array.dtype == target:
+        return array
+    _, problems = rows_that_fit(array, target)
+    if problems:
+        row, column, problem = problems[0]
+        raise InvalidArgumentError(
+            f"row {row}, column {column}: {problem}; "
+            f"{len(problems)} row(s) do not fit (read them as another dtype, or drop them)"
+        )
+    return array.astype(target)

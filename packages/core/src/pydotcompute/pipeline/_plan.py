@@ -27,6 +27,7 @@ from ..errors import (
     PluginConflictError,
     UnknownParameterError,
 )
+from ._dtype import parse_dtype
 from ._resources import resource_warnings
 from ._settings import (
     BACKEND,
@@ -55,6 +56,9 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+#: The pipeline attribute naming its input dtype (a key of ``[pipeline]``, not a setting).
+DTYPE_KEY = "dtype"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +156,9 @@ class PipelinePlan:
     stages: tuple[PlannedStage, ...]
     #: What the plan asks beyond this machine (already warned when it was planned).
     warnings: tuple[PipelineResourceWarning, ...] = ()
+    #: The float dtype input values are read as (``"float16"``, ``"float32"`` or
+    #: ``"float64"``); None: text input as float64, an array in its own float dtype.
+    dtype: str | None = None
 
     def __getitem__(self, name: str) -> PlannedStage:
         for stage in self.stages:
@@ -178,13 +185,16 @@ def plan_pipeline(
     default_lines: Mapping[str, int] | None = None,
     settings: Mapping[str, StageSetting[Any]] = STAGE_SETTINGS,
     found: Sequence[PipelineValidationError] = (),
+    dtype: Any = None,
 ) -> PipelinePlan:
     """Validate ``specs`` and return the plan.
 
     ``defaults`` change the settings' defaults for every stage; ``settings`` is the
     table of stage settings to check against (the built-in :data:`STAGE_SETTINGS`
     unless a caller extends it); ``found`` are problems a reader already found in the
-    file, reported together with the ones found here.
+    file, reported together with the ones found here. ``dtype`` is the pipeline's
+    input dtype as written (None, or one of float16, float32, float64; located at
+    ``default_lines["dtype"]``).
 
     Every problem is collected before raising, so one pass reports them all; checks
     that would only echo an earlier problem are skipped (no cycle check while an input
@@ -198,6 +208,13 @@ def plan_pipeline(
     """
     checker = _Checker(source, default_lines or {}, settings)
     checker.errors.extend(found)
+    if dtype is not None:
+        try:
+            parse_dtype(dtype)
+        except PipelineValidationError as exc:
+            checker.report(
+                exc.located(stage=None, source=source, line=(default_lines or {}).get(DTYPE_KEY))
+            )
     if not specs:
         if not checker.errors:  # else the reader's problems say why there are none
             checker.report(
@@ -252,7 +269,7 @@ def plan_pipeline(
     found_warnings = resource_warnings(planned, source=source)
     for warning in found_warnings:
         warnings.warn(warning, stacklevel=3)
-    return PipelinePlan(name=name, stages=planned, warnings=found_warnings)
+    return PipelinePlan(name=name, stages=planned, warnings=found_warnings, dtype=dtype)
 
 
 def _resolve_inputs(

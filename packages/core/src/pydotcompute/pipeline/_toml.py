@@ -4,6 +4,8 @@
 
     [pipeline]                 # optional
     name = "guide"
+    dtype = "float32"          # input values read as float16/32/64 (default: float64 for
+                               # JSON/CSV, an .npy array's own float dtype)
     batch_size = 1024          # any stage setting: its default for every stage
     backend = "numpy"
 
@@ -24,7 +26,8 @@
     stats = ["mean", "std"]
 
 Keys other than ``stage``, ``inputs`` and ``params`` are stage settings, and keys of
-``[pipeline]`` other than ``name`` and ``description`` are their defaults: the loader
+``[pipeline]`` other than ``name``, ``description`` and ``dtype`` (the pipeline's own
+input dtype, see :class:`~pydotcompute.Pipeline`) are their defaults: the loader
 passes them on, and validation checks them against
 :data:`~pydotcompute.pipeline.STAGE_SETTINGS`, located by line.
 
