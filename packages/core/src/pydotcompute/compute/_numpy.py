@@ -142,9 +142,11 @@ class NumpyBackend:
         """Convert host data (numpy array, nested lists) to a numpy array of ``dtype``
         (``None``: the data's own dtype).
 
-        No copy is made when ``data`` already is an array of that dtype.
+        No copy is made when ``data`` already is an array of that dtype. A value beyond
+        ``dtype``'s range becomes an infinity, without a warning (see the module's doc).
         """
-        return np.asarray(data, dtype=None if dtype is None else np.dtype(dtype))
+        with np.errstate(over="ignore"):
+            return np.asarray(data, dtype=None if dtype is None else np.dtype(dtype))
 
     def to_numpy(self, x: Any) -> npt.NDArray[Any]:
         """Return ``x`` as a host numpy array.
