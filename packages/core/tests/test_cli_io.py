@@ -48,7 +48,7 @@ def test_jsonl_objects_and_bare_lists(tmp_path: Path) -> None:
     data = read_input(path)
     assert data.errors == []
     np.testing.assert_array_equal(data.values, [[1, 2.5, 3], [4, 5, 6], [7, math.nan, 9]])
-    assert data.values.dtype == np.float32
+    assert data.values.dtype == np.float64  # text keeps the precision it was parsed in
     assert data.ids == ["a", None, 17] and data.index.tolist() == [0, 1, 2]
     assert data.keys is None  # not every record has a key
     assert [data.label(i) for i in range(3)] == ["a", 1, 17]
@@ -157,7 +157,20 @@ def test_npy_2d(tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", np.arange(6, dtype=np.int32).reshape(3, 2))
     data = read_input(tmp_path / "a.npy")
     assert data.values is not None
-    assert data.values.dtype == np.float32 and data.values.shape == (3, 2)
+    assert data.values.dtype == np.float64 and data.values.shape == (3, 2)  # ints: float64
+    assert read_input(tmp_path / "a.npy", dtype="float32").values.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_npy_keeps_its_float_dtype_unless_one_is_asked_for(tmp_path: Path, dtype: str) -> None:
+    array = (np.arange(6).reshape(3, 2) / 4).astype(dtype)
+    np.save(tmp_path / "a.npy", array)
+    data = read_input(tmp_path / "a.npy")
+    assert data.values is not None and data.values.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(data.values, array)
+    as64 = read_input(tmp_path / "a.npy", dtype="float64").values
+    assert as64 is not None and as64.dtype == np.float64
+    np.testing.assert_array_equal(as64, array)
 
 
 @pytest.mark.parametrize(
@@ -216,6 +229,41 @@ def test_a_directory_is_not_called_missing(tmp_path: Path) -> None:
 # -- precision, keys, widths ------------------------------------------------------------
 
 
+def test_text_is_read_as_float64_by_default(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "p.jsonl",
+        "[16777217, 16777219, 16777221]\n"  # not exact in float32, exact in float64
+        "[1e39, 1, 2]\n"  # beyond float32, within float64
+        f"[{2**53 + 1}, 1, 2]\n"  # an integer float64 itself cannot hold exactly
+        "[1e400, 1, 2]\n",  # beyond float64
+    )
+    data = read_input(path)
+    assert data.values is not None and data.values.dtype == np.float64
+    assert data.values.tolist() == [[16777217, 16777219, 16777221], [1e39, 1, 2]]
+    assert [(e.line, e.field) for e in data.errors] == [(3, "values[0]"), (4, "values[0]")]
+    assert data.errors[0].problem.startswith(f"{2**53 + 1} is not exact in float64")
+    assert "integers are exact up to 2**53" in data.errors[0].problem
+    assert "overflows float64" in data.errors[1].problem
+
+
+def test_values_float16_cannot_hold_are_bad_records(tmp_path: Path) -> None:
+    path = write(tmp_path, "h.csv", "a,b\n0.5,2048\n2049,1\n70000,1\n-4096,0.1\n")
+    data = read_input(path, dtype="float16")
+    assert data.values is not None and data.values.dtype == np.float16
+    np.testing.assert_array_equal(data.values, np.array([[0.5, 2048], [-4096, 0.1]], np.float16))
+    assert [(e.line, e.field) for e in data.errors] == [(3, "a"), (4, "a")]
+    assert "2049 is not exact in float16 (it would become 2048" in data.errors[0].problem
+    assert "integers are exact up to 2**11" in data.errors[0].problem
+    assert "70000.0 overflows float16 (largest 65504)" in data.errors[1].problem
+
+
+def test_an_unknown_dtype_is_refused_naming_the_choices(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.jsonl", "[1]\n")
+    with pytest.raises(ValueError, match="float16, float32, float64, got 'bfloat16': numpy"):
+        read_input(path, dtype="bfloat16")
+
+
 def test_values_float32_cannot_hold_are_bad_records(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -227,7 +275,7 @@ def test_values_float32_cannot_hold_are_bad_records(tmp_path: Path) -> None:
         f"[{10**400}, 1, 2]\n"  # an integer float64 cannot hold
         "[0.1, -16777218, 3.5]\n",  # even integers up to 2**25 are exact
     )
-    data = read_input(path)
+    data = read_input(path, dtype="float32")
     assert data.index.tolist() == [0, 5]
     assert [(e.line, e.field) for e in data.errors] == [
         (2, "values[0]"),
@@ -238,23 +286,30 @@ def test_values_float32_cannot_hold_are_bad_records(tmp_path: Path) -> None:
     assert "16777217 is not exact in float32 (it would become 16777216" in data.errors[0].problem
     assert "overflows float32" in data.errors[1].problem
     assert "overflows float64" in data.errors[2].problem
+    assert data.values is not None and data.values.dtype == np.float32
 
 
 def test_csv_overflow_is_a_bad_record_but_inf_is_a_value(tmp_path: Path) -> None:
     path = write(tmp_path, "p.csv", "a,b\n1,inf\n1e39,2\n1e999,2\n")
-    data = read_input(path)
+    data = read_input(path, dtype="float32")
     assert data.values is not None and data.values.tolist() == [[1.0, math.inf]]
     assert [(e.line, e.field) for e in data.errors] == [(3, "a"), (4, "a")]
 
 
 def test_npy_rows_float32_cannot_hold_are_bad_records(tmp_path: Path) -> None:
     np.save(tmp_path / "f.npy", np.array([[1.0, 2.0], [1e39, 0.0], [16777217.0, 0.0]]))
-    data = read_input(tmp_path / "f.npy")
+    assert read_input(tmp_path / "f.npy").errors == []  # float64 holds them all
+    data = read_input(tmp_path / "f.npy", dtype="float32")
     assert data.index.tolist() == [0]
     assert [(e.line, e.field) for e in data.errors] == [(2, "values[0]"), (3, "values[0]")]
     np.save(tmp_path / "i.npy", np.array([[2**40 + 1], [7]], dtype=np.int64))
-    data = read_input(tmp_path / "i.npy")
+    data = read_input(tmp_path / "i.npy", dtype="float32")
     assert data.index.tolist() == [1] and data.errors[0].line == 1
+    np.save(tmp_path / "j.npy", np.array([[2**40 + 1], [2**53 + 1]], dtype=np.int64))
+    data = read_input(tmp_path / "j.npy")  # integers become float64: exact up to 2**53
+    assert data.values is not None and data.values.tolist() == [[2**40 + 1]]
+    assert [(e.line, e.field) for e in data.errors] == [(2, "values[0]")]
+    assert "not exact in float64" in data.errors[0].problem
 
 
 def test_a_missing_key_is_a_bad_record_when_the_pipeline_routes_by_key(tmp_path: Path) -> None:
@@ -390,3 +445,11 @@ def test_a_big_file_is_read_in_packs_without_losing_order(tmp_path: Path) -> Non
     expected = np.array([[i, i + 0.5] for i in range(9000) if i != 5000], dtype=np.float32)
     np.testing.assert_array_equal(data.values, expected)
     assert data.index[4999:5002].tolist() == [4999, 5001, 5002]
+
+
+def test_a_big_integer_is_judged_as_written_not_as_float64_parsed_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "b.csv", f"a\n{2**53}\n{2**53 + 1}\n")
+    data = read_input(path)
+    assert data.values is not None and data.values.tolist() == [[2**53]]
+    assert [(e.line, e.field) for e in data.errors] == [(3, "a")]
+    assert f"{2**53 + 1} is not exact in float64" in data.errors[0].problem

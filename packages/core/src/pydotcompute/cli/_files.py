@@ -2,9 +2,10 @@
 
 Inputs: JSON Lines, CSV, ``.npy``. A bad record never costs the good ones: it is
 skipped and reported as an :class:`InputRecordError` naming the file, the line and the
-field, and every good record is read. Values are fed to the pipeline as float32 (what
-:func:`~pydotcompute.pipeline.records_from_array` feeds), so a value float32 cannot hold
-(it overflows, or an integer above 2**24 is not exact in it) makes its record a bad
+field, and every good record is read. Values are read as the pipeline's ``dtype``
+(see :func:`~pydotcompute.pipeline.input_dtype`: unset, text stays float64 and an
+``.npy`` array keeps its float dtype), so a value that dtype cannot hold (it overflows,
+or an integer is not exact in it, such as 16777217 in float32) makes its record a bad
 record rather than a silently different number.
 
 Outputs: JSON Lines (one line per result record, in completion order, each with its
@@ -38,7 +39,7 @@ from ..dataflow import (
     root_id,
 )
 from ..errors import InputFileError
-from ..pipeline import PipelinePlan
+from ..pipeline import PipelinePlan, cast_problem, input_dtype, parse_dtype, rows_that_fit
 
 __all__ = [
     "INPUT_FORMATS",
@@ -68,9 +69,7 @@ _EXTENSIONS: Final = {
 _ID_COLUMNS: Final = ("id",)
 _KEY_COLUMNS: Final = ("key",)
 _STANDARD_FIELDS: Final = frozenset({"message_id", "priority", "correlation_id", "deadline"})
-# float32 holds every integer up to 2**24 exactly, and nothing beyond its finite max.
-_EXACT_INT_LIMIT: Final = float(2**24)
-_FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
+_FLOAT64_EXACT: Final = float(2**53)
 _INF_WORDS: Final = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
 
 
@@ -94,8 +93,9 @@ class InputRecordError:
 class InputData:
     """The good records of an input, and the bad ones reported.
 
-    ``values`` is ``(n, width)`` float32 when every good record has one width, else
-    None and ``ragged`` holds one 1-D float32 array per good record (only when the
+    ``values`` is ``(n, width)`` in the dtype read (see :func:`read_input`) when every
+    good record has one width, else None and ``ragged`` holds one 1-D array per good
+    record (only when the
     reader was asked for records of any length). ``index`` is the 0-based position of
     each good record among all records of the file; ``ids`` the record's own ``id``
     (None where it had none); ``keys`` per-record int64 keys when every good record has
@@ -103,12 +103,12 @@ class InputData:
     """
 
     path: str
-    values: npt.NDArray[np.float32] | None
+    values: npt.NDArray[np.floating[Any]] | None
     index: npt.NDArray[np.int64]
     ids: list[Any]
     keys: npt.NDArray[np.int64] | None
     errors: list[InputRecordError]
-    ragged: list[npt.NDArray[np.float32]] | None = None
+    ragged: list[npt.NDArray[np.floating[Any]]] | None = None
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -165,8 +165,14 @@ def read_input(
     *,
     require_key: bool = False,
     one_width: bool = True,
+    dtype: str | None = None,
 ) -> InputData:
     """Read every good record of an input file.
+
+    ``dtype`` (a pipeline's ``dtype``: float16, float32 or float64) is the dtype values
+    are read as; None: float64 for text, an ``.npy`` float array's own dtype (integers
+    and booleans as float64). A record holding a value that dtype cannot hold is a bad
+    record.
 
     ``require_key``: a record without an integer ``key`` is a bad record (the pipeline
     routes by key). ``one_width``: every record must have the first good record's
@@ -175,7 +181,9 @@ def read_input(
     Raises:
         InputFileError: the file is missing or unreadable, of unknown format or shape,
             or holds no good record at all (the first bad record's problem is named).
+        ParameterValueError: ``dtype`` is not one of the three.
     """
+    given = None if dtype is None else parse_dtype(dtype)
     name = fspath(path)
     kind = format_of(name, fmt, INPUT_FORMATS)
     if not os.path.exists(name):
@@ -183,8 +191,8 @@ def read_input(
     if not Path(name).is_file():
         raise InputFileError(name, "is not a regular file (a directory?)")
     if kind == "npy":
-        return _read_npy(name, require_key)
-    builder = _Builder(name, require_key=require_key, one_width=one_width)
+        return _read_npy(name, require_key, given)
+    builder = _Builder(name, input_dtype(given), require_key=require_key, one_width=one_width)
     try:
         with open(name, encoding="utf-8", newline="") as handle:
             if kind == "jsonl":
@@ -212,7 +220,7 @@ def routes_by_key(plan: PipelinePlan) -> bool:
 def ragged_records(data: InputData, run_id: int) -> Iterator[Record]:
     """Per-message :class:`Record`\\ s of ``data``'s records of any length, with the ids
     :func:`~pydotcompute.pipeline.records_from_array` would give rows of one width."""
-    rows: Sequence[npt.NDArray[np.float32]] = (
+    rows: Sequence[npt.NDArray[np.floating[Any]]] = (
         data.ragged if data.ragged is not None else [] if data.values is None else list(data.values)
     )
     uuids = array_to_ids(record_ids_for_rows(0, len(rows), run_id))
@@ -221,21 +229,24 @@ def ragged_records(data: InputData, run_id: int) -> Iterator[Record]:
         yield Record(values=row, key=key, message_id=uid)
 
 
-# Good rows are packed into float32 arrays this many at a time, so a big text file
-# never sits in memory as Python floats (24 bytes each instead of 4).
+# Good rows are packed into arrays this many at a time, so a big text file never sits
+# in memory as Python floats (24 bytes each instead of 8 or fewer).
 _PACK_ROWS = 4096
 
 
 class _Builder:
-    """Collects good rows (checking widths and float32 range) and bad-row reports."""
+    """Collects good rows (checking widths and the dtype's range) and bad-row reports."""
 
-    def __init__(self, path: str, *, require_key: bool, one_width: bool) -> None:
+    def __init__(
+        self, path: str, dtype: np.dtype[Any], *, require_key: bool, one_width: bool
+    ) -> None:
         self.path = path
+        self.dtype = dtype
         self.require_key = require_key
         self.one_width = one_width
         self.rows: list[list[float]] = []
-        self.packed: list[npt.NDArray[np.float32]] = []
-        self.singles: list[npt.NDArray[np.float32]] = []
+        self.packed: list[npt.NDArray[np.floating[Any]]] = []
+        self.singles: list[npt.NDArray[np.floating[Any]]] = []
         self.index: list[int] = []
         self.ids: list[Any] = []
         self.keys: list[int | None] = []
@@ -261,7 +272,7 @@ class _Builder:
         if not row:
             self.bad(line, field, "is empty; a record needs at least one value")
             return
-        lost = _float32_problem(row)
+        lost = _row_problem(row, self.dtype)
         if lost is not None:
             self.bad(line, names[lost[0]] if names else f"{field}[{lost[0]}]", lost[1])
             return
@@ -269,7 +280,7 @@ class _Builder:
             self.bad(line, "key", "missing; this pipeline routes records by their integer key")
             return
         if not self.one_width:
-            self.singles.append(np.array(row, dtype=np.float32))
+            self.singles.append(np.array(row, dtype=self.dtype))
         elif self.width is None:
             self.width = len(row)
         elif len(row) != self.width:
@@ -292,7 +303,7 @@ class _Builder:
     def _pack(self) -> None:
         if self.rows:
             width = self.width or 0
-            self.packed.append(np.array(self.rows, dtype=np.float32).reshape(-1, width))
+            self.packed.append(np.array(self.rows, dtype=self.dtype).reshape(-1, width))
             self.rows = []
 
     def finish(self) -> InputData:
@@ -303,8 +314,8 @@ class _Builder:
                     self.path, f"no good record; the first problem: {self.errors[0]}"
                 )
             raise InputFileError(self.path, "the file holds no records")
-        values: npt.NDArray[np.float32] | None
-        ragged: list[npt.NDArray[np.float32]] | None = None
+        values: npt.NDArray[np.floating[Any]] | None
+        ragged: list[npt.NDArray[np.floating[Any]]] | None = None
         if self.one_width:
             values = self.packed[0] if len(self.packed) == 1 else np.concatenate(self.packed)
         elif len({len(row) for row in self.singles}) == 1:
@@ -323,18 +334,12 @@ class _Builder:
         )
 
 
-def _float32_problem(row: list[float]) -> tuple[int, str] | None:
-    """The first value of ``row`` that float32 cannot hold, and why; None if all fit."""
+def _row_problem(row: list[float], dtype: np.dtype[Any]) -> tuple[int, str] | None:
+    """The first value of ``row`` that ``dtype`` cannot hold, and why; None if all fit."""
     for i, value in enumerate(row):
-        if -_EXACT_INT_LIMIT <= value <= _EXACT_INT_LIMIT or not math.isfinite(value):
-            continue  # the common case; NaN and infinities are values float32 holds
-        if abs(value) > _FLOAT32_MAX:
-            return i, f"{value!r} overflows float32 (largest {_FLOAT32_MAX:.7g})"
-        if value.is_integer() and float(np.float32(value)) != value:
-            return i, (
-                f"{int(value)} is not exact in float32 (it would become "
-                f"{int(np.float32(value))}; integers are exact up to 2**24)"
-            )
+        problem = cast_problem(value, dtype)
+        if problem is not None:
+            return i, problem
     return None
 
 
@@ -348,7 +353,8 @@ def _json_float(text: str) -> float:
 
 
 def _number(value: Any) -> float | str:
-    """A JSON value as a float (null is NaN), or what is wrong with it."""
+    """A JSON value as a number (null is NaN; an integer stays an int, so its exactness
+    in the dtype read is judged on the number written), or what is wrong with it."""
     if value is None:
         return math.nan
     if isinstance(value, _TooLarge):
@@ -356,9 +362,10 @@ def _number(value: Any) -> float | str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"not a number: {value!r}"
     try:
-        return float(value)
+        float(value)
     except OverflowError:
         return f"{value} overflows float64"
+    return value
 
 
 def _read_jsonl(handle: IO[str], out: _Builder) -> None:
@@ -471,10 +478,12 @@ def _parse_cell(cell: str) -> float | str:
         return f"not a number: {cell!r}"
     if math.isinf(value) and text.lower() not in _INF_WORDS:
         return f"{text} overflows float64"
+    if abs(value) >= _FLOAT64_EXACT and text.lstrip("+-").isdecimal():
+        return int(text)  # the integer written: its exactness is judged on it, not on float64's
     return value
 
 
-def _read_npy(path: str, require_key: bool) -> InputData:
+def _read_npy(path: str, require_key: bool, dtype: np.dtype[Any] | None) -> InputData:
     try:
         array: Any = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -495,49 +504,23 @@ def _read_npy(path: str, require_key: bool) -> InputData:
         raise InputFileError(
             path, "an .npy file carries no keys, and this pipeline routes records by key"
         )
-    good, errors = _npy_rows_float32_holds(path, array)
+    target = input_dtype(dtype, array.dtype)
+    good, problems = rows_that_fit(array, target)
+    errors = [
+        InputRecordError(path, row + 1, f"values[{column}]", problem)
+        for row, column, problem in problems
+    ]
     if not good.any():
         raise InputFileError(path, f"no good record; the first problem: {errors[0]}")
     index = np.flatnonzero(good).astype(np.int64)
     return InputData(
         path=path,
-        values=np.ascontiguousarray(array[good], dtype=np.float32),
+        values=np.ascontiguousarray(array[good] if errors else array, dtype=target),
         index=index,
         ids=[None] * len(index),
         keys=None,
         errors=errors,
     )
-
-
-def _npy_rows_float32_holds(
-    path: str, array: npt.NDArray[Any]
-) -> tuple[npt.NDArray[np.bool_], list[InputRecordError]]:
-    """Which rows float32 holds exactly enough (see :func:`_float32_problem`), and a
-    report for each row it does not."""
-    good = np.ones(array.shape[0], dtype=np.bool_)
-    errors: list[InputRecordError] = []
-    kind, size = array.dtype.kind, array.dtype.itemsize
-    if kind == "b" or size <= 2 or (kind == "f" and size <= 4):
-        return good, errors  # bool, (u)int8/16, float16/32: float32 holds every value
-    with np.errstate(invalid="ignore"):
-        big = np.abs(array.astype(np.float64)) > _EXACT_INT_LIMIT
-    for row in np.flatnonzero(big.any(axis=1)).tolist():
-        values = [v if isinstance(v, float) else float(v) for v in array[row].tolist()]
-        if array.dtype.kind in "iu":  # exactness of an integer beyond float64's 2**53
-            problem = next(
-                (
-                    (i, f"{v} is not exact in float32 (integers are exact up to 2**24)")
-                    for i, v in enumerate(array[row].tolist())
-                    if int(np.float32(v)) != v
-                ),
-                None,
-            )
-        else:
-            problem = _float32_problem(values)
-        if problem is not None:
-            good[row] = False
-            errors.append(InputRecordError(path, row + 1, f"values[{problem[0]}]", problem[1]))
-    return good, errors
 
 
 # -- results -------------------------------------------------------------------------------
