@@ -418,13 +418,21 @@ def _synthetic_source(count: int, width: int, seed: int) -> _Source:
     return _Source(count, chunks, lambda row: row)
 
 
-def _messages(source: _Source, columnar: bool, batch: int, run_id: int) -> Iterator[Any]:
+def _messages(
+    source: _Source, columnar: bool, batch: int, run_id: int, dtype: str | None = None
+) -> Iterator[Any]:
     if source.data is not None and source.data.ragged is not None:
         yield from ragged_records(source.data, run_id)
         return
     for lo, values, keys in source.chunks(batch):
         yield from records_from_array(
-            values, columnar=columnar, batch_size=batch, keys=keys, run_id=run_id, start=lo
+            values,
+            columnar=columnar,
+            batch_size=batch,
+            keys=keys,
+            run_id=run_id,
+            start=lo,
+            dtype=dtype,
         )
 
 
@@ -484,6 +492,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 args.input_format,
                 require_key=routes_by_key(plan),
                 one_width=args.mode == "columnar",
+                dtype=plan.dtype,
             )
         except InputFileError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -504,7 +513,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except (InputFileError, OSError) as exc:
             print(f"error: {_describe(exc, args.output)}", file=sys.stderr)
             return EXIT_USAGE
-    messages = _messages(source, args.mode == "columnar", args.batch, run_id)
+    messages = _messages(source, args.mode == "columnar", args.batch, run_id, plan.dtype)
     report: dict[str, Any] | None = None
     try:
         report = asyncio.run(
