@@ -1,9 +1,8 @@
 """Issue 14, the CLI's inputs, through the real command: shapes (``.npy`` must be 2-D
 with a column and a row; empty input is status 2 in every format), keys (a keyed
 pipeline's record without a key is a bad input record), widths (per-message mode takes
-any length; columnar mode says why it needs one), precision (a value float32 cannot hold
-is a bad record, never a silently different number). Then a property: random bytes and
-random shapes never end in a traceback."""
+any length; columnar mode says why it needs one); precision is test_cli_dtypes.py's.
+Then a property: random bytes and random shapes never end in a traceback."""
 
 from __future__ import annotations
 
@@ -129,45 +128,6 @@ def test_columnar_mode_names_the_line_and_both_widths(tmp_path: Path) -> None:
     assert f"{src}:2: field 'values': has 3 values, but the records before it have 2" in line
     assert "columnar mode needs one width" in line and "--mode per-message" in line
     assert json.loads(done.stdout)["records_fed"] == 2
-
-
-# -- 5: precision --------------------------------------------------------------------------
-
-
-def test_integers_float32_cannot_hold_exactly_are_bad_records(tmp_path: Path) -> None:
-    src = tmp_path / "p.jsonl"
-    src.write_text("[1, 2, 4]\n[16777217, 16777219, 16777221]\n")
-    done = pydotcompute("run", GUIDE, "-i", str(src), "--json")
-    assert done.returncode == 1, done.stderr
-    (line,) = bad_records(done)
-    assert f"{src}:2: field 'values[0]': 16777217 is not exact in float32" in line
-    assert "it would become 16777216" in line
-    assert json.loads(done.stdout)["records_fed"] == 1
-
-
-def test_an_overflowing_value_is_a_bad_record_without_a_stray_warning(tmp_path: Path) -> None:
-    src = tmp_path / "p.csv"
-    src.write_text("a,b,c\n1,2,3\n1e39,0,1\n")
-    out = tmp_path / "o.jsonl"
-    done = pydotcompute("run", GUIDE, "-i", str(src), "-o", str(out))
-    assert done.returncode == 1, done.stderr
-    assert bad_records(done) == [
-        f"bad record skipped: {src}:3: field 'a': 1e+39 overflows float32 (largest 3.402823e+38)"
-    ]
-    assert "Warning" not in done.stderr
-    (row,) = map(json.loads, out.read_text().splitlines())
-    assert row["mean"] == pytest.approx(0.5)
-
-
-def test_npy_values_float32_cannot_hold_are_bad_records(tmp_path: Path) -> None:
-    path = tmp_path / "f.npy"
-    np.save(path, np.array([[1.0, 2.0], [1e39, 0.0], [3.0, 5.0]]))
-    out = tmp_path / "o.npy"
-    done = pydotcompute("run", GUIDE, "-i", str(path), "-o", str(out))
-    assert done.returncode == 1, done.stderr
-    (line,) = bad_records(done)
-    assert f"{path}:2: field 'values[0]'" in line and "overflows float32" in line
-    assert np.load(out).shape == (2, 1)  # the two good records, in input order
 
 
 # -- property: no input ends in a traceback ------------------------------------------------
