@@ -390,7 +390,7 @@ def test_jsonl_writer_writes_nan_as_null(tmp_path: Path) -> None:
     assert w.records == 1
 
 
-def test_npy_writer_puts_rows_back_in_input_order(tmp_path: Path) -> None:
+def test_npy_writer_rows_in_input_order_leave_out_records_without_result(tmp_path: Path) -> None:
     ids = record_ids_for_rows(0, 4, 1)
     w = ResultWriter(tmp_path / "o.npy", None, label=label_rows, row_of=row_indices, input_rows=5)
     w.write(RecordBatch(values=np.array([[3.0], [1.0]]), record_ids=ids[[3, 1]]))
@@ -398,7 +398,9 @@ def test_npy_writer_puts_rows_back_in_input_order(tmp_path: Path) -> None:
     w.write(Record(values=[0.0], correlation_id=array_to_ids(ids)[0]))
     w.close()
     out = np.load(tmp_path / "o.npy")
-    np.testing.assert_array_equal(out, [[0.0], [1.0], [np.nan], [3.0], [np.nan]])
+    # No placeholder rows: record 2 failed, record 4 never came; both are listed.
+    np.testing.assert_array_equal(out, [[0.0], [1.0], [3.0]])
+    np.testing.assert_array_equal(w.missing, [2, 4])
     assert (w.records, w.errors) == (4, 1)
 
 

@@ -6,17 +6,21 @@
 ``pydotcompute run FILE``         run a pipeline over JSON Lines / CSV / .npy input
 ``pydotcompute demo``             run the guide's preprocess -> compute pipeline
 
-Exit status: 0 when everything ran cleanly; 1 when the run finished but some input
-records were bad or some records failed in a stage (every good record is still
-processed and written), or a stage's kernel failed; 2 when nothing could run (a bad
-pipeline file, a missing input, a bad option).
+Exit status (see :mod:`._exits`): 0 every record ran cleanly; 1 the run finished but
+some input records were bad or failed in a stage (every good record is still processed
+and written); 2 usage or input error (a bad pipeline file, input or option, or an output
+that cannot be written); 3 the run broke (an internal error or a stage's kernel failed),
+one line on stderr and the traceback in a log file; 130/143 interrupted by SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
 import warnings
@@ -53,6 +57,15 @@ from ..pipeline import (
 )
 from ..plugins import PluginManager, get_plugin_manager
 from ._display import Output, Progress, print_report, toml_value
+from ._exits import (
+    EXIT_CODES_HELP,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    Interrupt,
+    log_traceback,
+)
 from ._files import (
     INPUT_FORMATS,
     OUTPUT_FORMATS,
@@ -69,10 +82,11 @@ from ._files import (
 
 __all__ = ["main"]
 
-EXIT_OK: Final = 0
-EXIT_PARTIAL: Final = 1
-EXIT_USAGE: Final = 2
 _MAX_SHOWN_ERRORS: Final = 20
+#: After an interrupt, how long the records in flight get to finish before the run is
+#: shut down (its own drain bound then reports what is left behind).
+_INTERRUPT_DRAIN_S: Final = 10.0
+_MAX_MISSING_IDS: Final = 100  #: ids of records without an .npy row, listed in the report
 
 #: The guide's pipeline ("Building Pipelines": preprocess -> compute), as TOML.
 GUIDE_PIPELINE_TOML: Final = """\
@@ -99,9 +113,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         status: int = args.handler(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside a run (which handles SIGINT itself)
         print("interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
+    except Exception as exc:
+        # Whatever the user can cause is reported by the handlers; this is a bug, so
+        # its traceback goes to a file for the report, not to the terminal.
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (traceback in {log_traceback(exc)})",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
     return status
 
 
@@ -109,11 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pydotcompute",
         description="Streaming compute pipelines built from ring kernels.",
-        epilog=(
-            "exit status: 0 all records ran cleanly; 1 the run finished but some input "
-            "records were bad or failed in a stage (every good one is written), or a "
-            "stage's kernel failed; 2 nothing ran (bad pipeline file, input or option)"
-        ),
+        epilog=EXIT_CODES_HELP,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -149,9 +167,9 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         help=(
             "output file (default: none): .jsonl, one line per result in completion order, "
-            "each with its record's id; or .npy, the results of one sink, row i the result "
-            "of input record i (input order) where each record gives one result, else in "
-            "completion order"
+            "each with its record's id; or .npy, the results of one sink, in input order "
+            "where each record gives one result (a record without a result has no row; the "
+            "report counts them), else in completion order"
         ),
     )
     run.add_argument(
@@ -323,6 +341,12 @@ def _plan_file(path: str) -> PipelinePlan | None:
             print(f"error: {error}", file=sys.stderr)
     except (PipelineValidationError, OSError) as exc:
         print(f"error: {_describe(exc, path)}", file=sys.stderr)
+    except UnicodeDecodeError as exc:
+        print(
+            f"error: {path}: not a TOML text file (byte {exc.object[exc.start]:#04x} at "
+            f"offset {exc.start} is not UTF-8)",
+            file=sys.stderr,
+        )
     return None
 
 
@@ -514,19 +538,53 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"error: {_describe(exc, args.output)}", file=sys.stderr)
             return EXIT_USAGE
     messages = _messages(source, args.mode == "columnar", args.batch, run_id, plan.dtype)
+    interrupt = Interrupt(_announce_interrupt, lambda: _save_at_once(writer))
+    try:
+        return _run_and_report(args, plan, messages, source, input_errors, writer, interrupt)
+    finally:
+        interrupt.restore()
+
+
+def _run_and_report(
+    args: argparse.Namespace,
+    plan: PipelinePlan,
+    messages: Iterator[Any],
+    source: _Source,
+    input_errors: list[Any],
+    writer: ResultWriter | None,
+    interrupt: Interrupt,
+) -> int:
     report: dict[str, Any] | None = None
+    broke: RingKernelError | None = None
+    unwritable: InputFileError | None = None
     try:
         report = asyncio.run(
-            _drive(plan, messages, source.count, writer, _wants_progress(args), args.mode)
+            _drive(
+                plan,
+                messages,
+                source.count,
+                writer,
+                _wants_progress(args),
+                args.mode,
+                interrupt=interrupt,
+            )
         )
+    except InputFileError as exc:  # the output failed mid-run (a full disk...)
+        unwritable = exc
     except (PipelineRunError, RingKernelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        broke = exc
     finally:
-        written = writer is None or _close_writer(writer)
+        # After a failed write, closing fails the same way: one line says it.
+        written = writer is None or _close_writer(writer, quiet=unwritable is not None)
+    if unwritable is not None:
+        print(f"error: {unwritable}; the run was stopped", file=sys.stderr)
+        return EXIT_USAGE
+    if broke is not None:
+        print(f"error: {broke} (traceback in {log_traceback(broke)})", file=sys.stderr)
+        return EXIT_INTERNAL
     if not written:
         return EXIT_USAGE
-    if report is None:
-        return EXIT_PARTIAL
+    assert report is not None
     report["input"] = {
         "path": args.input,
         "synthetic": args.synthetic,
@@ -535,19 +593,59 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "errors": [e.to_dict() for e in input_errors],
     }
     report["output"] = args.output
+    if writer is not None:
+        # .npy: input records with no row (they failed in a stage, or were not computed
+        # before an interrupt); the rows keep input order with these left out.
+        report["output_missing"] = len(writer.missing)
+        report["output_missing_ids"] = [
+            source.label(row) for row in writer.missing[:_MAX_MISSING_IDS].tolist()
+        ]
     print_report(report, args.json)
+    if interrupt.signum is not None:
+        return interrupt.exit_status
     clean = not input_errors and report["stage_errors"] == 0
     return EXIT_OK if clean else EXIT_PARTIAL
 
 
-def _close_writer(writer: ResultWriter) -> bool:
-    """Finish the output file; False (the problem printed) if it could not be written."""
+def _close_writer(writer: ResultWriter, *, quiet: bool = False) -> bool:
+    """Finish the output file; False (the problem printed unless ``quiet``) if it
+    could not be written."""
     try:
         writer.close()
     except (InputFileError, OSError) as exc:
-        print(f"error: {_describe(exc, writer.path)}", file=sys.stderr)
+        if not quiet:
+            print(f"error: {_describe(exc, writer.path)}", file=sys.stderr)
         return False
     return True
+
+
+def _announce_interrupt(signum: int) -> None:
+    name = signal.Signals(signum).name
+    print(
+        f"{name}: interrupted: no more input is fed; the records in flight get up to "
+        f"{_INTERRUPT_DRAIN_S:g} s to finish, then what was computed is written; "
+        f"{name} again exits at once",
+        file=sys.stderr,
+    )
+
+
+def _save_at_once(writer: ResultWriter | None) -> None:
+    """On a second signal, at once: JSON Lines keep every line written so far; an
+    ``.npy`` array, written whole at the end or not at all, is not written."""
+    if writer is None:
+        return
+    if writer.format == "npy":
+        print(f"{writer.path}: not written (no time to build the array)", file=sys.stderr)
+        with contextlib.suppress(FileNotFoundError):  # already gone: nothing to remove
+            os.unlink(writer.path)
+        return
+    try:
+        writer.close()
+    except (InputFileError, OSError, RuntimeError, ValueError) as exc:
+        # RuntimeError/ValueError: the signal came in the middle of a write to the file.
+        print(f"{writer.path}: not finished: {exc}", file=sys.stderr)
+    else:
+        print(f"{writer.path}: the results written so far stay", file=sys.stderr)
 
 
 def _wants_progress(args: argparse.Namespace) -> bool:
@@ -571,47 +669,101 @@ async def _drive(
     progress: bool,
     mode: str,
     on_result: Callable[[Any], None] | None = None,
+    interrupt: Interrupt | None = None,
 ) -> dict[str, Any]:
-    """Run ``plan`` over ``messages``, writing results; return the report data."""
+    """Run ``plan`` over ``messages``, writing results; return the report data.
+
+    With ``interrupt``, SIGINT/SIGTERM stop the feeding; what is in flight gets
+    ``_INTERRUPT_DRAIN_S`` to come out (and be written), then the run is shut down.
+
+    Raises:
+        InputFileError: writing a result to the output failed.
+    """
     results = 0
     stage_errors = 0
     started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    abandoned = False
     async with PipelineRun(plan, relax_gc=True) as run:
         display = Progress(run, total) if progress else None
-        watcher = asyncio.get_running_loop().create_task(display.watch()) if display else None
-        try:
-            async for msg in run.process(messages):
+        watcher = loop.create_task(display.watch()) if display else None
+
+        async def consume() -> None:
+            nonlocal results, stage_errors
+            async for msg in run.process(_until(messages, stop)):
                 count = record_count(msg)
                 if type(msg) is StageError:
                     stage_errors += count
                 results += count
                 if writer is not None:
-                    writer.write(msg)
+                    try:
+                        writer.write(msg)
+                    except OSError as exc:
+                        raise InputFileError(
+                            writer.path, f"cannot write: {exc.strerror or exc}"
+                        ) from exc
                 if on_result is not None:
                     on_result(msg)
                 if display is not None:
                     display.results = results
+
+        consumer = loop.create_task(consume())
+
+        def give_up() -> None:
+            nonlocal abandoned
+            if not consumer.done():
+                abandoned = True
+                consumer.cancel()
+
+        def on_signal(signum: int) -> None:
+            stop.set()
+            loop.call_later(_INTERRUPT_DRAIN_S, give_up)
+
+        if interrupt is not None:
+            interrupt.install(loop, on_signal)
+        try:
+            await consumer
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not abandoned or (current is not None and current.cancelling()):
+                raise
         finally:
+            if not consumer.done():
+                consumer.cancel()
+                await asyncio.gather(consumer, return_exceptions=True)
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
             if display is not None:
                 display.stop()
         seconds = time.perf_counter() - started
-        telemetry = run.telemetry()
-        fed = run.records_fed
-        rejected = run.records_rejected_at_input
+    telemetry = run.telemetry()
+    signum = None if interrupt is None else interrupt.signum
     return {
         "pipeline": plan.name,
         "mode": mode,
-        "records_fed": fed,
-        "records_rejected_at_input": rejected,
+        "interrupted": signum is not None,
+        "signal": None if signum is None else signal.Signals(signum).name,
+        # Interrupted: the records in flight did not all come out within the bound.
+        "in_flight_abandoned": abandoned,
+        "messages_left_behind": 0 if run.report is None else run.report.leftover_count,
+        "records_fed": run.records_fed,
+        "records_rejected_at_input": run.records_rejected_at_input,
         "results": results,
         "stage_errors": stage_errors,
         "seconds": seconds,
-        "records_per_s": fed / seconds if seconds > 0 else 0.0,
+        "records_per_s": run.records_fed / seconds if seconds > 0 else 0.0,
         "stages": {name: t.to_dict() for name, t in telemetry.items()},
     }
+
+
+def _until(messages: Iterator[Any], stop: asyncio.Event) -> Iterator[Any]:
+    """``messages`` until ``stop`` is set (then the run's input ends, and it drains)."""
+    for msg in messages:
+        if stop.is_set():
+            return
+        yield msg
 
 
 # -- demo --------------------------------------------------------------------------------

@@ -61,7 +61,18 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
             for t in report["stages"].values()
         ],
     )
-    lines = [
+    lines = []
+    if report.get("interrupted"):
+        lines.append(
+            f"interrupted by {report['signal']}: the input was cut short; "
+            + (
+                f"records still in flight were abandoned ({report['messages_left_behind']:,} "
+                "messages left behind)"
+                if report.get("in_flight_abandoned")
+                else "every record fed was finished"
+            )
+        )
+    lines += [
         f"{report['records_fed']:,} records in ({report['mode']}), {report['results']:,} result "
         f"records out in {report['seconds']:.3f} s: {report['records_per_s']:,.0f} records/s"
     ]
@@ -91,6 +102,13 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
         lines.append(f"{bad:,} bad input records skipped (listed on stderr)")
     if report.get("output"):
         lines.append(f"results written to {report['output']}")
+    missing = report.get("output_missing", 0)
+    if missing:
+        lines.append(
+            f"{missing:,} input records have no row in {report['output']} (failed in a stage "
+            "or not computed): its rows are in input order with those left out; --json "
+            f"lists the first {len(report['output_missing_ids'])} ids"
+        )
     for line in lines:
         print(line)
 

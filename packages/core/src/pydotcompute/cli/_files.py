@@ -636,9 +636,11 @@ class ResultWriter:
     that are no input record, such as an aggregator's sums).
 
     ``.npy`` order rule: when every result is an input record's own result, one each,
-    row ``i`` is input record ``i``'s result (NaN where its record failed in a stage);
-    otherwise (an aggregator's rows, several results per record) rows are in completion
-    order. ``.npy`` output needs results of one shape (see :func:`npy_output_problem`).
+    rows are in input order, and a record without a result (it failed in a stage, or
+    was not computed before an interrupt) has no row: no placeholder that could pass
+    for a result. :attr:`missing` lists those records' input rows. Otherwise (an
+    aggregator's rows, several results per record) rows are in completion order.
+    ``.npy`` output needs results of one shape (see :func:`npy_output_problem`).
     """
 
     def __init__(
@@ -658,6 +660,8 @@ class ResultWriter:
         self.records = 0  #: result records written (errors included)
         self.errors = 0  #: StageError records written
         self.rows = 0  #: rows the .npy file holds, once closed
+        #: input rows without a row in the .npy, once closed
+        self.missing: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._shape: tuple[int, tuple[str, ...]] | None = None
         self._mixed: str | None = None
         self._chunks: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = []
@@ -716,13 +720,15 @@ class ResultWriter:
     def _array(self) -> npt.NDArray[np.float32]:
         chunks, self._chunks = self._chunks, []
         if not chunks:
+            self.missing = np.arange(self._input_rows, dtype=np.int64)
             return np.zeros((0, 0), dtype=np.float32)
         all_rows = np.concatenate([c[0] for c in chunks])
         all_values = np.concatenate([c[1] for c in chunks])
         if (all_rows >= 0).all() and len(np.unique(all_rows)) == len(all_rows):
-            out = np.full((self._input_rows, all_values.shape[1]), np.nan, dtype=np.float32)
-            out[all_rows] = all_values
-            return out
+            present = np.zeros(self._input_rows, dtype=bool)
+            present[all_rows] = True
+            self.missing = np.flatnonzero(~present)
+            return all_values[np.argsort(all_rows, kind="stable")]
         return all_values
 
     def __enter__(self) -> ResultWriter:
