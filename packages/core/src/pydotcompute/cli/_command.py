@@ -529,17 +529,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run_id = new_run_id()
     label, row_of = _labeler(source, run_id)
     writer: ResultWriter | None = None
-    if args.output is not None:
-        try:
-            writer = ResultWriter(
-                args.output, args.output_format, label=label, row_of=row_of, input_rows=source.count
-            )
-        except (InputFileError, OSError) as exc:
-            print(f"error: {_describe(exc, args.output)}", file=sys.stderr)
-            return EXIT_USAGE
-    messages = _messages(source, args.mode == "columnar", args.batch, run_id, plan.dtype)
+    # From here on a signal ends the run gracefully, even one before the run starts.
     interrupt = Interrupt(_announce_interrupt, lambda: _save_at_once(writer))
     try:
+        if args.output is not None:
+            try:
+                writer = ResultWriter(
+                    args.output,
+                    args.output_format,
+                    label=label,
+                    row_of=row_of,
+                    input_rows=source.count,
+                )
+            except (InputFileError, OSError) as exc:
+                print(f"error: {_describe(exc, args.output)}", file=sys.stderr)
+                return EXIT_USAGE
+        messages = _messages(source, args.mode == "columnar", args.batch, run_id, plan.dtype)
         return _run_and_report(args, plan, messages, source, input_errors, writer, interrupt)
     finally:
         interrupt.restore()
@@ -685,24 +690,28 @@ async def _drive(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     abandoned = False
+    unwritable: InputFileError | None = None
     async with PipelineRun(plan, relax_gc=True) as run:
         display = Progress(run, total) if progress else None
         watcher = loop.create_task(display.watch()) if display else None
 
         async def consume() -> None:
-            nonlocal results, stage_errors
+            nonlocal results, stage_errors, unwritable
             async for msg in run.process(_until(messages, stop)):
                 count = record_count(msg)
                 if type(msg) is StageError:
                     stage_errors += count
                 results += count
-                if writer is not None:
+                if writer is not None and unwritable is None:
                     try:
                         writer.write(msg)
                     except OSError as exc:
-                        raise InputFileError(
+                        # Stop as after an interrupt: the run ends with nothing left
+                        # behind, and the caller reports the one problem.
+                        unwritable = InputFileError(
                             writer.path, f"cannot write: {exc.strerror or exc}"
-                        ) from exc
+                        )
+                        stop_feeding()
                 if on_result is not None:
                     on_result(msg)
                 if display is not None:
@@ -716,12 +725,13 @@ async def _drive(
                 abandoned = True
                 consumer.cancel()
 
-        def on_signal(signum: int) -> None:
-            stop.set()
-            loop.call_later(_INTERRUPT_DRAIN_S, give_up)
+        def stop_feeding(signum: int = 0) -> None:
+            if not stop.is_set():
+                stop.set()
+                loop.call_later(_INTERRUPT_DRAIN_S, give_up)
 
         if interrupt is not None:
-            interrupt.install(loop, on_signal)
+            interrupt.install(loop, stop_feeding)
         try:
             await consumer
         except asyncio.CancelledError:
@@ -738,6 +748,8 @@ async def _drive(
             if display is not None:
                 display.stop()
         seconds = time.perf_counter() - started
+    if unwritable is not None:
+        raise unwritable
     telemetry = run.telemetry()
     signum = None if interrupt is None else interrupt.signum
     return {

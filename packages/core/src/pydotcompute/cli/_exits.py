@@ -54,14 +54,14 @@ def log_traceback(exc: BaseException) -> str:
 
 
 class Interrupt:
-    """SIGINT and SIGTERM during a run, as the event loop's signal handlers.
+    """SIGINT and SIGTERM from when this is made until :meth:`restore`.
 
-    The first signal calls ``announce`` and the ``on_first`` given to :meth:`install`
-    (which stops the feeding and bounds the drain), and is remembered in
-    :attr:`signum`. From then on the next SIGINT or SIGTERM is a
-    plain Python handler, so it works even while the loop is busy: it calls
-    ``on_second`` (which saves what it can, quickly) and ends the process with
-    128 + its number, with no traceback.
+    The first signal is remembered in :attr:`signum` and ``announce``d; then the
+    ``on_first`` given to :meth:`install` runs on the event loop (it stops the feeding
+    and bounds the drain), at once if the signal came before the loop started. From
+    then on the next SIGINT or SIGTERM is a plain Python handler, so it works even
+    while the loop is busy: it calls ``on_second`` (which saves what it can, quickly)
+    and ends the process with 128 + its number, with no traceback.
     """
 
     SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
@@ -72,8 +72,11 @@ class Interrupt:
         self._on_first: Callable[[int], None] | None = None
         self._on_second = on_second
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Saved here, outside asyncio.run, which puts a SIGINT handler of its own.
         self._saved = {signum: signal.getsignal(signum) for signum in self.SIGNALS}
+        # Until the loop runs (asyncio.run leaves a SIGINT handler other than Python's
+        # default alone), a signal is only remembered.
+        for signum in self.SIGNALS:
+            signal.signal(signum, self._early)
 
     @property
     def exit_status(self) -> int:
@@ -83,8 +86,11 @@ class Interrupt:
 
     def install(self, loop: asyncio.AbstractEventLoop, on_first: Callable[[int], None]) -> None:
         """Handle both signals on ``loop`` (call from the loop's thread)."""
-        self._loop = loop
         self._on_first = on_first
+        if self.signum is not None:  # it came before the loop started
+            loop.call_soon(on_first, self.signum)
+            return
+        self._loop = loop
         for signum in self.SIGNALS:
             loop.add_signal_handler(signum, self._first, signum)
 
@@ -96,18 +102,25 @@ class Interrupt:
                 loop.remove_signal_handler(signum)
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
+    def _early(self, signum: int, frame: FrameType | None) -> None:
+        self._remember(signum)
+
     def _first(self, signum: int) -> None:
         if self.signum is not None:
             return
-        self.signum = signum
         loop, self._loop = self._loop, None
         for other in self.SIGNALS:
             if loop is not None:
                 loop.remove_signal_handler(other)
-            signal.signal(other, self._second)
-        self._announce(signum)
+        self._remember(signum)
         if self._on_first is not None:
             self._on_first(signum)
+
+    def _remember(self, signum: int) -> None:
+        self.signum = signum
+        for other in self.SIGNALS:
+            signal.signal(other, self._second)
+        self._announce(signum)
 
     def _second(self, signum: int, frame: FrameType | None) -> None:
         print(
