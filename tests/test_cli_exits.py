@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from pydotcompute.cli import main
+from pydotcompute.errors import StageFailedError
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = str(ROOT / "examples" / "guide.toml")
@@ -286,3 +287,32 @@ def test_an_internal_error_is_one_line_and_its_traceback_goes_to_a_log(
     finally:
         log.unlink()
     assert "Traceback" not in captured.err + captured.out
+
+
+def test_a_failed_kernel_is_status_3_naming_the_stage_with_its_traceback_logged(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    async def failing_run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            raise ZeroDivisionError("in the stage's code")
+        except ZeroDivisionError as exc:
+            raise StageFailedError("compute", "compute-0", exc) from exc
+
+    # The run itself breaks, as when a stage's kernel loop raises.
+    monkeypatch.setattr("pydotcompute.cli._command._drive", failing_run)
+    out = tmp_path / "o.jsonl"
+    status = main(["run", GUIDE, "--synthetic", "3", "-o", str(out)])
+
+    captured = capsys.readouterr()
+    assert status == 3
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ") and "'compute'" in lines[0]
+    found = re.search(r"\(traceback in (.+)\)$", lines[0])
+    assert found is not None, lines[0]
+    log = Path(found.group(1))
+    try:
+        assert "ZeroDivisionError: in the stage's code" in log.read_text()
+    finally:
+        log.unlink()
+    assert "Traceback" not in captured.err

@@ -814,8 +814,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             _drive(plan, messages, source.count, None, _wants_progress(args), "per-message", show)
         )
     except (PipelineRunError, RingKernelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_PARTIAL
+        print(f"error: {exc} (traceback in {log_traceback(exc)})", file=sys.stderr)
+        return EXIT_INTERNAL
     if not args.json:
         for line in shown:
             print(line)

@@ -106,8 +106,8 @@ class Interrupt:
         self._remember(signum)
 
     def _first(self, signum: int) -> None:
-        if self.signum is not None:
-            return
+        if self.signum is not None:  # two signals read from the loop's wakeup at once
+            self._second(signum, None)
         loop, self._loop = self._loop, None
         for other in self.SIGNALS:
             if loop is not None:
