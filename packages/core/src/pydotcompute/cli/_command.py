@@ -86,7 +86,6 @@ _MAX_SHOWN_ERRORS: Final = 20
 #: After an interrupt, how long the records in flight get to finish before the run is
 #: shut down (its own drain bound then reports what is left behind).
 _INTERRUPT_DRAIN_S: Final = 10.0
-_MAX_MISSING_IDS: Final = 100  #: ids of records without an .npy row, listed in the report
 
 #: The guide's pipeline ("Building Pipelines": preprocess -> compute), as TOML.
 GUIDE_PIPELINE_TOML: Final = """\
@@ -601,10 +600,8 @@ def _run_and_report(
     if writer is not None:
         # .npy: input records with no row (they failed in a stage, or were not computed
         # before an interrupt); the rows keep input order with these left out.
-        report["output_missing"] = len(writer.missing)
-        report["output_missing_ids"] = [
-            source.label(row) for row in writer.missing[:_MAX_MISSING_IDS].tolist()
-        ]
+        report["output_missing"] = writer.missing
+        report["output_missing_ids"] = [source.label(row) for row in writer.first_missing.tolist()]
     print_report(report, args.json)
     if interrupt.signum is not None:
         return interrupt.exit_status

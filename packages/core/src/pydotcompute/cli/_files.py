@@ -627,6 +627,10 @@ def npy_output_problem(plan: PipelinePlan) -> str | None:
     return None
 
 
+#: How many input rows without a result a writer names (it counts them all).
+FIRST_MISSING = 100
+
+
 class ResultWriter:
     """Writes results as they arrive: JSON Lines at once, ``.npy`` at :meth:`close`.
 
@@ -638,7 +642,8 @@ class ResultWriter:
     ``.npy`` order rule: when every result is an input record's own result, one each,
     rows are in input order, and a record without a result (it failed in a stage, or
     was not computed before an interrupt) has no row: no placeholder that could pass
-    for a result. :attr:`missing` lists those records' input rows. Otherwise (an
+    for a result. :attr:`missing` counts those records and :attr:`first_missing` lists the
+    input rows of the first :data:`FIRST_MISSING` of them. Otherwise (an
     aggregator's rows, several results per record) rows are in completion order.
     ``.npy`` output needs results of one shape (see :func:`npy_output_problem`).
     """
@@ -660,8 +665,10 @@ class ResultWriter:
         self.records = 0  #: result records written (errors included)
         self.errors = 0  #: StageError records written
         self.rows = 0  #: rows the .npy file holds, once closed
-        #: input rows without a row in the .npy, once closed
-        self.missing: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        #: input records without a row in the .npy, once closed
+        self.missing = 0
+        #: the first FIRST_MISSING of them, as input rows (ascending)
+        self.first_missing: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._shape: tuple[int, tuple[str, ...]] | None = None
         self._mixed: str | None = None
         self._chunks: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = []
@@ -720,14 +727,19 @@ class ResultWriter:
     def _array(self) -> npt.NDArray[np.float32]:
         chunks, self._chunks = self._chunks, []
         if not chunks:
-            self.missing = np.arange(self._input_rows, dtype=np.int64)
+            self.missing = self._input_rows
+            self.first_missing = np.arange(min(self._input_rows, FIRST_MISSING), dtype=np.int64)
             return np.zeros((0, 0), dtype=np.float32)
         all_rows = np.concatenate([c[0] for c in chunks])
         all_values = np.concatenate([c[1] for c in chunks])
         if (all_rows >= 0).all() and len(np.unique(all_rows)) == len(all_rows):
-            present = np.zeros(self._input_rows, dtype=bool)
-            present[all_rows] = True
-            self.missing = np.flatnonzero(~present)
+            # Work in the results, never in the input's size: an interrupted run may have
+            # been given a hundred million records and fed a few.
+            self.missing = self._input_rows - len(all_rows)
+            # Among the first len(rows) + FIRST_MISSING rows at most len(rows) are present,
+            # so the first missing ones are all there.
+            window = np.arange(min(self._input_rows, len(all_rows) + FIRST_MISSING))
+            self.first_missing = np.setdiff1d(window, all_rows)[:FIRST_MISSING]
             return all_values[np.argsort(all_rows, kind="stable")]
         return all_values
 
