@@ -7,25 +7,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import GUIDE, pydotcompute
 
-ROOT = Path(__file__).resolve().parents[1]
-GUIDE = str(ROOT / "examples" / "guide.toml")
 BIG = "[16777217, 16777219, 16777221]\n"  # integers float32 cannot hold exactly
-
-
-def pydotcompute(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pydotcompute.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def bad_records(done: subprocess.CompletedProcess[str]) -> list[str]:

@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from cli_helpers import GUIDE, one_error_line, pydotcompute
 from pydotcompute.cli import main
 from pydotcompute.errors import StageFailedError
 
-ROOT = Path(__file__).resolve().parents[1]
-GUIDE = str(ROOT / "examples" / "guide.toml")
 #: Far more than any test waits for: each is interrupted long before the end.
 LONG_RUN = ["run", GUIDE, "--synthetic", "100000000", "--width", "4", "--batch", "512"]
 #: For the second-signal tests: a graceful stop that takes long enough (deep queues of
@@ -56,16 +55,6 @@ def slow_drain_run(tmp_path: Path) -> list[str]:
 WAIT_S = 60.0
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-
-
-def pydotcompute(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pydotcompute.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 class Command:
@@ -266,14 +255,6 @@ def test_a_second_signal_leaves_no_half_npy(
 
 
 # -- one line and status 2 for what the user can cause ------------------------------
-
-
-def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 @pytest.mark.parametrize("subcommand", [["validate"], ["run", "--synthetic", "3"]])

@@ -10,38 +10,18 @@ import contextlib
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from cli_helpers import GUIDE, ROOT, one_error_line, pydotcompute
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from pydotcompute.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-GUIDE = str(ROOT / "examples" / "guide.toml")
 KEYED = str(ROOT / "examples" / "keyed.toml")
-
-
-def pydotcompute(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pydotcompute.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def bad_records(done: subprocess.CompletedProcess[str]) -> list[str]:

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from cli_helpers import GUIDE, ROOT, one_error_line, pydotcompute
 
-ROOT = Path(__file__).resolve().parents[1]
-GUIDE = str(ROOT / "examples" / "guide.toml")
 DAG = str(ROOT / "examples" / "dag.toml")
 
 TWO_SINKS = """\
@@ -36,26 +33,6 @@ stage = "compute"
 inputs = ["norm"]
 params = { stats = ["min", "max", "std"] }
 """
-
-
-def pydotcompute(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pydotcompute.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-    )
-
-
-def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    """The run failed with usage/input status 2 and one line on stderr; that line."""
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def write_jsonl(path: Path, rows: list[list[float]]) -> Path:
