@@ -230,18 +230,13 @@ class MessageQueue(Generic[_T]):
         nothing."""
         if self._put_error is not None:
             raise self._put_error()
-        now = time.perf_counter()
-        if self._priority:
-            priority = getattr(item, "priority", 0)
-            heapq.heappush(self._heap, (-priority, next(self._sequence), now, item))
-        else:
-            self._fifo.append((now, item))
+        # Room for exactly one more, whatever is queued: put_nowait, the one way in, then
+        # neither refuses nor evicts for it (and nothing else in it can fail).
+        self._limit = len(self._items) + 1
+        self.put_nowait(item)
         self._controls.add(id(item))
         self._limit = self.capacity + len(self._controls)
-        self.accepted += 1
         self.control += 1
-        if self._getters:
-            _wake_next(self._getters)
 
     def put_if_room(self, item: _T) -> bool:
         """Queue ``item`` if there is room and no error is set; else do nothing and
