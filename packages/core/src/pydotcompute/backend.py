@@ -40,6 +40,7 @@ from .compute import (
     ConformanceCase,
     NumpyBackend,
     check_backend,
+    clip_bounds,
     conformance_cases,
     to_host,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "DeviceQueue",
     "NumpyBackend",
     "check_backend",
+    "clip_bounds",
     "conformance_cases",
     "hookimpl",
     "to_host",

@@ -15,7 +15,6 @@ from pydotcompute.errors import ArgumentTypeError, InvalidArgumentError
 __all__ = [
     "KERNEL_FLOAT_DTYPES",
     "check_2d",
-    "check_clip_bounds",
     "check_index",
     "check_kernel_float",
     "check_keys",
@@ -43,16 +42,6 @@ def check_2d(x: torch.Tensor, op: str) -> None:
         raise InvalidArgumentError(
             f"{op} takes a 2-D tensor (rows, width); got shape {tuple(x.shape)}"
         )
-
-
-def check_clip_bounds(low: float, high: float) -> tuple[float, float]:
-    """``(low, high)`` as floats; ``ValueError`` for a NaN bound or ``low > high``."""
-    lo, hi = float(low), float(high)
-    if lo != lo or hi != hi:
-        raise InvalidArgumentError(f"clip bounds must not be NaN; got low={lo}, high={hi}")
-    if lo > hi:
-        raise InvalidArgumentError(f"clip low ({lo}) is above high ({hi})")
-    return lo, hi
 
 
 def check_index(index: torch.Tensor, op: str = "take_rows") -> torch.Tensor:

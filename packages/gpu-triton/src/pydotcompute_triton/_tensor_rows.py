@@ -15,10 +15,10 @@ from typing import Any, Final
 import numpy.typing as npt
 import torch
 from pydotcompute import BackpressureStrategy
-from pydotcompute.backend import BackendCapabilities, NumpyBackend
+from pydotcompute.backend import BackendCapabilities, NumpyBackend, clip_bounds
 from pydotcompute.errors import InvalidArgumentError
 
-from ._checks import check_2d, check_clip_bounds, check_index
+from ._checks import check_2d, check_index
 from ._convert import as_device_tensor, to_numpy
 
 __all__ = ["TensorRows", "segment_means"]
@@ -110,7 +110,7 @@ class TensorRows:
         Raises:
             ValueError: a bound is NaN, or ``low > high``.
         """
-        lo, hi = check_clip_bounds(low, high)
+        lo, hi = clip_bounds(low, high)
         t = as_device_tensor(x, self.device)
         if not t.dtype.is_floating_point:
             t = t.to(torch.float32)

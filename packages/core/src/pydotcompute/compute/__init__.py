@@ -18,6 +18,7 @@ from ._protocol import (
     BackendCapabilities,
     ComputeBackend,
     check_backend,
+    clip_bounds,
     to_host,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "ConformanceCase",
     "NumpyBackend",
     "check_backend",
+    "clip_bounds",
     "conformance_cases",
     "to_host",
 ]

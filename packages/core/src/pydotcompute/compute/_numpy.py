@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ArgumentTypeError, InvalidArgumentError
-from ._protocol import BackendCapabilities
+from ._protocol import BackendCapabilities, clip_bounds
 
 __all__ = ["NumpyBackend"]
 
@@ -92,16 +92,6 @@ def _row_range(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 def _float_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     """The dtype an element-wise result has: floating dtypes kept, others float32."""
     return dtype if np.issubdtype(dtype, np.floating) else _F32
-
-
-def _check_bounds(low: float, high: float) -> tuple[float, float]:
-    """``(low, high)`` as floats. Raises ValueError for a NaN bound or ``low > high``."""
-    lo, hi = float(low), float(high)
-    if lo != lo or hi != hi:
-        raise InvalidArgumentError(f"clip bounds must not be NaN; got low={lo}, high={hi}")
-    if lo > hi:
-        raise InvalidArgumentError(f"clip low ({lo}) is above high ({hi})")
-    return lo, hi
 
 
 def _nan_ignoring_min_max(
@@ -243,7 +233,7 @@ class NumpyBackend:
         Raises:
             ValueError: a bound is NaN, or ``low > high``.
         """
-        lo, hi = _check_bounds(low, high)
+        lo, hi = clip_bounds(low, high)
         src = np.asarray(x)
         dtype = _float_dtype(src.dtype)
         with np.errstate(all="ignore"):  # a bound beyond float16 rounds to an infinity

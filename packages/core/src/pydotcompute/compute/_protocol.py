@@ -48,13 +48,14 @@ from typing import Any, Final, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import BackendProtocolError
+from ..errors import BackendProtocolError, InvalidArgumentError
 
 __all__ = [
     "BACKEND_METHODS",
     "BackendCapabilities",
     "ComputeBackend",
     "check_backend",
+    "clip_bounds",
     "to_host",
 ]
 
@@ -123,7 +124,8 @@ class ComputeBackend(Protocol):
         ...
 
     def clip(self, x: Any, low: float, high: float) -> Any:
-        """Each element of ``x`` (any shape) limited to ``[low, high]``."""
+        """Each element of ``x`` (any shape) limited to ``[low, high]``; the bounds are
+        checked by :func:`clip_bounds`."""
         ...
 
     # -- row reductions --------------------------------------------------------------------
@@ -230,6 +232,20 @@ def check_backend(backend: object, name: str | None = None) -> ComputeBackend:
             f"does not satisfy pydotcompute.backend.ComputeBackend: {'; '.join(problems)}"
         )
     return backend  # type: ignore[return-value]  # checked member by member above
+
+
+def clip_bounds(low: float, high: float) -> tuple[float, float]:
+    """``(low, high)`` as floats, the bounds every backend's ``clip`` checks alike.
+
+    Raises:
+        InvalidArgumentError: a bound is NaN, or ``low > high``.
+    """
+    lo, hi = float(low), float(high)
+    if lo != lo or hi != hi:
+        raise InvalidArgumentError(f"clip bounds must not be NaN; got low={lo}, high={hi}")
+    if lo > hi:
+        raise InvalidArgumentError(f"clip low ({lo}) is above high ({hi})")
+    return lo, hi
 
 
 def to_host(backend: ComputeBackend, x: Any) -> npt.NDArray[Any]:
