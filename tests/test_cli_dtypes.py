@@ -52,12 +52,6 @@ def test_json_numbers_reach_the_pipeline_as_float64(tmp_path: Path, mode: str) -
     assert row["values"] == [16777217, 16777219, 16777221]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the compute backends reduce rows in float32 whatever the input dtype (the "
-    "conformance suite's 'float32 out for every input dtype'): the input reaches compute "
-    "exact, its min does not",
-)
 def test_the_min_of_big_integers_is_exact_by_default(tmp_path: Path) -> None:
     src = tmp_path / "x.jsonl"
     src.write_text(BIG)

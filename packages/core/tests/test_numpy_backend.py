@@ -24,22 +24,23 @@ INF = float("inf")
 # -- references: one row at a time, the policy spelled out --------------------------------
 
 
-def ref_minmax_row(row: list[float]) -> list[float]:
-    finite_or_inf = [F32(v) for v in row if not math.isnan(v)]
+def ref_minmax_row(row: list[float], scalar: type[np.floating] = F32) -> list[float]:
+    """The policy's value of one row, each operation rounded to ``scalar``."""
+    finite_or_inf = [scalar(v) for v in row if not math.isnan(v)]
     if not finite_or_inf:
         return [NAN] * len(row)
     lo, hi = min(finite_or_inf), max(finite_or_inf)
     with np.errstate(all="ignore"):
-        span = F32(hi - lo)
+        span = scalar(hi - lo)
         if not span > 0:
             return [NAN if math.isnan(v) else 0.0 for v in row]
-        return [float(F32(F32(v) - lo) / span) for v in row]
+        return [float(scalar(scalar(v) - lo) / span) for v in row]
 
 
-def ref_minmax(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
-    arr = np.asarray(x, dtype=np.float32)
+def ref_minmax(x: npt.ArrayLike, dtype: type[np.floating] = np.float32) -> npt.NDArray[Any]:
+    arr = np.asarray(x, dtype=dtype)
     return np.array(
-        [ref_minmax_row([float(v) for v in row]) for row in arr], dtype=np.float32
+        [ref_minmax_row([float(v) for v in row], dtype) for row in arr], dtype=dtype
     ).reshape(arr.shape)
 
 
@@ -143,11 +144,14 @@ def test_minmax_does_not_modify_input() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-def test_minmax_keeps_float_dtype_and_computes_in_float32(dtype: type[np.floating]) -> None:
+def test_minmax_keeps_float_dtype_and_computes_in_the_compute_dtype(
+    dtype: type[np.floating],
+) -> None:
     x = np.array([[1.0, 2.0, 4.0], [3.0, 3.0, 3.0], [NAN, 0.5, 1.0]], dtype=dtype)
     out = B.minmax_normalize(x)
     assert out.dtype == dtype
-    expected = ref_minmax(x.astype(np.float32)).astype(dtype)
+    compute = np.float64 if dtype == np.float64 else np.float32
+    expected = ref_minmax(x, compute).astype(dtype)
     assert_same(out, expected)
 
 
@@ -271,11 +275,19 @@ def test_reductions_on_edge_rows(op: str) -> None:
 
 @pytest.mark.parametrize("op", REDUCTIONS)
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int64])
-def test_reductions_return_float32_for_any_input_dtype(op: str, dtype: type[np.generic]) -> None:
+def test_reductions_return_float64_for_float64_and_float32_for_the_rest(
+    op: str, dtype: type[np.generic]
+) -> None:
     x = np.array([[1, 2, 3, 4], [5, 5, 5, 5], [-2, 0, 2, 8]], dtype=dtype)
     out = run_reduction(op, x)
-    assert out.dtype == np.float32
+    assert out.dtype == (np.float64 if dtype == np.float64 else np.float32)
     np.testing.assert_allclose(out, ref_row(x, op), rtol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["min", "max", "sum", "range"])
+def test_float64_reductions_are_exact_past_float32(op: str) -> None:
+    x = np.array([[16777217.0, 16777219.0, 16777221.0], [2.0**53 - 2, 1.0, 1.0]])
+    np.testing.assert_array_equal(run_reduction(op, x), ref_row(x, op))
 
 
 @pytest.mark.parametrize("op", REDUCTIONS)

@@ -179,8 +179,24 @@ def test_stack_records_fast_path_is_one_group_in_order() -> None:
     records = list(records_from_array(np.arange(12.0).reshape(4, 3), columnar=False))
     groups, bad = stack_records(records)
     assert bad == [] and len(groups) == 1
-    assert groups[0].records == records and groups[0].values.dtype == np.float32
+    assert groups[0].records == records and groups[0].values.dtype == np.float64
     np.testing.assert_array_equal(groups[0].values, np.arange(12.0).reshape(4, 3))
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        ([16777217, 3], np.float64),  # Python numbers: float64, exact past 2**24
+        ([0.1, 0.2], np.float64),
+        (np.array([1, 2], dtype=np.float16), np.float16),  # float arrays keep their dtype
+        (np.array([1, 2], dtype=np.float32), np.float32),
+        (np.array([1, 2], dtype=np.int32), np.float64),
+    ],
+)
+def test_stack_records_keeps_precision(values: object, dtype: type[np.floating]) -> None:
+    (group,), bad = stack_records([Record(values=values), Record(values=values)])
+    assert bad == [] and group.values.dtype == dtype
+    np.testing.assert_array_equal(group.values[0], np.asarray(values, dtype=dtype))
 
 
 def test_stack_records_groups_widths_and_sets_bad_records_aside() -> None:

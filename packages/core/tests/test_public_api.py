@@ -197,6 +197,7 @@ PINNED: dict[str, set[str]] = {
     },
     "pydotcompute.dataflow": {
         "RECORD_COUNTS",
+        "as_float_array",
         "BatchStage",
         "DeviceQueue",
         "Emitter",

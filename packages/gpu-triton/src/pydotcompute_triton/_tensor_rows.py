@@ -21,17 +21,22 @@ from pydotcompute.errors import InvalidArgumentError
 from ._checks import check_2d, check_index
 from ._convert import as_device_tensor, to_numpy
 
-__all__ = ["TensorRows", "segment_means"]
+__all__ = ["TensorRows", "compute_dtype", "segment_means"]
 
 _HOST: Final = NumpyBackend()
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype arithmetic on ``dtype`` input runs in: float64 for float64, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def segment_means(sums: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """``sums`` (``segment_sum``'s float32 result) divided by each segment's row count,
+    """``sums`` (``segment_sum``'s result) divided by each segment's row count,
     ``offsets`` being the validated offsets it was computed with; an empty segment gives
     NaN (``0 / 0``)."""
     offs = offsets.to(device=sums.device, dtype=torch.int64)
-    lengths = (offs[1:] - offs[:-1]).to(torch.float32)
+    lengths = (offs[1:] - offs[:-1]).to(sums.dtype)
     return sums / lengths[:, None]
 
 
@@ -74,16 +79,18 @@ class TensorRows:
         return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
     def stack_columns(self, columns: Sequence[Any]) -> torch.Tensor:
-        """1-D arrays of equal length as the float32 columns of a 2-D tensor.
+        """1-D arrays of equal length as the columns of a 2-D tensor: float64 when a
+        column is float64 (the statistics of float64 rows), else float32.
 
         Raises:
             ValueError: ``columns`` is empty.
         """
         if not columns:
             raise InvalidArgumentError("stack_columns needs at least one column")
-        return torch.stack(
-            [as_device_tensor(c, self.device).to(torch.float32) for c in columns], dim=1
-        )
+        tensors = [as_device_tensor(c, self.device) for c in columns]
+        wide = any(t.dtype == torch.float64 for t in tensors)
+        dtype = torch.float64 if wide else torch.float32
+        return torch.stack([t.to(dtype) for t in tensors], dim=1)
 
     def take_rows(self, x: Any, index: Any) -> Any:
         """The rows of ``x`` at ``index`` (1-D integers, a tensor or host data), in order.

@@ -1,9 +1,11 @@
 """The ``torch`` compute backend: eager torch ops on any device, numpy's policies exactly.
 
-Same readings of the policies as pydotcompute's numpy backend: ``minmax_normalize`` and
-``clip`` keep floating dtypes (float16/bfloat16/float64 computed in float32 and cast
-back) and return float32 for integer and bool input; reductions and ``segment_sum``
-return float32 and accumulate in float32 (``torch.amin``/``amax`` propagate NaN, which is
+Same readings of the policies as pydotcompute's numpy backend: arithmetic runs in the
+compute dtype (float64 for float64 input, float32 for every other dtype);
+``minmax_normalize`` and ``clip`` keep floating dtypes (float16/bfloat16 computed in
+float32 and cast back) and return float32 for integer and bool input; reductions and
+``segment_sum`` accumulate in and return the compute dtype (``torch.amin``/``amax``
+propagate NaN, which is
 the reduction policy; ``minmax_normalize`` masks NaN out itself); ``partition`` returns
 ``offsets`` of length ``n + 1``. The conformance suite of ``pydotcompute.backend``
 checks all of it.
@@ -25,7 +27,7 @@ from ._checks import (
     keys_for_modulo,
 )
 from ._convert import as_device_tensor, as_tensor, to_numpy
-from ._tensor_rows import TensorRows, segment_means
+from ._tensor_rows import TensorRows, compute_dtype, segment_means
 
 __all__ = ["TorchBackend"]
 
@@ -36,7 +38,8 @@ def default_device() -> torch.device:
 
 
 class TorchBackend(TensorRows):
-    """The ``torch`` compute backend: tensors on one device, float32 arithmetic.
+    """The ``torch`` compute backend: tensors on one device, float32 arithmetic (float64
+    for float64 input).
 
     Methods take tensors (moved to the backend's device if elsewhere) or anything numpy
     can convert; 2-D operations raise ``ValueError`` naming the shape otherwise. Results
@@ -67,10 +70,15 @@ class TorchBackend(TensorRows):
         """``x`` on this backend's device, keeping its dtype (tensors are not copied)."""
         return as_device_tensor(x, self.device)
 
-    def _float32_2d(self, x: Any, op: str) -> torch.Tensor:
+    def _compute_2d(self, x: Any, op: str) -> torch.Tensor:
+        """``x`` as a 2-D tensor of its compute dtype on this device."""
         t = self._tensor(x)
         check_2d(t, op)
-        return t.to(torch.float32)
+        return t.to(compute_dtype(t.dtype))
+
+    def _nan_rows(self, like: torch.Tensor) -> torch.Tensor:
+        """A NaN per row of ``like``, in its dtype: what a reduction of width 0 gives."""
+        return torch.full((like.shape[0],), torch.nan, dtype=like.dtype, device=self.device)
 
     # -- element-wise ------------------------------------------------------------------
 
@@ -86,72 +94,74 @@ class TorchBackend(TensorRows):
         rows, width = t.shape
         if rows == 0 or width == 0:
             return torch.empty((rows, width), dtype=out_dtype, device=self.device)
-        x32 = t.to(torch.float32)
-        nan = torch.isnan(x32)
-        lo = torch.where(nan, torch.inf, x32).amin(dim=1, keepdim=True)
-        hi = torch.where(nan, -torch.inf, x32).amax(dim=1, keepdim=True)
+        xc = t.to(compute_dtype(t.dtype))
+        nan = torch.isnan(xc)
+        lo = torch.where(nan, torch.inf, xc).amin(dim=1, keepdim=True)
+        hi = torch.where(nan, -torch.inf, xc).amax(dim=1, keepdim=True)
         span = hi - lo  # NaN for inf - inf, -inf for all-NaN rows
         good = span > 0
-        out = (x32 - lo) / torch.where(good, span, 1.0)
+        out = (xc - lo) / torch.where(good, span, 1.0)
         out = torch.where(good, out, 0.0)
-        out = torch.where(nan, x32, out)
+        out = torch.where(nan, xc, out)
         return out.to(out_dtype)
 
     # -- row reductions ----------------------------------------------------------------
 
     def row_sum(self, x: Any) -> torch.Tensor:
-        """Sum of each row, float32; width-0 rows give 0.0; NaN propagates."""
-        return self._float32_2d(x, "row_sum").sum(dim=1)
+        """Sum of each row, in the compute dtype; width-0 rows give 0.0; NaN propagates."""
+        return self._compute_2d(x, "row_sum").sum(dim=1)
 
     def row_mean(self, x: Any) -> torch.Tensor:
-        """Mean of each row, float32; width-0 rows give NaN; NaN propagates."""
-        x32 = self._float32_2d(x, "row_mean")
-        if x32.shape[1] == 0:
-            return torch.full((x32.shape[0],), torch.nan, device=self.device)
-        return x32.sum(dim=1) / x32.shape[1]
+        """Mean of each row, in the compute dtype; width-0 rows give NaN; NaN propagates."""
+        xc = self._compute_2d(x, "row_mean")
+        if xc.shape[1] == 0:
+            return self._nan_rows(xc)
+        return xc.sum(dim=1) / xc.shape[1]
 
     def row_min(self, x: Any) -> torch.Tensor:
-        """Minimum of each row, float32; width-0 rows and rows with NaN give NaN."""
-        x32 = self._float32_2d(x, "row_min")
-        if x32.shape[1] == 0 or x32.shape[0] == 0:
-            return torch.full((x32.shape[0],), torch.nan, device=self.device)
-        return x32.amin(dim=1)
+        """Minimum of each row, in the compute dtype; width-0 rows and rows with NaN give NaN."""
+        xc = self._compute_2d(x, "row_min")
+        if xc.shape[1] == 0 or xc.shape[0] == 0:
+            return self._nan_rows(xc)
+        return xc.amin(dim=1)
 
     def row_max(self, x: Any) -> torch.Tensor:
-        """Maximum of each row, float32; width-0 rows and rows with NaN give NaN."""
-        x32 = self._float32_2d(x, "row_max")
-        if x32.shape[1] == 0 or x32.shape[0] == 0:
-            return torch.full((x32.shape[0],), torch.nan, device=self.device)
-        return x32.amax(dim=1)
+        """Maximum of each row, in the compute dtype; width-0 rows and rows with NaN give NaN."""
+        xc = self._compute_2d(x, "row_max")
+        if xc.shape[1] == 0 or xc.shape[0] == 0:
+            return self._nan_rows(xc)
+        return xc.amax(dim=1)
 
     def row_range(self, x: Any) -> torch.Tensor:
-        """``max - min`` of each row, float32; width-0 rows, rows with NaN and
+        """``max - min`` of each row, in the compute dtype; width-0 rows, rows with NaN and
         ``inf - inf`` give NaN."""
-        x32 = self._float32_2d(x, "row_range")
-        if x32.shape[1] == 0 or x32.shape[0] == 0:
-            return torch.full((x32.shape[0],), torch.nan, device=self.device)
-        return x32.amax(dim=1) - x32.amin(dim=1)
+        xc = self._compute_2d(x, "row_range")
+        if xc.shape[1] == 0 or xc.shape[0] == 0:
+            return self._nan_rows(xc)
+        return xc.amax(dim=1) - xc.amin(dim=1)
 
     def row_var(self, x: Any) -> torch.Tensor:
-        """Population variance of each row, float32, two-pass; width 0 gives NaN."""
-        return self._row_var(self._float32_2d(x, "row_var"))
+        """Population variance of each row, in the compute dtype, two-pass; width 0 gives NaN."""
+        return self._row_var(self._compute_2d(x, "row_var"))
 
     def row_std(self, x: Any) -> torch.Tensor:
-        """Population standard deviation of each row, float32, two-pass; width 0 gives NaN."""
-        return torch.sqrt(self._row_var(self._float32_2d(x, "row_std")))
+        """Population standard deviation of each row, in the compute dtype, two-pass;
+        width 0 gives NaN."""
+        return torch.sqrt(self._row_var(self._compute_2d(x, "row_std")))
 
-    def _row_var(self, x32: torch.Tensor) -> torch.Tensor:
-        width = x32.shape[1]
+    def _row_var(self, xc: torch.Tensor) -> torch.Tensor:
+        width = xc.shape[1]
         if width == 0:
-            return torch.full((x32.shape[0],), torch.nan, device=self.device)
-        mean = x32.sum(dim=1, keepdim=True) / width
-        dev = x32 - mean
+            return self._nan_rows(xc)
+        mean = xc.sum(dim=1, keepdim=True) / width
+        dev = xc - mean
         return (dev * dev).sum(dim=1) / width
 
     # -- segments and partitions ------------------------------------------------------
 
     def segment_sum(self, x: Any, offsets: Any) -> torch.Tensor:
-        """Sum the rows of each segment ``offsets[i]:offsets[i+1]``: float32 ``(k, width)``.
+        """Sum the rows of each segment ``offsets[i]:offsets[i+1]``: ``(k, width)`` in the
+        compute dtype.
 
         ``offsets`` has ``k + 1`` non-decreasing integer entries within ``[0, len(x)]``;
         rows outside ``offsets[0]:offsets[-1]`` are ignored; empty segments sum to zeros.
@@ -161,14 +171,14 @@ class TorchBackend(TensorRows):
             ValueError: ``x`` is not 2-D, or ``offsets`` is not a non-empty 1-D
                 non-decreasing integer sequence within ``[0, len(x)]``.
         """
-        x32 = self._float32_2d(x, "segment_sum")
+        xc = self._compute_2d(x, "segment_sum")
         offs = self._tensor(offsets)
         check_offsets_shape(offs)
-        rows, width = x32.shape
+        rows, width = xc.shape
         check_offsets_values(offs, rows)
         offs = offs.to(torch.int64)
         k = offs.numel() - 1
-        out = torch.zeros((k, width), dtype=torch.float32, device=self.device)
+        out = torch.zeros((k, width), dtype=xc.dtype, device=self.device)
         if k == 0 or width == 0:
             return out
         lengths = offs[1:] - offs[:-1]
@@ -176,7 +186,7 @@ class TorchBackend(TensorRows):
         segment_of_row = torch.repeat_interleave(
             torch.arange(k, device=self.device), lengths, output_size=last - first
         )
-        return out.index_add_(0, segment_of_row, x32[first:last])
+        return out.index_add_(0, segment_of_row, xc[first:last])
 
     def segment_mean(self, x: Any, offsets: Any) -> torch.Tensor:
         """Mean of the rows of each segment: :meth:`segment_sum` over the row counts; an

@@ -1,9 +1,10 @@
 """The ``triton`` compute backend: pydotcompute's batch operations as Triton kernels.
 
 Results match the numpy backend's policies (see :mod:`._torch_backend` for the readings
-shared by every backend). The kernels take float32, float16 and bfloat16; other inputs
-are converted first (float64 computes in float32 anyway, by policy, and integer or bool
-input normalises to float32), at the cost of one conversion launch. Row gathering,
+shared by every backend). The kernels take float32, float16 and bfloat16 and compute in
+float32; integer and bool input is converted to float32 first (one conversion launch).
+Float64 input, whose compute dtype is float64, runs as the torch backend's float64 ops
+on the same device instead, so its results are as exact as numpy's. Row gathering,
 joining, clipping and the division of ``segment_mean`` run as torch ops
 (:class:`._tensor_rows.TensorRows`).
 """
@@ -19,6 +20,7 @@ from ._availability import interpreter_active, require_triton
 from ._checks import KERNEL_FLOAT_DTYPES, check_2d
 from ._convert import as_device_tensor, as_tensor, to_numpy
 from ._tensor_rows import TensorRows, segment_means
+from ._torch_backend import TorchBackend
 
 __all__ = ["TritonBackend"]
 
@@ -48,6 +50,7 @@ class TritonBackend(TensorRows):
         if device is None:
             device = "cpu" if interpreter_active() else "cuda"
         self.device = torch.device(device)
+        self._float64 = TorchBackend(self.device)  # float64 input: torch's float64 ops
 
     def __repr__(self) -> str:
         return f"TritonBackend(device={str(self.device)!r})"
@@ -69,6 +72,16 @@ class TritonBackend(TensorRows):
         check_2d(t, op)
         return t if t.dtype in KERNEL_FLOAT_DTYPES else t.to(torch.float32)
 
+    def _reduce(self, op: str, x: Any) -> torch.Tensor:
+        """Row reduction ``op`` of ``x``: its Triton kernel, or torch's float64 op for
+        float64 input (the kernels compute in float32)."""
+        t = as_device_tensor(x, self.device)
+        if t.dtype == torch.float64:
+            reduced: torch.Tensor = getattr(self._float64, op)(t)
+            return reduced
+        kernel_result: torch.Tensor = getattr(self._ops, op)(self._kernel_input(t, op))
+        return kernel_result
+
     # -- operations --------------------------------------------------------------------
 
     def minmax_normalize(self, x: Any) -> torch.Tensor:
@@ -80,46 +93,53 @@ class TritonBackend(TensorRows):
             ValueError: ``x`` is not 2-D.
         """
         t = as_device_tensor(x, self.device)
+        if t.dtype == torch.float64:
+            return self._float64.minmax_normalize(t)
         out = self._ops.minmax_normalize(self._kernel_input(t, "minmax_normalize"))
         if t.dtype.is_floating_point and out.dtype != t.dtype:
             return out.to(t.dtype)
         return out
 
     def row_sum(self, x: Any) -> torch.Tensor:
-        """Sum of each row, float32; width-0 rows give 0.0; NaN propagates."""
-        return self._ops.row_sum(self._kernel_input(x, "row_sum"))
+        """Sum of each row in the compute dtype; width-0 rows give 0.0; NaN propagates."""
+        return self._reduce("row_sum", x)
 
     def row_mean(self, x: Any) -> torch.Tensor:
-        """Mean of each row, float32; width-0 rows give NaN; NaN propagates."""
-        return self._ops.row_mean(self._kernel_input(x, "row_mean"))
+        """Mean of each row in the compute dtype; width-0 rows give NaN; NaN propagates."""
+        return self._reduce("row_mean", x)
 
     def row_min(self, x: Any) -> torch.Tensor:
-        """Minimum of each row, float32; width-0 rows and rows with NaN give NaN."""
-        return self._ops.row_min(self._kernel_input(x, "row_min"))
+        """Minimum of each row in the compute dtype; width-0 rows and rows with NaN give NaN."""
+        return self._reduce("row_min", x)
 
     def row_max(self, x: Any) -> torch.Tensor:
-        """Maximum of each row, float32; width-0 rows and rows with NaN give NaN."""
-        return self._ops.row_max(self._kernel_input(x, "row_max"))
+        """Maximum of each row in the compute dtype; width-0 rows and rows with NaN give NaN."""
+        return self._reduce("row_max", x)
 
     def row_std(self, x: Any) -> torch.Tensor:
-        """Population standard deviation of each row, float32; width 0 gives NaN."""
-        return self._ops.row_std(self._kernel_input(x, "row_std"))
+        """Population standard deviation of each row in the compute dtype; width 0 gives NaN."""
+        return self._reduce("row_std", x)
 
     def row_var(self, x: Any) -> torch.Tensor:
-        """Population variance of each row, float32; width 0 gives NaN."""
-        return self._ops.row_var(self._kernel_input(x, "row_var"))
+        """Population variance of each row in the compute dtype; width 0 gives NaN."""
+        return self._reduce("row_var", x)
 
     def row_range(self, x: Any) -> torch.Tensor:
-        """``max - min`` of each row, float32; width-0 rows and rows with NaN give NaN."""
-        return self._ops.row_range(self._kernel_input(x, "row_range"))
+        """``max - min`` of each row in the compute dtype; width-0 rows and rows with NaN
+        give NaN."""
+        return self._reduce("row_range", x)
 
     def segment_sum(self, x: Any, offsets: Any) -> torch.Tensor:
-        """Sum the rows of each segment ``offsets[i]:offsets[i+1]``: float32 ``(k, width)``.
+        """Sum the rows of each segment ``offsets[i]:offsets[i+1]``: ``(k, width)``, float64
+        for float64 input, else float32.
 
         Validates ``offsets`` (one host sync). Raises as the numpy backend does.
         """
         offs = as_device_tensor(offsets, self.device)
-        return self._ops.segment_sum(self._kernel_input(x, "segment_sum"), offs)
+        t = as_device_tensor(x, self.device)
+        if t.dtype == torch.float64:
+            return self._float64.segment_sum(t, offs)
+        return self._ops.segment_sum(self._kernel_input(t, "segment_sum"), offs)
 
     def segment_mean(self, x: Any, offsets: Any) -> torch.Tensor:
         """Mean of the rows of each segment: :meth:`segment_sum` over the row counts (one

@@ -40,7 +40,8 @@ def _reducers(backend: ComputeBackend) -> dict[str, Callable[[Any], Any]]:
 
 
 class Compute(MapStage):
-    """Statistics of each record, through the stage's backend, in float32.
+    """Statistics of each record, through the stage's backend, in float32 (float64 for
+    float64 input: the backend's compute dtype).
 
     ``mean``, ``std`` (population, ddof 0), ``var`` (population variance), ``min``,
     ``max``, ``sum``, ``range`` (``max - min``), each one row reduction of the backend.
@@ -60,7 +61,7 @@ class Compute(MapStage):
         self._reducers = [reducers[name] for name in self.stats]
 
     def compute(self, values: Any) -> Any:
-        x = self.backend.asarray(values)
+        x = self.backend.asarray(values, None)  # the values' own float dtype: no narrowing
         return self.backend.stack_columns([reduce(x) for reduce in self._reducers])
 
     def records_out(self, group: RecordGroup, result: npt.NDArray[Any]) -> list[Any]:

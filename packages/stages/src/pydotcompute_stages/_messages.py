@@ -16,8 +16,8 @@ __all__ = ["ComputeResult", "PreprocessedData"]
 class PreprocessedData:
     """One normalized record (the guide's ``PreprocessedData``), from ``preprocess``.
 
-    ``normalized`` is a 1-D numpy array of the input's dtype (float32 for lists);
-    ``key`` is the input record's key; ``correlation_id`` is the input's root id.
+    ``normalized`` is a 1-D numpy array of the input's float dtype (float64 for lists of
+    numbers); ``key`` is the input record's key; ``correlation_id`` is the input's root id.
     """
 
     normalized: Any

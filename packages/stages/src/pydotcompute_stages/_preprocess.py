@@ -22,13 +22,13 @@ class Preprocess(MapStage):
 
     Takes per-message records (``values`` or ``normalized``: a list or 1-D array) and
     RecordBatches. Emits, per record, a :class:`PreprocessedData` (``normalized`` a
-    float32 array, ``key`` and root id kept); per RecordBatch, a RecordBatch of the same
-    ids and keys with ``field="normalized"``.
+    float array of the input's dtype, ``key`` and root id kept); per RecordBatch, a
+    RecordBatch of the same ids and keys with ``field="normalized"``.
     """
 
     def compute(self, values: Any) -> Any:
         backend = self.backend
-        return backend.minmax_normalize(backend.asarray(values))
+        return backend.minmax_normalize(backend.asarray(values, None))
 
     def records_out(self, group: RecordGroup, result: npt.NDArray[Any]) -> list[Any]:
         make = PreprocessedData

@@ -10,7 +10,9 @@ record rather than a silently different number.
 
 Outputs: JSON Lines (one line per result record, in completion order, each with its
 input record's id) or ``.npy`` (the results of one sink, one row per input record in
-input order where each record gives one result; otherwise in completion order).
+input order where each record gives one result; otherwise in completion order). An
+``.npy`` output holds the results' own float dtype: float64 statistics of float64 input
+stay float64.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..dataflow import (
     RecordBatch,
     StageError,
     array_to_ids,
+    as_float_array,
     ids_to_array,
     payload_of,
     record_ids_for_rows,
@@ -671,7 +674,7 @@ class ResultWriter:
         self.first_missing: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._shape: tuple[int, tuple[str, ...]] | None = None
         self._mixed: str | None = None
-        self._chunks: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = []
+        self._chunks: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.floating[Any]]]] = []
         # Opened here, in binary for .npy: np.save given a path would append ".npy".
         mode = "w" if self.format == "jsonl" else "wb"
         encoding = "utf-8" if self.format == "jsonl" else None
@@ -724,7 +727,7 @@ class ResultWriter:
         finally:
             handle.close()
 
-    def _array(self) -> npt.NDArray[np.float32]:
+    def _array(self) -> npt.NDArray[np.floating[Any]]:
         chunks, self._chunks = self._chunks, []
         if not chunks:
             self.missing = self._input_rows
@@ -757,10 +760,10 @@ def _describe_shape(shape: tuple[int, tuple[str, ...]]) -> str:
 
 def _numeric(
     msg: Any,
-) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32], tuple[str, ...]]:
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.floating[Any]], tuple[str, ...]]:
     if type(msg) is RecordBatch:
-        values = np.asarray(msg.values, dtype=np.float32).reshape(len(msg), -1)
+        values = as_float_array(msg.values).reshape(len(msg), -1)
         return msg.record_ids, values, tuple(msg.columns)
     vector, columns, _ = payload_of(msg)
-    row = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+    row = as_float_array(vector).reshape(1, -1)
     return ids_to_array([root_id(msg)]), row, tuple(columns)

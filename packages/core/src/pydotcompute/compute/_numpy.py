@@ -7,15 +7,18 @@ policies that the module docstring there leaves open, fixed here:
 * ``minmax_normalize``: a NaN input stays NaN even in a degenerate row, so an all-NaN
   row comes back all NaN; the other entries of a degenerate row (``hi - lo`` not
   ``> 0``: constant, a single non-NaN value, or a NaN range such as ``inf - inf``) are
-  ``0.0``. Rows whose range is ``> 0`` follow IEEE float32 arithmetic of
-  ``(x - lo) / (hi - lo)`` exactly, infinities included (``+inf`` in ``[0, +inf]``
-  gives ``inf / inf = NaN``). Floating inputs keep their dtype (float16 and float64
-  are computed in float32 and cast back); integer and bool inputs come back float32.
+  ``0.0``. Rows whose range is ``> 0`` follow IEEE arithmetic of
+  ``(x - lo) / (hi - lo)`` in the compute dtype exactly, infinities included (``+inf``
+  in ``[0, +inf]`` gives ``inf / inf = NaN``). Floating inputs keep their dtype;
+  integer and bool inputs come back float32.
+* The compute dtype: float64 input is computed in float64, everything else in float32
+  (float16 computed in float32 and cast back). Reductions and ``segment_sum`` return
+  the compute dtype, so a float64 pipeline's statistics are as exact as its input.
 * ``clip`` compares in the output dtype with the bounds rounded to it (a bound beyond
   float16's range becomes an infinity), so the result holds input values or the
   rounded bounds, never anything in between.
-* ``segment_sum`` returns float32 and accumulates in float32 like the row reductions;
-  ``segment_mean`` is that sum divided by the float32 row count.
+* ``segment_sum`` accumulates and returns the compute dtype like the row reductions;
+  ``segment_mean`` is that sum divided by the row count.
 * ``partition`` returns ``offsets`` of length ``n + 1`` (``offsets[0] == 0``,
   ``offsets[-1] == len(keys)``), the same convention ``segment_sum`` takes, so
   ``segment_sum(x[perm], offsets)`` sums each bucket.
@@ -38,10 +41,16 @@ from ._protocol import BackendCapabilities, clip_bounds
 __all__ = ["NumpyBackend"]
 
 _F32: Final = np.dtype(np.float32)
+_F64: Final = np.dtype(np.float64)
 
 
-def _as_2d_float32(x: Any, op: str) -> npt.NDArray[np.float32]:
-    """Return ``x`` as a 2-D float32 array (no copy when it already is one).
+def compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype arithmetic on ``dtype`` input runs in: float64 for float64, else float32."""
+    return _F64 if dtype == _F64 else _F32
+
+
+def _as_2d_compute(x: Any, op: str) -> npt.NDArray[Any]:
+    """Return ``x`` as a 2-D array of its compute dtype (no copy when it already is one).
 
     Raises:
         ValueError: ``x`` is not 2-D.
@@ -49,43 +58,44 @@ def _as_2d_float32(x: Any, op: str) -> npt.NDArray[np.float32]:
     arr = np.asarray(x)
     if arr.ndim != 2:
         raise InvalidArgumentError(f"{op} takes a 2-D array (rows, width); got shape {arr.shape}")
-    if arr.dtype != _F32:
-        arr = arr.astype(_F32)
+    dtype = compute_dtype(arr.dtype)
+    if arr.dtype != dtype:
+        arr = arr.astype(dtype)
     return arr
 
 
 def _reduce_rows(
-    x: Any, op: str, reduce: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
-) -> npt.NDArray[np.float32]:
-    """``reduce`` the rows of ``x`` (as float32, floating-point warnings off); rows of
-    width 0 give NaN without calling it. Raises ValueError when ``x`` is not 2-D."""
-    x32 = _as_2d_float32(x, op)
-    rows, width = x32.shape
+    x: Any, op: str, reduce: Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
+) -> npt.NDArray[Any]:
+    """``reduce`` the rows of ``x`` (in its compute dtype, floating-point warnings off);
+    rows of width 0 give NaN without calling it. Raises ValueError when ``x`` is not 2-D."""
+    xc = _as_2d_compute(x, op)
+    rows, width = xc.shape
     if width == 0:
-        return np.full(rows, np.nan, dtype=_F32)
+        return np.full(rows, np.nan, dtype=xc.dtype)
     with np.errstate(all="ignore"):
-        return reduce(x32)
+        return reduce(xc)
 
 
-def _row_mean(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    total: npt.NDArray[np.float32] = np.add.reduce(x32, axis=1, dtype=_F32)
-    total /= np.float32(x32.shape[1])
+def _row_mean(xc: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    total: npt.NDArray[Any] = np.add.reduce(xc, axis=1, dtype=xc.dtype)
+    total /= xc.dtype.type(xc.shape[1])
     return total
 
 
-def _row_var(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    dev = np.subtract(x32, _row_mean(x32)[:, None])  # two-pass: no catastrophic cancelling
+def _row_var(xc: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    dev = np.subtract(xc, _row_mean(xc)[:, None])  # two-pass: no catastrophic cancelling
     np.multiply(dev, dev, out=dev)
     return _row_mean(dev)
 
 
-def _row_std(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    std: npt.NDArray[np.float32] = np.sqrt(_row_var(x32))
+def _row_std(xc: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    std: npt.NDArray[Any] = np.sqrt(_row_var(xc))
     return std
 
 
-def _row_range(x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    span: npt.NDArray[np.float32] = np.maximum.reduce(x32, axis=1) - np.minimum.reduce(x32, axis=1)
+def _row_range(xc: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    span: npt.NDArray[Any] = np.maximum.reduce(xc, axis=1) - np.minimum.reduce(xc, axis=1)
     return span
 
 
@@ -94,16 +104,14 @@ def _float_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     return dtype if np.issubdtype(dtype, np.floating) else _F32
 
 
-def _nan_ignoring_min_max(
-    x: npt.NDArray[np.float32],
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+def _nan_ignoring_min_max(x: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """Per-row min and max over the non-NaN entries (NaN for all-NaN rows).
 
     ``minimum``/``maximum`` reductions are faster than ``fmin``/``fmax`` here but let
     NaN win; only the rows where it did are redone with the NaN-ignoring ones.
     """
-    lo: npt.NDArray[np.float32] = np.minimum.reduce(x, axis=1)
-    hi: npt.NDArray[np.float32] = np.maximum.reduce(x, axis=1)
+    lo: npt.NDArray[Any] = np.minimum.reduce(x, axis=1)
+    hi: npt.NDArray[Any] = np.maximum.reduce(x, axis=1)
     nan_rows = np.isnan(lo)
     if nan_rows.any():
         some = x[nan_rows]
@@ -113,7 +121,8 @@ def _nan_ignoring_min_max(
 
 
 class NumpyBackend:
-    """The ``numpy`` compute backend: host arrays, float32 arithmetic, no Python row loops.
+    """The ``numpy`` compute backend: host arrays, float32 arithmetic (float64 for float64
+    input), no Python row loops.
 
     Stateless and safe to share between stages and threads. Every method accepts any
     array-like numpy can convert; 2-D operations raise :class:`ValueError` naming the
@@ -160,15 +169,18 @@ class NumpyBackend:
             return np.asarray(parts[0])
         return np.concatenate([np.asarray(p) for p in parts])
 
-    def stack_columns(self, columns: Sequence[Any]) -> npt.NDArray[np.float32]:
-        """1-D arrays of equal length as the float32 columns of a 2-D array.
+    def stack_columns(self, columns: Sequence[Any]) -> npt.NDArray[Any]:
+        """1-D arrays of equal length as the columns of a 2-D array: float64 when a
+        column is float64 (the statistics of float64 rows), else float32.
 
         Raises:
             ValueError: ``columns`` is empty, or the lengths differ.
         """
         if not columns:
             raise InvalidArgumentError("stack_columns needs at least one column")
-        return np.stack([np.asarray(c, dtype=_F32) for c in columns], axis=1)
+        arrays = [np.asarray(c) for c in columns]
+        dtype = _F64 if any(a.dtype == _F64 for a in arrays) else _F32
+        return np.stack([a.astype(dtype, copy=False) for a in arrays], axis=1)
 
     def take_rows(self, x: Any, index: Any) -> npt.NDArray[Any]:
         """The rows of ``x`` at ``index`` (1-D integers), in order, as a new array.
@@ -205,20 +217,21 @@ class NumpyBackend:
         """
         src = np.asarray(x)
         out_dtype = _float_dtype(src.dtype)
-        x32 = _as_2d_float32(src, "minmax_normalize")
-        rows, width = x32.shape
+        xc = _as_2d_compute(src, "minmax_normalize")
+        rows, width = xc.shape
         if rows == 0 or width == 0:
             return np.empty((rows, width), dtype=out_dtype)
+        one = xc.dtype.type(1)
         with np.errstate(all="ignore"):
-            lo, hi = _nan_ignoring_min_max(x32)
+            lo, hi = _nan_ignoring_min_max(xc)
             span = hi - lo  # NaN for all-NaN rows and for inf - inf
             good = span > 0  # False for NaN spans too
-            out = np.subtract(x32, lo[:, None])
-            np.divide(out, np.where(good, span, np.float32(1))[:, None], out=out)
+            out: npt.NDArray[Any] = np.subtract(xc, lo[:, None])
+            np.divide(out, np.where(good, span, one)[:, None], out=out)
         if not good.all():
             bad = ~good
-            bad_rows = x32[bad]
-            out[bad] = np.where(np.isnan(bad_rows), np.float32(np.nan), np.float32(0))
+            bad_rows = xc[bad]
+            out[bad] = np.where(np.isnan(bad_rows), np.nan, 0).astype(xc.dtype)
         if out.dtype != out_dtype:
             converted: npt.NDArray[Any] = out.astype(out_dtype)
             return converted
@@ -243,43 +256,43 @@ class NumpyBackend:
 
     # -- row reductions ----------------------------------------------------------------
 
-    def row_sum(self, x: Any) -> npt.NDArray[np.float32]:
-        """Sum of each row, accumulated in float32; a width-0 row sums to ``0.0``.
+    def row_sum(self, x: Any) -> npt.NDArray[Any]:
+        """Sum of each row, accumulated in the compute dtype; a width-0 row sums to ``0.0``.
 
         Raises:
             ValueError: ``x`` is not 2-D.
         """
-        x32 = _as_2d_float32(x, "row_sum")
+        xc = _as_2d_compute(x, "row_sum")
         with np.errstate(all="ignore"):
-            total: npt.NDArray[np.float32] = np.add.reduce(x32, axis=1, dtype=_F32)
+            total: npt.NDArray[Any] = np.add.reduce(xc, axis=1, dtype=xc.dtype)
         return total
 
-    def row_mean(self, x: Any) -> npt.NDArray[np.float32]:
-        """Mean of each row, float32, NaN propagating; a width-0 row gives NaN.
+    def row_mean(self, x: Any) -> npt.NDArray[Any]:
+        """Mean of each row in the compute dtype, NaN propagating; a width-0 row gives NaN.
 
         Raises:
             ValueError: ``x`` is not 2-D.
         """
         return _reduce_rows(x, "row_mean", _row_mean)
 
-    def row_min(self, x: Any) -> npt.NDArray[np.float32]:
-        """Minimum of each row, float32, NaN propagating; a width-0 row gives NaN.
+    def row_min(self, x: Any) -> npt.NDArray[Any]:
+        """Minimum of each row in the compute dtype, NaN propagating; a width-0 row gives NaN.
 
         Raises:
             ValueError: ``x`` is not 2-D.
         """
-        return _reduce_rows(x, "row_min", lambda x32: np.minimum.reduce(x32, axis=1))
+        return _reduce_rows(x, "row_min", lambda xc: np.minimum.reduce(xc, axis=1))
 
-    def row_max(self, x: Any) -> npt.NDArray[np.float32]:
-        """Maximum of each row, float32, NaN propagating; a width-0 row gives NaN.
+    def row_max(self, x: Any) -> npt.NDArray[Any]:
+        """Maximum of each row in the compute dtype, NaN propagating; a width-0 row gives NaN.
 
         Raises:
             ValueError: ``x`` is not 2-D.
         """
-        return _reduce_rows(x, "row_max", lambda x32: np.maximum.reduce(x32, axis=1))
+        return _reduce_rows(x, "row_max", lambda xc: np.maximum.reduce(xc, axis=1))
 
-    def row_std(self, x: Any) -> npt.NDArray[np.float32]:
-        """Population standard deviation (ddof=0) of each row, float32, two-pass.
+    def row_std(self, x: Any) -> npt.NDArray[Any]:
+        """Population standard deviation (ddof=0) of each row in the compute dtype, two-pass.
 
         NaN propagates, and so does ``inf`` turning into NaN (``inf - inf``); a width-0
         row gives NaN.
@@ -289,9 +302,10 @@ class NumpyBackend:
         """
         return _reduce_rows(x, "row_std", _row_std)
 
-    def row_var(self, x: Any) -> npt.NDArray[np.float32]:
-        """Population variance (ddof=0) of each row, float32, two-pass: the mean of the
-        squared deviations from the row's mean (``row_std`` squared before the root).
+    def row_var(self, x: Any) -> npt.NDArray[Any]:
+        """Population variance (ddof=0) of each row in the compute dtype, two-pass: the
+        mean of the squared deviations from the row's mean (``row_std`` squared before
+        the root).
 
         NaN and infinities give NaN; a width-0 row gives NaN.
 
@@ -300,9 +314,9 @@ class NumpyBackend:
         """
         return _reduce_rows(x, "row_var", _row_var)
 
-    def row_range(self, x: Any) -> npt.NDArray[np.float32]:
-        """``max - min`` of each row, float32, NaN propagating (``inf - inf`` is NaN); a
-        width-0 row gives NaN.
+    def row_range(self, x: Any) -> npt.NDArray[Any]:
+        """``max - min`` of each row in the compute dtype, NaN propagating (``inf - inf``
+        is NaN); a width-0 row gives NaN.
 
         Raises:
             ValueError: ``x`` is not 2-D.
@@ -311,18 +325,18 @@ class NumpyBackend:
 
     # -- segments and partitions ------------------------------------------------------
 
-    def segment_sum(self, x: Any, offsets: Any) -> npt.NDArray[np.float32]:
+    def segment_sum(self, x: Any, offsets: Any) -> npt.NDArray[Any]:
         """Sum the rows of each segment ``offsets[i]:offsets[i+1]``: shape ``(k, width)``.
 
         ``offsets`` has ``k + 1`` non-decreasing integer entries within
         ``[0, len(x)]``; rows outside ``offsets[0]:offsets[-1]`` are ignored, and an
-        empty segment sums to zeros. Float32 out, float32 accumulation.
+        empty segment sums to zeros. The compute dtype out and in the accumulation.
 
         Raises:
             ValueError: ``x`` is not 2-D, or ``offsets`` is not a non-empty 1-D
                 non-decreasing integer sequence within ``[0, len(x)]``.
         """
-        x32 = _as_2d_float32(x, "segment_sum")
+        xc = _as_2d_compute(x, "segment_sum")
         offs = np.asarray(offsets)
         if offs.ndim != 1 or offs.size == 0:
             raise InvalidArgumentError(
@@ -333,14 +347,14 @@ class NumpyBackend:
                 f"segment_sum offsets must be integers; got dtype {offs.dtype}"
             )
         offs = offs.astype(np.int64, copy=False)
-        rows, width = x32.shape
+        rows, width = xc.shape
         if offs[0] < 0 or offs[-1] > rows or bool(np.any(np.diff(offs) < 0)):
             raise InvalidArgumentError(
                 "segment_sum offsets must be non-decreasing and within "
                 f"[0, {rows}]; got {offs.tolist() if offs.size <= 16 else offs}"
             )
         k = offs.size - 1
-        out = np.zeros((k, width), dtype=_F32)
+        out = np.zeros((k, width), dtype=xc.dtype)
         if k == 0 or width == 0:
             return out
         starts = offs[:-1]
@@ -351,15 +365,16 @@ class NumpyBackend:
         # row at their start); segments are contiguous, so each kept start still runs
         # to the next kept start, and the slice ends the last one at offsets[-1].
         with np.errstate(all="ignore"):
-            out[nonempty] = np.add.reduceat(x32[: offs[-1]], starts[nonempty], axis=0, dtype=_F32)
+            kept = starts[nonempty]
+            out[nonempty] = np.add.reduceat(xc[: offs[-1]], kept, axis=0, dtype=xc.dtype)
         return out
 
-    def segment_mean(self, x: Any, offsets: Any) -> npt.NDArray[np.float32]:
-        """Mean of the rows of each segment ``offsets[i]:offsets[i+1]``: the float32
+    def segment_mean(self, x: Any, offsets: Any) -> npt.NDArray[Any]:
+        """Mean of the rows of each segment ``offsets[i]:offsets[i+1]``: the
         :meth:`segment_sum` divided by the segment's row count; an empty segment gives
         NaN. Raises as :meth:`segment_sum`."""
         sums = self.segment_sum(x, offsets)
-        lengths = np.diff(np.asarray(offsets, dtype=np.int64)).astype(_F32)
+        lengths = np.diff(np.asarray(offsets, dtype=np.int64)).astype(sums.dtype)
         with np.errstate(all="ignore"):  # 0 / 0 for an empty segment: NaN by policy
             sums /= lengths[:, None]
         return sums

@@ -11,22 +11,27 @@ touch native arrays only through the backend, plus the minimum any array library
 Every backend follows the same numeric policies, so results match across backends; the
 conformance suite (:func:`conformance_cases`) checks a backend against them:
 
+* The compute dtype: arithmetic on float64 input runs in float64, on every other
+  dtype in float32 (float16 and bfloat16 are computed in float32), so a float64
+  pipeline loses nothing to the backend.
+
 * ``minmax_normalize``: per row, ``lo``/``hi`` are the min/max over the row's non-NaN
   entries (infinities count). Where ``hi - lo > 0`` the result is
   ``(x - lo) / (hi - lo)``; elsewhere (constant rows, all-NaN rows, a NaN range) it is
   ``0.0``. A NaN input stays NaN in the output. Floating inputs keep their dtype
-  (arithmetic is float32); integer and bool inputs come back float32.
+  (arithmetic in the compute dtype); integer and bool inputs come back float32.
 * ``clip(x, low, high)``: each element limited to ``[low, high]`` in ``x``'s dtype (the
   bounds rounded to it), NaN stays NaN; dtypes as ``minmax_normalize``. ``low > high``
   or a NaN bound raises ``ValueError``.
 * Row reductions (``row_sum``, ``row_mean``, ``row_min``, ``row_max``, ``row_std``,
-  ``row_var``, ``row_range``) return float32, accumulate in float32, and propagate NaN.
+  ``row_var``, ``row_range``) accumulate in and return the compute dtype, and propagate NaN.
   A row of width 0 gives NaN (``row_sum`` gives 0.0). ``row_var`` is the population
   variance (two-pass: the mean squared deviation from the mean), ``row_std`` its square
   root; ``row_range`` is ``row_max - row_min`` (``inf - inf`` is NaN).
 * ``segment_sum(x, offsets)``: row ``i`` of the result sums rows
   ``offsets[i]:offsets[i+1]`` of ``x``; an empty segment sums to zeros.
-  ``segment_mean`` divides each segment's float32 sum by its row count (an empty
+  ``segment_sum`` accumulates in and returns the compute dtype, and
+  ``segment_mean`` divides each segment's sum by its row count (an empty
   segment gives NaN).
 * ``partition(keys, n)``: bucket ``keys % n`` (Python modulo, so always in ``[0, n)``),
   stable within a bucket. Returns ``(counts, offsets, permutation)`` as int64, with
@@ -109,7 +114,8 @@ class ComputeBackend(Protocol):
         ...
 
     def stack_columns(self, columns: Sequence[Any]) -> Any:
-        """Equal-length 1-D arrays as the float32 columns of a 2-D array.
+        """Equal-length 1-D arrays as the columns of a 2-D array (float64 when a column
+        is float64, else float32).
         Raises ``ValueError`` for no columns."""
         ...
 
@@ -131,31 +137,31 @@ class ComputeBackend(Protocol):
     # -- row reductions --------------------------------------------------------------------
 
     def row_sum(self, x: Any) -> Any:
-        """Sum of each row of a 2-D array, float32."""
+        """Sum of each row of a 2-D array, in the compute dtype."""
         ...
 
     def row_mean(self, x: Any) -> Any:
-        """Mean of each row of a 2-D array, float32."""
+        """Mean of each row of a 2-D array, in the compute dtype."""
         ...
 
     def row_min(self, x: Any) -> Any:
-        """Minimum of each row of a 2-D array, float32, NaN propagating."""
+        """Minimum of each row of a 2-D array, in the compute dtype, NaN propagating."""
         ...
 
     def row_max(self, x: Any) -> Any:
-        """Maximum of each row of a 2-D array, float32, NaN propagating."""
+        """Maximum of each row of a 2-D array, in the compute dtype, NaN propagating."""
         ...
 
     def row_std(self, x: Any) -> Any:
-        """Population standard deviation of each row of a 2-D array, float32."""
+        """Population standard deviation of each row of a 2-D array, in the compute dtype."""
         ...
 
     def row_var(self, x: Any) -> Any:
-        """Population variance of each row of a 2-D array, float32."""
+        """Population variance of each row of a 2-D array, in the compute dtype."""
         ...
 
     def row_range(self, x: Any) -> Any:
-        """``max - min`` of each row of a 2-D array, float32."""
+        """``max - min`` of each row of a 2-D array, in the compute dtype."""
         ...
 
     # -- segments and partitions -----------------------------------------------------------

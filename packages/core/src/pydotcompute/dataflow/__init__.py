@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._batching import (
     RecordGroup,
     Sorted,
+    as_float_array,
     count_records,
     record_count,
     sort_batch,
@@ -72,6 +73,7 @@ __all__ = [
     "StagePorts",
     "StageSetup",
     "array_to_ids",
+    "as_float_array",
     "count_records",
     "ids_to_array",
     "new_record_ids",

@@ -2,8 +2,12 @@
 
 A stage's ``receive_batch`` may hold per-message records, :class:`RecordBatch`es and
 :class:`StageError`s at once. :func:`sort_batch` separates them; :func:`stack_records`
-stacks per-message records into as few 2-D float32 arrays as their widths allow, and
+stacks per-message records into as few 2-D float arrays as their widths allow, and
 sets aside (never drops) the records whose payload is not a numeric vector.
+
+Values keep their precision: float arrays keep their dtype, and anything else numeric
+(Python floats and ints, integer arrays) becomes float64, the precision a Python float
+has, never float32 behind the user's back.
 """
 
 from __future__ import annotations
@@ -21,11 +25,24 @@ from ._rings import RingRows
 __all__ = [
     "RecordGroup",
     "Sorted",
+    "as_float_array",
     "count_records",
     "record_count",
     "sort_batch",
     "stack_records",
 ]
+
+
+def as_float_array(data: Any) -> npt.NDArray[np.floating[Any]]:
+    """``data`` as a numpy float array: a float array as it is, other numbers as float64.
+
+    Raises:
+        ValueError, TypeError: ``data`` is not numbers (numpy's own errors).
+    """
+    arr = np.asarray(data)
+    if arr.dtype.kind == "f":
+        return arr
+    return np.asarray(data, dtype=np.float64)
 
 
 @dataclasses.dataclass
@@ -72,13 +89,14 @@ class RecordGroup:
     ``records[i]``'s vector."""
 
     records: list[Any]
-    values: npt.NDArray[np.float32]
+    values: npt.NDArray[np.floating[Any]]
     columns: tuple[str, ...]
     field: str
 
 
 def stack_records(records: Sequence[Any]) -> tuple[list[RecordGroup], list[tuple[Any, str]]]:
-    """Stack per-message records' payloads (see :func:`payload_of`) into float32 arrays.
+    """Stack per-message records' payloads (see :func:`payload_of`) into float arrays
+    (see :func:`as_float_array`).
 
     Returns ``(groups, bad)``: one group per distinct vector width (a single group, in
     order, in the usual case), and ``(record, reason)`` for each record whose payload is
@@ -103,7 +121,7 @@ def stack_records(records: Sequence[Any]) -> tuple[list[RecordGroup], list[tuple
             return _stack_slowly(records)
         vectors = [p[0] for p in payloads]
     try:
-        values = np.asarray(vectors, dtype=np.float32)
+        values = as_float_array(vectors)
     except (TypeError, ValueError):
         return _stack_slowly(records)
     if values.ndim != 2:
@@ -117,7 +135,7 @@ def _stack_slowly(records: Sequence[Any]) -> tuple[list[RecordGroup], list[tuple
     for record in records:
         try:
             vector, columns, field = payload_of(record)
-            row = np.asarray(vector, dtype=np.float32)
+            row = as_float_array(vector)
         except (TypeError, ValueError) as exc:
             bad.append((record, f"{type(exc).__name__}: {exc}"))
             continue
@@ -132,7 +150,7 @@ def _stack_slowly(records: Sequence[Any]) -> tuple[list[RecordGroup], list[tuple
     groups = [
         RecordGroup(
             members,
-            np.stack(rows) if rows[0].shape[0] else np.zeros((len(rows), 0), np.float32),
+            np.stack(rows) if rows[0].shape[0] else np.zeros((len(rows), 0), rows[0].dtype),
             columns,
             field,
         )

@@ -193,6 +193,14 @@ def _minmax_cases() -> list[ConformanceCase]:
                 b.minmax_normalize(b.asarray(x, dtype)),
                 f32([[0, 1, 1], [0, 0, 0]]),
             )
+        # float64 is computed in float64: in float32 these three values are one.
+        x = f64([[16777216, 16777217, 16777218]])
+        expect(
+            b,
+            "minmax_normalize(float64 beyond float32)",
+            b.minmax_normalize(b.asarray(x, "float64")),
+            f64([[0.0, 0.5, 1.0]]),
+        )
 
     def shapes(b: ComputeBackend) -> None:
         for shape in ((0, 5), (3, 0), (0, 0), (1, 1), (1, 7)):

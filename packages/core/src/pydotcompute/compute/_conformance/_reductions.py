@@ -80,7 +80,17 @@ def _reduction_cases(op: str) -> list[ConformanceCase]:
                 _reduce(b, op, b.asarray(x, dtype)),
                 _reduce(REF, op, x),
                 rtol=1e-6,
+                dtype="float64" if dtype == "float64" else "float32",
             )
+
+    def float64(b: ComputeBackend) -> None:
+        # Integers past 2**24 are exact in float64 and not in float32: a float32 step
+        # anywhere in the backend changes these results.
+        x = f64([[16777217, 16777219, 16777221], [2**53 - 2, 2**53 - 4, 2**53 - 6]])
+        expect(
+            b, f"{label}(float64 beyond float32)", _reduce(b, op, b.asarray(x, "float64")),
+            _reduce(REF, op, x), rtol=1e-15 if op in ("var", "std", "mean") else 0.0,
+        )  # fmt: skip
 
     def empty(b: ComputeBackend) -> None:
         expect(
@@ -125,7 +135,8 @@ def _reduction_cases(op: str) -> list[ConformanceCase]:
 
     return [
         ConformanceCase(f"{label}: edge rows", edge),
-        ConformanceCase(f"{label}: float32 out for every input dtype", dtypes),
+        ConformanceCase(f"{label}: float64 out for float64 input, else float32", dtypes),
+        ConformanceCase(f"{label}: float64 input is computed in float64", float64),
         ConformanceCase(f"{label}: width-0 rows and empty batches", empty),
         ConformanceCase(f"{label}: NaN propagates", nan),
         ConformanceCase(f"{label}: random arrays with NaN and infinities", random),
@@ -199,6 +210,13 @@ def _segment_cases() -> list[ConformanceCase]:
             b.segment_sum(nan, i64([0, 2, 4])),
             f32([[NAN], [5.0]]),
         )
+        big = f64([[16777217.0], [2.0], [2.0**53 - 2], [1.0]])
+        expect(
+            b,
+            "segment_sum of float64 rows, in float64",
+            b.segment_sum(b.asarray(big, "float64"), i64([0, 2, 3])),
+            f64([[16777219.0], [2.0**53 - 2]]),
+        )
         expect(
             b,
             "segment_sum of float16 rows",
@@ -240,7 +258,7 @@ def _segment_cases() -> list[ConformanceCase]:
     return [
         ConformanceCase("segment_sum: segments, empty ones included", sums),
         ConformanceCase("segment_mean: sums over row counts, NaN when empty", means),
-        ConformanceCase("segment_sum: width 0, no rows, NaN, float16", edges),
+        ConformanceCase("segment_sum: width 0, no rows, NaN, float64, float16", edges),
         ConformanceCase("segment_sum, segment_mean: bad offsets raise ValueError", errors),
     ]
 
