@@ -178,6 +178,14 @@ def test_fuzzed_bytes_never_raise_anything_but_the_documented_error(data: bytes)
         decode_message(data)
 
 
+@pytest.mark.parametrize("dtype", [b",,,", b",f8", b"(2)", b"[(a"])
+def test_an_array_with_a_malformed_dtype_is_refused_naming_it(dtype: bytes) -> None:
+    valid = Everything(items=[1, 2], array=np.arange(3.0), nested=Inner()).to_bytes()
+    assert valid.count(b"<f8") == 1
+    with pytest.raises(MessageValidationError, match="malformed array dtype"):
+        decode_message(valid.replace(b"<f8", dtype))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_fuzzed_mutations_of_valid_bytes(data: st.DataObject) -> None:

@@ -157,7 +157,7 @@ def _decode_array(data: bytes) -> npt.NDArray[Any]:
     dtype_str, shape = header
     try:
         dtype = np.dtype(dtype_str)
-    except TypeError as exc:
+    except (TypeError, ValueError, SyntaxError) as exc:  # "," reaches numpy's parser
         raise MessageValidationError(f"malformed array dtype {dtype_str!r}") from exc
     if dtype.kind not in _ARRAY_KINDS:
         raise MessageValidationError(f"arrays of dtype {dtype} are not accepted")
