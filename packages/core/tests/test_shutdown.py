@@ -182,3 +182,23 @@ async def test_route_chain_is_drained_in_order_at_shutdown() -> None:
     assert report is not None and report.drained
     assert [m.value for m in report.kernels["c"].unread] == list(range(30))
     assert report.leftover_count == 30
+
+
+async def test_take_unread_hands_out_what_a_stopped_kernel_sent_and_nobody_read() -> None:
+    runtime = RingKernelRuntime(drain_timeout=0.05, grace_period=0.5)
+    async with runtime:
+        await runtime.launch("e", echo_kernel, queue_size=1)
+        await runtime.activate("e")
+        for i in range(3):  # 1 in output, 1 being sent (cut off at termination), 1 queued
+            await runtime.send("e", Item(value=i))
+        await until(lambda: runtime.get_telemetry("e").messages_processed == 2)
+        with pytest.raises(KernelStateError, match="still running; terminate it first"):
+            runtime.take_unread("e")
+        await runtime.terminate("e")
+        assert [m.value for m in runtime.take_unread("e")] == [0, 1]
+        assert runtime.take_unread("e") == []  # taken once
+    report = runtime.shutdown_report
+    assert report is not None
+    leftovers = report.kernels["e"]
+    assert leftovers.unread == () and leftovers.undeliverable == ()
+    assert [m.value for m in leftovers.unprocessed] == [2]

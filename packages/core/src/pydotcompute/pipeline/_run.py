@@ -13,7 +13,14 @@ import contextlib
 import functools
 import itertools
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from types import TracebackType
 from typing import Any, Final
 
@@ -119,6 +126,9 @@ class PipelineRun:
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self.report: ShutdownReport | None = None
+        # Results taken from a sink's queue that a cancelled reader could not hand out;
+        # stop_and_collect() returns them, so a cancel never loses a computed result.
+        self._taken: list[Any] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -441,11 +451,12 @@ class PipelineRun:
                 yield msg
         self.ended_at = time.perf_counter()
 
-    async def _read(self, kid: str, *, watch: bool) -> AsyncIterator[Any]:
+    async def _read(self, kid: str, *, watch: bool) -> AsyncGenerator[Any, None]:
         """Yield what sink ``kid`` sends, until its end marker. ``watch``: this is the
         only reader, so it looks for failures in each quiet spell and raises
         StageFailedError itself; else (one of several readers) failures are left to
-        the caller, which watches them all."""
+        the caller, which watches them all. Closed early, it keeps the rest of the
+        batch it took for :meth:`stop_and_collect`."""
         receive_batch = self.runtime.receive_batch
         while True:
             try:
@@ -458,17 +469,46 @@ class PipelineRun:
                 if not watch:
                     raise
                 await self._raise_failure()
-            for msg in batch:
+            for i, msg in enumerate(batch):
                 if type(msg) is EndOfStream:
                     return
-                yield msg
+                try:
+                    yield msg
+                except GeneratorExit:
+                    self._take(batch[i + 1 :])
+                    raise
+
+    def _take(self, msgs: Iterable[Any]) -> None:
+        """Keep results that were read but not handed out (end markers left out)."""
+        self._taken.extend(m for m in msgs if type(m) is not EndOfStream)
+
+    async def stop_and_collect(self) -> list[Any]:
+        """Stop every worker of this run now, without draining, and return the results
+        already computed that nobody read: those in the sinks' output queues and those a
+        cancelled reader had taken. What the workers still held goes to the shutdown
+        report as usual. For a run given up on (an interrupt past its bound), so that
+        what was computed can still be written."""
+        runtime = self.runtime
+        # All at once: a worker whose receiver stops while it is stopping too stops
+        # quietly, keeping what it could not send in the shutdown report.
+        await asyncio.gather(*(runtime.terminate(kid) for ids in self._ids.values() for kid in ids))
+        for stage in self.plan.sinks:
+            for kid in self._ids[stage.name]:
+                self._take(runtime.take_unread(kid))
+        taken, self._taken = self._taken, []
+        return taken
 
     async def _read_many(self, kids: list[str]) -> AsyncIterator[Any]:
         merged: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(_MERGE_CAPACITY)
 
         async def reader(kid: str) -> None:
-            async for msg in self._read(kid, watch=False):
-                await merged.put(("msg", msg))
+            async with contextlib.aclosing(self._read(kid, watch=False)) as sink:
+                async for msg in sink:
+                    try:
+                        await merged.put(("msg", msg))
+                    except asyncio.CancelledError:
+                        self._take([msg])
+                        raise
             await merged.put(("end", kid))
 
         loop = asyncio.get_running_loop()
@@ -495,6 +535,10 @@ class PipelineRun:
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
+            while not merged.empty():  # read from the sinks, never handed out
+                kind, value = merged.get_nowait()
+                if kind == "msg":
+                    self._take([value])
 
     async def _check(self) -> None:
         """Raise if a kernel failed or the feeder did."""

@@ -24,6 +24,9 @@ class DeadLetterReason(enum.Enum):
     FAILED = "failed"  #: the kernel raised while it held the message
     STALLED = "stalled"  #: the kernel was restarted by the watchdog while it held the message
     EXPIRED = "expired"  #: its deadline passed while it waited in the input queue
+    #: the kernel was told to stop while it held the message, and a send of its was cut
+    #: off (a message whose result was already sent may be among them)
+    STOPPED = "stopped"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,6 +40,8 @@ _CANCEL_ATTEMPTS = 5
 _CANCEL_INTERVAL_S = 0.05
 
 _ACCEPTING = frozenset({KernelState.LAUNCHED, KernelState.ACTIVE, KernelState.DEACTIVATED})
+# A send refused because its receiver stopped or failed (not because of the data).
+_RECEIVER_GONE = (QueueClosedError, KernelStateError, KernelFailedError)
 
 
 class KernelInstance:
@@ -282,6 +284,7 @@ class KernelInstance:
                         continue
                     return
                 logger.debug("kernel %r left its loop through QueueClosedError", self.kernel_id)
+                self._stopped_holding(None)
             except Exception as exc:
                 if await self._recover(exc):
                     continue
@@ -301,6 +304,10 @@ class KernelInstance:
     async def _recover(self, exc: BaseException) -> bool:
         """The function raised: dead-letter what it held, then restart it after its
         backoff (True) or fail it for good (False)."""
+        if self.terminate_requested and isinstance(exc, _RECEIVER_GONE):
+            # Told to stop, and its receiver stopped too: no crash, one line.
+            self._stopped_holding(exc)
+            return False
         self.errors += 1
         self._dead_letter_holding(DeadLetterReason.FAILED, exc)
         if self.terminate_requested:
@@ -333,6 +340,21 @@ class KernelInstance:
         if resume_as is KernelState.ACTIVE:
             self._start_active()
         return True
+
+    def _stopped_holding(self, exc: BaseException | None) -> None:
+        """Stopped as asked, but mid-way through what it held (a send was cut off): what
+        it held goes to dead letters, said in one line, so that none of it is lost."""
+        if not self.holding:
+            return
+        held = len(self.holding)
+        self._dead_letter_holding(DeadLetterReason.STOPPED, exc)
+        logger.warning(
+            "kernel %r was stopped holding %d messages (a send was cut off%s); they went "
+            "to dead letters",
+            self.kernel_id,
+            held,
+            "" if exc is None else f": {exc}",
+        )
 
     def _dead_letter_holding(self, reason: DeadLetterReason, exc: BaseException | None) -> None:
         for msg in self.holding:

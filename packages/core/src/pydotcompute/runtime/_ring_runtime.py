@@ -181,6 +181,24 @@ class RingKernelRuntime:
         """The messages waiting in the kernel's input queue, oldest first (a copy)."""
         return self._get(kernel_id).input.snapshot()
 
+    def take_unread(self, kernel_id: str) -> list[Any]:
+        """Take out what stopped kernel ``kernel_id`` sent that nobody received: its
+        output queue, then the sends that termination cut off, oldest first. Taken,
+        they are no longer left behind in the shutdown report.
+
+        Raises:
+            KernelStateError: the kernel is still running (it could send more).
+        """
+        instance = self._get(kernel_id)
+        if not instance.task.done():
+            raise KernelStateError(
+                f"take_unread({kernel_id!r}): the kernel is still running; terminate it first"
+            )
+        taken = instance.output.get_batch_nowait(len(instance.output)) if instance.output else []
+        taken += instance.abandoned
+        instance.abandoned = []
+        return taken
+
     def queue_statistics(self, kernel_id: str) -> tuple[QueueStatistics, QueueStatistics]:
         """Snapshots of the kernel's input and output queues, in that order."""
         instance = self._get(kernel_id)
