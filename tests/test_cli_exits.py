@@ -27,6 +27,9 @@ from pydotcompute.errors import StageFailedError
 
 #: Far more than any test waits for: each is interrupted long before the end.
 LONG_RUN = ["run", GUIDE, "--synthetic", "100000000", "--width", "4", "--batch", "512"]
+#: Time enough for everything in flight to finish on a loaded machine: these tests check
+#: that what was fed is finished and written, not how long that takes.
+PATIENT = ["--drain-timeout", "300"]
 #: For the second-signal tests: a graceful stop that takes long enough (deep queues of
 #: per-message records to finish) for a second signal to arrive during it, not after it.
 SLOW_DRAIN_TOML = """
@@ -149,7 +152,7 @@ def test_sigint_writes_the_npy_rows_computed_and_the_report_says_interrupted(
     tmp_path: Path, command: Callable[..., Command]
 ) -> None:
     out = tmp_path / "r.npy"
-    run = command(*LONG_RUN, "--json", "-o", str(out))
+    run = command(*LONG_RUN, *PATIENT, "--json", "-o", str(out))
     # The output is opened just before the run; then it computes for a while.
     run.wait_for(lambda: out.exists() and run.cpu_seconds() > 1.5, "computing")
     run.proc.send_signal(signal.SIGINT)
@@ -176,7 +179,7 @@ def test_sigterm_writes_the_jsonl_results_and_exits_143(
     tmp_path: Path, command: Callable[..., Command]
 ) -> None:
     out = tmp_path / "r.jsonl"
-    run = command(*LONG_RUN, "-o", str(out))
+    run = command(*LONG_RUN, *PATIENT, "-o", str(out))
     run.wait_for(lambda: len(jsonl_lines(out)) > 0, "results in the output")
     run.proc.send_signal(signal.SIGTERM)
     status, stdout, stderr = run.finish()
@@ -193,6 +196,44 @@ def test_sigterm_writes_the_jsonl_results_and_exits_143(
     assert sorted(ids) == list(range(len(ids)))
     means = expected_means(len(ids))
     np.testing.assert_allclose([r["mean"] for r in results], means[ids], rtol=1e-5, atol=1e-6)
+
+
+def test_past_the_drain_bound_the_computed_results_are_still_written(
+    tmp_path: Path, command: Callable[..., Command]
+) -> None:
+    out = tmp_path / "r.jsonl"
+    run = command(*LONG_RUN, "--drain-timeout", "0", "--json", "-o", str(out))
+    run.wait_for(lambda: len(jsonl_lines(out)) > 0, "results in the output")
+    run.proc.send_signal(signal.SIGTERM)
+    status, stdout, stderr = run.finish()
+
+    assert status == 143, stderr
+    assert "Traceback" not in stderr
+    report = json.loads(stdout)
+    assert report["interrupted"] is True and report["in_flight_abandoned"] is True
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(results) == report["results"]
+    # Every result the sink sent is written, those nobody had read yet included.
+    assert report["results"] >= report["stages"]["compute"]["records_out"] > 0
+    ids = [r["id"] for r in results]
+    assert len(set(ids)) == len(ids)
+    means = expected_means(max(ids) + 1)
+    np.testing.assert_allclose([r["mean"] for r in results], means[ids], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_sigterm_while_the_input_is_read_is_one_line_and_143(
+    tmp_path: Path, command: Callable[..., Command]
+) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("[1, 2, 3, 4]\n" * 3_000_000)  # seconds of reading
+    run = command("run", GUIDE, "-i", str(src))
+    run.wait_for(lambda: run.cpu_seconds() > 1.5, "reading")  # past the imports
+    run.proc.send_signal(signal.SIGTERM)
+    status, stdout, stderr = run.finish()
+    assert status == 143, stderr
+    assert stderr.strip() == "SIGTERM: interrupted"
+    assert stdout == ""
 
 
 @pytest.mark.parametrize(

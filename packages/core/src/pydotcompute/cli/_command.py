@@ -65,6 +65,7 @@ from ._exits import (
     EXIT_USAGE,
     Interrupt,
     log_traceback,
+    sigterm_as_interrupt,
 )
 from ._files import (
     INPUT_FORMATS,
@@ -83,8 +84,8 @@ from ._files import (
 __all__ = ["main"]
 
 _MAX_SHOWN_ERRORS: Final = 20
-#: After an interrupt, how long the records in flight get to finish before the run is
-#: shut down (its own drain bound then reports what is left behind).
+#: After an interrupt, how long the records in flight get by default to finish before
+#: the workers are stopped (what they computed is still written).
 _INTERRUPT_DRAIN_S: Final = 10.0
 
 #: The guide's pipeline ("Building Pipelines": preprocess -> compute), as TOML.
@@ -111,10 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        status: int = args.handler(args)
-    except KeyboardInterrupt:  # outside a run (which handles SIGINT itself)
-        print("interrupted", file=sys.stderr)
-        return 128 + signal.SIGINT
+        with sigterm_as_interrupt():
+            status: int = args.handler(args)
+    except KeyboardInterrupt as exc:  # outside a run (which handles both signals itself)
+        signum = exc.args[0] if exc.args else signal.SIGINT
+        print(f"{signal.Signals(signum).name}: interrupted", file=sys.stderr)
+        return 128 + signum
     except Exception as exc:
         # Whatever the user can cause is reported by the handlers; this is a bug, so
         # its traceback goes to a file for the report, not to the terminal.
@@ -181,6 +184,14 @@ def _parser() -> argparse.ArgumentParser:
         help="feed RecordBatches (default) or one message per record",
     )
     run.add_argument("--batch", type=_positive, default=4096, help="records per RecordBatch (4096)")
+    run.add_argument(
+        "--drain-timeout",
+        type=_seconds,
+        default=_INTERRUPT_DRAIN_S,
+        metavar="S",
+        help=f"after Ctrl-C or SIGTERM, seconds the records in flight get to finish "
+        f"({_INTERRUPT_DRAIN_S:g})",
+    )
     _add_report_options(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -206,6 +217,16 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
     progress.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no live progress display"
     )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -529,7 +550,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     label, row_of = _labeler(source, run_id)
     writer: ResultWriter | None = None
     # From here on a signal ends the run gracefully, even one before the run starts.
-    interrupt = Interrupt(_announce_interrupt, lambda: _save_at_once(writer))
+    interrupt = Interrupt(
+        lambda signum: _announce_interrupt(signum, args.drain_timeout),
+        lambda: _save_at_once(writer),
+    )
     try:
         if args.output is not None:
             try:
@@ -571,6 +595,7 @@ def _run_and_report(
                 _wants_progress(args),
                 args.mode,
                 interrupt=interrupt,
+                drain_s=args.drain_timeout,
             )
         )
     except InputFileError as exc:  # the output failed mid-run (a full disk...)
@@ -621,11 +646,11 @@ def _close_writer(writer: ResultWriter, *, quiet: bool = False) -> bool:
     return True
 
 
-def _announce_interrupt(signum: int) -> None:
+def _announce_interrupt(signum: int, drain_s: float) -> None:
     name = signal.Signals(signum).name
     print(
         f"{name}: interrupted: no more input is fed; the records in flight get up to "
-        f"{_INTERRUPT_DRAIN_S:g} s to finish, then what was computed is written; "
+        f"{drain_s:g} s to finish, then what was computed is written; "
         f"{name} again exits at once",
         file=sys.stderr,
     )
@@ -672,11 +697,13 @@ async def _drive(
     mode: str,
     on_result: Callable[[Any], None] | None = None,
     interrupt: Interrupt | None = None,
+    drain_s: float = _INTERRUPT_DRAIN_S,
 ) -> dict[str, Any]:
     """Run ``plan`` over ``messages``, writing results; return the report data.
 
     With ``interrupt``, SIGINT/SIGTERM stop the feeding; what is in flight gets
-    ``_INTERRUPT_DRAIN_S`` to come out (and be written), then the run is shut down.
+    ``drain_s`` seconds to come out (and be written); then the workers are stopped, and
+    the results they computed that were not read yet are written too.
 
     Raises:
         InputFileError: writing a result to the output failed.
@@ -692,27 +719,28 @@ async def _drive(
         display = Progress(run, total) if progress else None
         watcher = loop.create_task(display.watch()) if display else None
 
-        async def consume() -> None:
+        def take(msg: Any) -> None:
             nonlocal results, stage_errors, unwritable
+            count = record_count(msg)
+            if type(msg) is StageError:
+                stage_errors += count
+            results += count
+            if writer is not None and unwritable is None:
+                try:
+                    writer.write(msg)
+                except OSError as exc:
+                    # Stop as after an interrupt: the run ends with nothing left
+                    # behind, and the caller reports the one problem.
+                    unwritable = InputFileError(writer.path, f"cannot write: {exc.strerror or exc}")
+                    stop_feeding()
+            if on_result is not None:
+                on_result(msg)
+            if display is not None:
+                display.results = results
+
+        async def consume() -> None:
             async for msg in run.process(_until(messages, stop)):
-                count = record_count(msg)
-                if type(msg) is StageError:
-                    stage_errors += count
-                results += count
-                if writer is not None and unwritable is None:
-                    try:
-                        writer.write(msg)
-                    except OSError as exc:
-                        # Stop as after an interrupt: the run ends with nothing left
-                        # behind, and the caller reports the one problem.
-                        unwritable = InputFileError(
-                            writer.path, f"cannot write: {exc.strerror or exc}"
-                        )
-                        stop_feeding()
-                if on_result is not None:
-                    on_result(msg)
-                if display is not None:
-                    display.results = results
+                take(msg)
 
         consumer = loop.create_task(consume())
 
@@ -725,7 +753,7 @@ async def _drive(
         def stop_feeding(signum: int = 0) -> None:
             if not stop.is_set():
                 stop.set()
-                loop.call_later(_INTERRUPT_DRAIN_S, give_up)
+                loop.call_later(drain_s, give_up)
 
         if interrupt is not None:
             interrupt.install(loop, stop_feeding)
@@ -739,6 +767,10 @@ async def _drive(
             if not consumer.done():
                 consumer.cancel()
                 await asyncio.gather(consumer, return_exceptions=True)
+            if abandoned:
+                # Past the bound the stages stop; what they computed is still written.
+                for msg in await run.stop_and_collect():
+                    take(msg)
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)

@@ -4,13 +4,14 @@ an internal error leaves instead of a traceback on the terminal."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Final
 
@@ -22,6 +23,7 @@ __all__ = [
     "EXIT_USAGE",
     "Interrupt",
     "log_traceback",
+    "sigterm_as_interrupt",
 ]
 
 EXIT_OK: Final = 0  #: every record ran cleanly
@@ -37,6 +39,23 @@ EXIT_CODES_HELP: Final = (
     "the log file it names); 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM (what was "
     "computed is written and the report says 'interrupted'; a second signal exits at once)"
 )
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises ``KeyboardInterrupt(SIGTERM)`` while this lasts, as Ctrl-C does,
+    so that a command stopped before its run (reading a big input, say) ends with one
+    line and status 143 rather than dying in silence. A run installs its own handlers
+    (:class:`Interrupt`) for its duration."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signum)
+
+    saved = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if saved is None else saved)
 
 
 def log_traceback(exc: BaseException) -> str:
