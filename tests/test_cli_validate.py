@@ -4,6 +4,7 @@ settings far beyond the machine warned about (exit 0)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -96,6 +97,17 @@ def test_workers_far_beyond_the_machine_warn_but_validate(tmp_path: Path) -> Non
     assert warned[0].startswith(f"warning: {path}: stage 'compute': workers: 100000 workers")
     # Their full queues may be beyond this machine's RAM too (not on a big machine).
     assert all(line.startswith(f"warning: {path}: stage 'compute': ") for line in warned)
+
+
+def test_validate_json_lists_the_resource_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "huge.toml"
+    path.write_text(HUGE)
+    done = pydotcompute("validate", str(path), "--json")
+    assert done.returncode == 0, done.stderr
+    listing = json.loads(done.stdout)
+    assert listing["warnings"][0].startswith(f"{path}: stage 'compute': workers: 100000 workers")
+    guide = json.loads(pydotcompute("validate", "examples/guide.toml", "--json").stdout)
+    assert guide["warnings"] == []
 
 
 def test_run_prints_a_resource_warning_once_and_runs(tmp_path: Path) -> None:

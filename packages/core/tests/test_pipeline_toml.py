@@ -239,3 +239,15 @@ def test_a_bad_ring_size_names_the_stage_and_line(pm: PluginManager) -> None:
         PipelineValidationError, match=r":2: .*'scale'.*ring_rows must be a positive"
     ):
         Pipeline.from_toml_text(text, source="p.toml").validate(pm)
+
+
+def test_a_binary_pipeline_file_is_a_validation_error_naming_file_and_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b'[pipeline]\nname = "x"\n\xff\xfe\x00')
+    with pytest.raises(PipelineValidationError) as caught:
+        Pipeline.from_toml(path)
+    assert caught.value.line == 3
+    assert str(path) in str(caught.value)
+    assert "byte 0xff at offset 22 is not UTF-8" in str(caught.value)

@@ -361,12 +361,6 @@ def _plan_file(path: str) -> PipelinePlan | None:
             print(f"error: {error}", file=sys.stderr)
     except (PipelineValidationError, OSError) as exc:
         print(f"error: {_describe(exc, path)}", file=sys.stderr)
-    except UnicodeDecodeError as exc:
-        print(
-            f"error: {path}: not a TOML text file (byte {exc.object[exc.start]:#04x} at "
-            f"offset {exc.start} is not UTF-8)",
-            file=sys.stderr,
-        )
     return None
 
 
@@ -392,9 +386,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def plan_listing(plan: PipelinePlan) -> dict[str, Any]:
-    """What ``pydotcompute validate --json`` shows: each stage as validation resolved it."""
+    """What ``pydotcompute validate --json`` shows: each stage as validation resolved it,
+    and the warnings about settings far beyond the machine."""
     return {
         "pipeline": plan.name,
+        "warnings": [str(warning) for warning in plan.warnings],
         "stages": [
             {
                 "name": stage.name,

@@ -127,15 +127,24 @@ def load_pipeline(path: str | PathLike[str]) -> Pipeline:
     """Read the pipeline file at ``path``.
 
     Raises:
-        PipelineValidationError: not valid TOML, or ``[pipeline]`` or ``stages`` not a
-            table (file and line named). Every other problem (an unknown top-level key,
-            a stage that is not a table, the stages themselves) is reported by
-            ``Pipeline.validate``, all at once.
+        PipelineValidationError: not UTF-8 text (a binary file), not valid TOML, or
+            ``[pipeline]`` or ``stages`` not a table (file and line named). Every other
+            problem (an unknown top-level key, a stage that is not a table, the stages
+            themselves) is reported by ``Pipeline.validate``, all at once.
         OSError: the file cannot be read.
     """
     name = fspath(path)
-    with open(name, encoding="utf-8") as handle:
-        text = handle.read()
+    with open(name, "rb") as handle:
+        data = handle.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelineValidationError(
+            f"not a TOML text file (byte {data[exc.start]:#04x} at offset {exc.start} "
+            "is not UTF-8)",
+            source=name,
+            line=data.count(b"\n", 0, exc.start) + 1,
+        ) from None
     return parse_pipeline(text, source=name)
 
 
