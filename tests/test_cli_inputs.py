@@ -19,6 +19,7 @@ from cli_helpers import GUIDE, ROOT, one_error_line, pydotcompute
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from pydotcompute.backend import NumpyBackend
 from pydotcompute.cli import main
 
 KEYED = str(ROOT / "examples" / "keyed.toml")
@@ -113,6 +114,9 @@ def test_columnar_mode_names_the_line_and_both_widths(tmp_path: Path) -> None:
 # -- property: no input ends in a traceback ------------------------------------------------
 
 
+REF = NumpyBackend()
+
+
 def run_in_process(*argv: str) -> tuple[int, str]:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -166,15 +170,28 @@ def test_random_bytes_never_end_in_a_traceback(
     ),
     mode=st.sampled_from(["columnar", "per-message"]),
 )
-def test_random_npy_shapes_never_end_in_a_traceback(
+@example(array=np.array([[1.0, 2.0, 4.0], [3, 3, 3], [np.nan, 0, 1]]), mode="per-message")
+@example(array=np.array([[16777217, 16777219], [1, 5]], dtype=np.int64), mode="columnar")
+def test_random_npy_shapes_end_in_one_line_or_their_computed_results(
     tmp_path_factory: pytest.TempPathFactory, array: Any, mode: str
 ) -> None:
-    path = tmp_path_factory.mktemp("shapes") / "in.npy"
+    folder = tmp_path_factory.mktemp("shapes")
+    path, out = folder / "in.npy", folder / "out.jsonl"
     np.save(path, array)
-    status, stderr = run_in_process("-i", str(path), "--mode", mode)
+    status, stderr = run_in_process("-i", str(path), "--mode", mode, "-o", str(out))
     check_outcome(status, stderr)
     usable = array.ndim == 2 and array.shape[0] > 0 and array.shape[1] > 0
     assert (status != 2) == usable or (status == 2 and "no good record" in stderr)
+    if status != 2:  # the file holds each good row's result, as the backend computes it
+        written = {r["id"]: r["mean"] for r in map(json.loads, out.read_text().splitlines())}
+        assert set(written) <= set(range(array.shape[0]))
+        if status == 0:
+            assert len(written) == array.shape[0]
+        rows = np.asarray(array, dtype=array.dtype if array.dtype.kind == "f" else np.float64)
+        ids = sorted(written)
+        expected = REF.row_mean(REF.minmax_normalize(rows[ids]))
+        got = np.array([np.nan if written[i] is None else written[i] for i in ids], dtype=float)
+        np.testing.assert_allclose(got, expected.astype(float), rtol=1e-6, equal_nan=True)
 
 
 @_PROPERTY
