@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 GUIDE = str(ROOT / "examples" / "guide.toml")
 
 
-def pydotcompute(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m pydotcompute.cli ARGV`` in a new process; its output, as text."""
+def pydotcompute(
+    *argv: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pydotcompute.cli ARGV`` in a new process (``env``: variables set
+    on top of this process's); its output, as text."""
     return subprocess.run(
         [sys.executable, "-m", "pydotcompute.cli", *argv],
         capture_output=True,
@@ -19,6 +23,7 @@ def pydotcompute(*argv: str, cwd: Path | None = None) -> subprocess.CompletedPro
         timeout=120,
         check=False,
         cwd=cwd,
+        env=None if env is None else {**os.environ, **env},
     )
 
 

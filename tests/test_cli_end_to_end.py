@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cli_helpers import pydotcompute
 from pydotcompute import RestartPolicy
 from pydotcompute.cli import main
 from pydotcompute.pipeline import STAGE_SETTINGS
@@ -391,3 +392,22 @@ def test_the_console_script_is_installed_and_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["results"] == 1000
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_run_goes_on_the_loop_chosen_and_says_which(loop: str) -> None:
+    pytest.importorskip("uvloop")
+    done = pydotcompute(
+        "run", GUIDE, "--synthetic", "5000", "--json", env={"PYDOTCOMPUTE_LOOP": loop}
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["loop"] == loop and report["results"] == 5000
+
+
+def test_a_loop_that_does_not_exist_is_one_line_and_status_2() -> None:
+    done = pydotcompute("run", GUIDE, "--synthetic", "5", env={"PYDOTCOMPUTE_LOOP": "tokio"})
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: PYDOTCOMPUTE_LOOP='tokio': choose 'asyncio' or 'uvloop' (or leave it unset)"
+    ]

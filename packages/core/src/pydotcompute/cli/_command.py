@@ -40,6 +40,7 @@ from ..dataflow import (
     row_indices,
 )
 from ..errors import (
+    InvalidArgumentError,
     PipelineResourceWarning,
     PipelineRunError,
     PipelineValidationError,
@@ -80,6 +81,7 @@ from ._files import (
     read_input,
     routes_by_key,
 )
+from ._loop import loop_name, run_on_loop
 
 __all__ = ["main"]
 
@@ -504,6 +506,11 @@ def _labeler(
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        loop_name()  # a bad PYDOTCOMPUTE_LOOP is a usage error, before anything is read
+    except InvalidArgumentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.output is not None:
         try:  # before reading anything: the output must not overwrite what is read
             check_output_path(args.output, args.pipeline, *([args.input] if args.input else []))
@@ -582,7 +589,7 @@ def _run_and_report(
     broke: RingKernelError | None = None
     unwritable: InputFileError | None = None
     try:
-        report = asyncio.run(
+        report = run_on_loop(
             _drive(
                 plan,
                 messages,
@@ -780,6 +787,7 @@ async def _drive(
     return {
         "pipeline": plan.name,
         "mode": mode,
+        "loop": "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
         "interrupted": signum is not None,
         "signal": None if signum is None else signal.Signals(signum).name,
         # Interrupted: the records in flight did not all come out within the bound.
@@ -835,7 +843,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         )
     messages = _messages(source, columnar=False, batch=4096, run_id=run_id)
     try:
-        report = asyncio.run(
+        report = run_on_loop(
             _drive(plan, messages, source.count, None, _wants_progress(args), "per-message", show)
         )
     except (PipelineRunError, RingKernelError) as exc:
