@@ -216,3 +216,31 @@ def test_random_jsonl_records_never_end_in_a_traceback(
     path = tmp_path_factory.mktemp("records") / "in.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     check_outcome(*run_in_process("-i", str(path), "--mode", mode))
+
+
+# -- synthetic records -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "width", "batch", "seed"),
+    [(23, 3, 5, 0), (10, 3, 1, 7), (4097, 64, 4096, 0), (9, 5, 9, 2**40)],
+)
+def test_synthetic_records_are_the_seeds_float32_draws_however_chunked(
+    tmp_path: Path, count: int, width: int, batch: int, seed: int
+) -> None:
+    """The documented values: ``default_rng(seed).random((count, width), float32)``,
+    whatever the batch (odd widths and batches split the generator's 64-bit outputs)."""
+    pipeline = tmp_path / "normalize.toml"
+    pipeline.write_text('[pipeline]\nname = "n"\n[stages.preprocess]\nstage = "preprocess"\n')
+    out = tmp_path / "out.npy"
+    status = main(
+        [
+            "run",
+            str(pipeline),
+            *("--synthetic", str(count), "--width", str(width), "--batch", str(batch)),
+            *("--seed", str(seed), "-o", str(out), "--no-progress"),
+        ]
+    )
+    assert status == 0
+    drawn = np.random.default_rng(seed).random((count, width), dtype=np.float32)
+    np.testing.assert_array_equal(np.load(out), REF.minmax_normalize(drawn))

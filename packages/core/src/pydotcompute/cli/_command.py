@@ -82,6 +82,7 @@ from ._files import (
     routes_by_key,
 )
 from ._loop import loop_name, run_on_loop
+from ._synthetic import synthetic_chunks
 
 __all__ = ["main"]
 
@@ -452,10 +453,8 @@ def _file_source(data: InputData) -> _Source:
 
 def _synthetic_source(count: int, width: int, seed: int) -> _Source:
     def chunks(size: int) -> Iterator[tuple[int, npt.NDArray[np.float32], Any]]:
-        rng = np.random.default_rng(seed)
-        for lo in range(0, count, size):
-            hi = min(lo + size, count)
-            yield lo, rng.random((hi - lo, width), dtype=np.float32), None
+        for lo, values in synthetic_chunks(count, width, seed, size):
+            yield lo, values, None
 
     return _Source(count, chunks, lambda row: row)
 
