@@ -434,6 +434,34 @@ def test_npy_writer_keeps_completion_order_for_new_records(tmp_path: Path) -> No
     np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), [[5.0], [6.0]])
 
 
+def test_npy_writer_keeps_completion_order_when_a_record_has_two_results(
+    tmp_path: Path,
+) -> None:
+    ids = record_ids_for_rows(0, 3, 1)
+    w = ResultWriter(tmp_path / "o.npy", None, label=label_rows, row_of=row_indices, input_rows=3)
+    w.write(RecordBatch(values=np.array([[2.0], [0.0]]), record_ids=ids[[2, 0]]))
+    w.write(RecordBatch(values=np.array([[2.5]]), record_ids=ids[[2]]))
+    w.close()
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), [[2.0], [0.0], [2.5]])
+    assert w.missing == 0 and w.first_missing.tolist() == []
+
+
+def test_npy_writer_names_the_first_hundred_missing_rows_of_results_in_order(
+    tmp_path: Path,
+) -> None:
+    present = np.r_[0:50, 60:200, 250:260]  # ascending, as a run's results mostly come
+    ids = record_ids_for_rows(0, 1000, 1)[present]
+    w = ResultWriter(
+        tmp_path / "o.npy", None, label=label_rows, row_of=row_indices, input_rows=1000
+    )
+    w.write(RecordBatch(values=present[:, None].astype(np.float64), record_ids=ids))
+    w.close()
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npy")[:, 0], present)
+    assert w.missing == 1000 - len(present)
+    expected = [r for r in range(1000) if r not in set(present.tolist())][:100]
+    assert w.first_missing.dtype == np.int64 and w.first_missing.tolist() == expected
+
+
 def test_input_record_error_to_dict() -> None:
     error = InputRecordError("f.csv", 3, "a", "bad")
     assert error.to_dict() == {"path": "f.csv", "line": 3, "field": "a", "problem": "bad"}
