@@ -159,7 +159,9 @@ async def test_triton_stages_pass_batches_through_device_rings() -> None:
     pipeline = (
         Pipeline()
         .add_stage("preprocess", backend="triton")
-        .add_stage("compute", backend="triton", ring_rows=48, params={"stats": ["max"]})
+        .add_stage(  # apart, not fused: between them is a ring
+            "compute", backend="triton", ring_rows=48, fuse=False, params={"stats": ["max"]}
+        )
     )
     async with pipeline.open(plugins=create_plugin_manager()) as run:
         results = [r async for r in run.process(records_from_array(x, batch_size=100))]
@@ -218,7 +220,7 @@ async def test_rows_left_in_a_ring_come_back_in_the_shutdown_report() -> None:
     pipeline = (
         Pipeline()
         .add_stage("preprocess", backend="triton")
-        .add_stage("compute", backend="triton", params={"stats": ["mean"]})
+        .add_stage("compute", backend="triton", fuse=False, params={"stats": ["mean"]})
     )
     run = pipeline.open(plugins=create_plugin_manager())
     async with run:

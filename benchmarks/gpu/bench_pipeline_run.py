@@ -32,10 +32,13 @@ def feed(device: str, batches: int = BATCHES, rows: int = ROWS) -> list[RecordBa
     ]
 
 
-async def run_pipeline(backend: str, batches: list[RecordBatch]) -> tuple[int, int]:
-    """Run the pipeline over ``batches``: ``(records out, rows that went through rings)``."""
+async def run_pipeline(
+    backend: str, batches: list[RecordBatch], fuse: bool = False
+) -> tuple[int, int]:
+    """Run the pipeline over ``batches``: ``(records out, rows that went through rings)``.
+    ``fuse``: the two stages in one worker (no ring), else apart with a ring between."""
     pipeline = (
-        Pipeline(f"two-stage-{backend}")
+        Pipeline(f"two-stage-{backend}", defaults={"fuse": fuse})
         .add_stage("preprocess", backend=backend)
         .add_stage("compute", backend=backend, params={"stats": ["mean"]})
     )
@@ -52,13 +55,13 @@ async def run_pipeline(backend: str, batches: list[RecordBatch]) -> tuple[int, i
     return records, ringed
 
 
-def _bench(benchmark: Any, backend: str, label: str) -> None:
+def _bench(benchmark: Any, backend: str, label: str, fuse: bool = False) -> None:
     batches = feed("cuda")
-    asyncio.run(run_pipeline(backend, batches[:2]))  # compile kernels, warm the allocator
+    asyncio.run(run_pipeline(backend, batches[:2], fuse))  # compile, warm the allocator
     outcome: list[tuple[int, int]] = []
 
     def one_round() -> None:
-        outcome.append(asyncio.run(run_pipeline(backend, batches)))
+        outcome.append(asyncio.run(run_pipeline(backend, batches, fuse)))
         torch.cuda.synchronize()
 
     benchmark.pedantic(one_round, rounds=5, warmup_rounds=0)
@@ -79,6 +82,10 @@ def _bench(benchmark: Any, backend: str, label: str) -> None:
 
 def test_pipeline_run_triton(benchmark: Any) -> None:
     _bench(benchmark, "triton", "Pipeline, triton backend, DeviceRing between stages")
+
+
+def test_pipeline_run_triton_fused(benchmark: Any) -> None:
+    _bench(benchmark, "triton", "Pipeline, triton backend, stages fused (no ring)", fuse=True)
 
 
 def test_pipeline_run_torch(benchmark: Any) -> None:

@@ -48,6 +48,7 @@ def test_the_table_declares_every_setting_once() -> None:
         "backend",
         "restart",
         "ring_rows",
+        "fuse",
     ]
     for name, setting in STAGE_SETTINGS.items():
         assert setting.name == name and name not in STRUCTURE_KEYS
@@ -84,6 +85,7 @@ GOOD = [
         RestartPolicy(max_restarts=2, backoff=0.5),
     ),
     ("ring_rows", 4096, "4096", 4096),
+    ("fuse", False, "false", False),
 ]
 
 # (setting, bad value for add_stage, the same as TOML, the message)
@@ -97,6 +99,8 @@ BAD = [
     ("restart", "always", "'always'", "restart must be 'never' or a table of max_restarts"),
     ("restart", {"max_restarts": -1}, "{ max_restarts = -1 }", "restart: max_restarts must be"),
     ("ring_rows", -3, "-3", "ring_rows must be a positive integer or 'auto', got -3"),
+    ("fuse", "no", "'no'", "fuse must be true or false, got 'no'"),
+    ("fuse", 0, "0", "fuse must be true or false, got 0"),
 ]
 
 
@@ -167,7 +171,7 @@ def test_an_unknown_setting_in_python_points_to_params(pm: PluginManager) -> Non
         Pipeline().add_stage("a", "scale", factor=3).validate(pm)
     assert (info.value.stage, info.value.key) == ("a", "factor")
     assert "unknown setting 'factor' (settings: stage, inputs, workers," in str(info.value)
-    assert "ring_rows, params; the stage's own parameters go in its params" in str(info.value)
+    assert "fuse, params; the stage's own parameters go in its params" in str(info.value)
 
 
 def test_an_unknown_setting_is_reported_with_the_graph_problems(pm: PluginManager) -> None:

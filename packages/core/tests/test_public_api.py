@@ -197,6 +197,8 @@ PINNED: dict[str, set[str]] = {
     },
     "pydotcompute.dataflow": {
         "RECORD_COUNTS",
+        "FusedStage",
+        "member_count",
         "as_float_array",
         "BatchStage",
         "DeviceQueue",

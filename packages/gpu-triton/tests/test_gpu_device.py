@@ -184,7 +184,13 @@ def test_a_pipeline_keeps_batches_on_the_gpu_through_device_rings(backend: str, 
     pipeline = (
         Pipeline()
         .add_stage("preprocess", backend=backend)
-        .add_stage("compute", backend=backend, ring_rows=8_192, params={"stats": ["mean", "max"]})
+        .add_stage(  # apart, not fused: between them is a ring
+            "compute",
+            backend=backend,
+            ring_rows=8_192,
+            fuse=False,
+            params={"stats": ["mean", "max"]},
+        )
     )
 
     async def go() -> tuple[list[Any], Any]:

@@ -138,7 +138,13 @@ async def test_a_triton_pipeline_gives_the_same_results_through_the_wire() -> No
     pipeline = (
         Pipeline()
         .add_stage("preprocess", backend="triton")
-        .add_stage("compute", backend="triton", ring_rows=256, params={"stats": ["mean", "max"]})
+        .add_stage(  # apart, not fused: between them is a ring
+            "compute",
+            backend="triton",
+            ring_rows=256,
+            fuse=False,
+            params={"stats": ["mean", "max"]},
+        )
     )
     plan = pipeline.validate(create_plugin_manager())
     x = np.random.default_rng(4).standard_normal((300, 8)).astype(np.float32)

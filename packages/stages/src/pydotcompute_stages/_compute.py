@@ -111,6 +111,7 @@ def _distinct_and_not_empty(stats: tuple[str, ...]) -> None:
 COMPUTE = StageDefinition(
     name="compute",
     factory=Compute.factory,
+    map_stage=Compute,
     reads_rings=True,
     summary="per-record statistics: " + ", ".join(STATISTICS),
     params={

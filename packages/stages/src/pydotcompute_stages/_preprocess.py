@@ -52,6 +52,7 @@ class Preprocess(MapStage):
 PREPROCESS = StageDefinition(
     name="preprocess",
     factory=Preprocess.factory,
+    map_stage=Preprocess,
     reads_rings=True,
     summary="min-max normalize each record to [0, 1] (constant records -> 0, NaN stays NaN)",
     params={},

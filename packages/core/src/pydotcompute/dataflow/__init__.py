@@ -22,6 +22,7 @@ from ._definition import (
     StageDefinition,
     StageSetup,
 )
+from ._fusion import FusedStage, member_count
 from ._loop import (
     RECORD_COUNTS,
     BatchStage,
@@ -61,6 +62,7 @@ __all__ = [
     "DeviceQueue",
     "Emitter",
     "EndOfStream",
+    "FusedStage",
     "Param",
     "Record",
     "RecordBatch",
@@ -76,6 +78,7 @@ __all__ = [
     "as_float_array",
     "count_records",
     "ids_to_array",
+    "member_count",
     "new_record_ids",
     "payload_of",
     "record_count",

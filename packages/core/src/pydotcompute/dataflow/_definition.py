@@ -23,6 +23,7 @@ from ..errors import (
 if TYPE_CHECKING:
     from ..compute import ComputeBackend
     from ..runtime import KernelContext
+    from ._loop import BatchStage
     from ._ports import StagePorts
 
 __all__ = ["REQUIRED", "Param", "StageDefinition", "StageSetup"]
@@ -178,7 +179,10 @@ class StageDefinition:
     its own leaves it False and gets every message, device batches included, through its
     queue. ``params`` declares every parameter (others are refused); ``summary`` is one
     line for listings; ``accepts`` and ``emits`` say which message shapes the stage takes
-    and sends.
+    and sends. ``map_stage`` is the :class:`~pydotcompute.stage.BatchStage` class of a
+    stage that maps every record to exactly one record (or StageError) with the same id
+    and keeps no state between batches: given, the planner may run the stage in one
+    worker with its one-to-one neighbours (stage fusion, see the ``fuse`` setting).
     """
 
     name: str
@@ -188,6 +192,7 @@ class StageDefinition:
     accepts: str = "per-message records and RecordBatch"
     emits: str = ""
     reads_rings: bool = False
+    map_stage: Callable[[StageSetup], BatchStage] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..compute import to_host
@@ -86,7 +86,7 @@ class Emitter:
         self._routed = (ports.routed and not ports.rings) or ports.is_sink
         self._to_host = not ports.native_out or ports.is_sink
         self._next = [0] * len(ports.downstream)
-        self._counts = ctx.counts
+        self._counts: MutableMapping[str, int] = ctx.counts
         for name in RECORD_COUNTS:
             self._counts.setdefault(name, 0)
         #: Every downstream worker's kernel id, stage by stage (empty for a sink).

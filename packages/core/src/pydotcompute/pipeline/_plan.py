@@ -28,6 +28,7 @@ from ..errors import (
     UnknownParameterError,
 )
 from ._dtype import parse_dtype
+from ._fusion import fused_groups
 from ._resources import resource_warnings
 from ._settings import (
     BACKEND,
@@ -159,6 +160,17 @@ class PipelinePlan:
     #: The float dtype input values are read as (``"float16"``, ``"float32"`` or
     #: ``"float64"``); None: text input as float64, an array in its own float dtype.
     dtype: str | None = None
+    #: The stages as they run: each group in one set of workers, one-to-one chains
+    #: fused (see :mod:`._fusion`), every other stage alone; topological order.
+    #: Empty: every stage alone.
+    groups: tuple[tuple[str, ...], ...] = ()
+
+    def group_of(self, name: str) -> tuple[str, ...]:
+        """The stages that run in the same workers as stage ``name`` (itself included)."""
+        for group in self.groups:
+            if name in group:
+                return group
+        return (name,)
 
     def __getitem__(self, name: str) -> PlannedStage:
         for stage in self.stages:
@@ -269,7 +281,13 @@ def plan_pipeline(
     found_warnings = resource_warnings(planned, source=source)
     for warning in found_warnings:
         warnings.warn(warning, stacklevel=3)
-    return PipelinePlan(name=name, stages=planned, warnings=found_warnings, dtype=dtype)
+    return PipelinePlan(
+        name=name,
+        stages=planned,
+        warnings=found_warnings,
+        dtype=dtype,
+        groups=fused_groups(planned),
+    )
 
 
 def _resolve_inputs(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import itertools
 import time
@@ -27,6 +28,7 @@ from typing import Any, Final
 from ..compute import to_host
 from ..dataflow import (
     EndOfStream,
+    FusedStage,
     RingLink,
     StagePorts,
     StageSetup,
@@ -150,64 +152,88 @@ class PipelineRun:
         if self._runtime is None:
             self._runtime = RingKernelRuntime(enable_telemetry=True)
         runtime = self._runtime
-        for stage in self.plan.stages:
-            self._ids[stage.name] = tuple(self.prefix + kid for kid in stage.kernel_ids)
+        groups = self._groups()
+        for group in groups:  # a fused chain runs in its first stage's workers
+            ids = tuple(self.prefix + kid for kid in self.plan[group[0]].kernel_ids)
+            for name in group:
+                self._ids[name] = ids
         self._rings = self._ring_links(runtime)
         rings_in: dict[str, dict[str, RingLink]] = {}
         for links in self._rings.values():
             for consumer, link in links.items():
                 rings_in.setdefault(consumer, {})[link.name] = link
-        for stage in self.plan.stages:
-            downstream = tuple(self._ids[name] for name in stage.outputs)
-            routed = self._routed(stage)
-            producers = tuple(kid for name in stage.inputs for kid in self._ids[name]) or (FEEDER,)
-            for worker, kid in enumerate(self._ids[stage.name]):
-                self._stage_of[kid] = stage
+        for group in groups:
+            head, tail = self.plan[group[0]], self.plan[group[-1]]
+            downstream = tuple(self._ids[name] for name in tail.outputs)
+            routed = self._routed(tail)
+            producers = tuple(kid for name in head.inputs for kid in self._ids[name]) or (FEEDER,)
+            for worker, kid in enumerate(self._ids[head.name]):
+                self._stage_of[kid] = head
                 setup = StageSetup(
-                    stage=stage.name,
+                    stage=head.name,
                     kernel_id=kid,
                     worker=worker,
-                    workers=stage.workers,
-                    params=stage.params,
-                    backend=stage.backend,
-                    batch_size=stage.batch_size,
+                    workers=head.workers,
+                    params=head.params,
+                    backend=head.backend,
+                    batch_size=head.batch_size,
                     ports=StagePorts(
                         downstream=downstream,
                         routed=routed,
                         producers=producers,
-                        native_out=bool(stage.outputs)
-                        and all(self.plan[name].backend is stage.backend for name in stage.outputs),
+                        native_out=bool(tail.outputs)
+                        and all(self.plan[name].backend is tail.backend for name in tail.outputs),
                         rings=self._rings.get(kid, {}),
                         rings_in=rings_in.get(kid, {}),
                         wire_check=self.wire_check,
                     ),
                 )
-                kernel = stage.definition.factory(setup)
+                kernel = self._factory(group, setup)(setup)
                 await runtime.launch(
                     kid,
                     kernel,
-                    queue_size=stage.queue_size,
-                    backpressure=stage.backpressure,
+                    queue_size=head.queue_size,
+                    backpressure=head.backpressure,
                     ordering="fifo",
-                    restart=stage.restart,
+                    restart=head.restart,
                 )
-        for stage in self.plan.stages:
-            downstream = tuple(self._ids[name] for name in stage.outputs)
-            if not self._routed(stage):
+        for group in groups:
+            tail = self.plan[group[-1]]
+            downstream = tuple(self._ids[name] for name in tail.outputs)
+            if not self._routed(tail):
                 continue
             if len(downstream) == 1:
-                for kid in self._ids[stage.name]:
+                for kid in self._ids[tail.name]:
                     await runtime.connect(kid, list(downstream[0]), mode="round_robin")
             elif len(downstream) > 1 and all(len(group) == 1 for group in downstream):
-                for kid in self._ids[stage.name]:
+                for kid in self._ids[tail.name]:
                     await runtime.connect(kid, [group[0] for group in downstream], mode="broadcast")
         self._sources = [
             _Source(self._ids[stage.name], self._wire_for(stage)) for stage in self.plan.sources
         ]
-        for stage in reversed(self.plan.stages):
-            for kid in self._ids[stage.name]:
+        for group in reversed(groups):
+            for kid in self._ids[group[0]]:
                 await runtime.activate(kid)
         self.started_at = time.perf_counter()
+
+    def _groups(self) -> tuple[tuple[str, ...], ...]:
+        """The plan's stages as they run: fused chains together, the rest alone."""
+        return self.plan.groups or tuple((stage.name,) for stage in self.plan.stages)
+
+    def _factory(self, group: tuple[str, ...], setup: StageSetup) -> Callable[[StageSetup], Any]:
+        """The kernel factory of ``group``'s workers: its stage's own, or for a fused
+        chain one worker running every member (each built with its own name and
+        parameters)."""
+        head = self.plan[group[0]]
+        if len(group) == 1:
+            return head.definition.factory
+        members = []
+        for name in group:
+            stage = self.plan[name]
+            assert stage.definition.map_stage is not None  # the fusion rule's first ask
+            own = dataclasses.replace(setup, stage=name, params=stage.params)
+            members.append((name, stage.definition.map_stage, own))
+        return FusedStage.fused_factory(members)
 
     def _wire_for(self, stage: PlannedStage) -> Callable[[Any], Any] | None:
         if not self.wire_check:
@@ -235,6 +261,8 @@ class PipelineRun:
                 consumer = self.plan[name]
                 if consumer.backend is not stage.backend or not consumer.definition.reads_rings:
                     continue
+                if self.plan.group_of(name) == self.plan.group_of(stage.name):
+                    continue  # fused: handed over in the worker, no ring
                 for producer_id in self._ids[stage.name]:
                     for consumer_id in self._ids[name]:
                         links.setdefault(producer_id, {})[consumer_id] = RingLink(
@@ -607,6 +635,7 @@ class PipelineRun:
                     for consumer, link in links.items()
                     if consumer in self._ids[stage.name]
                 ),
+                self.plan.group_of(stage.name),
             )
             for stage in self.plan.stages
         }

@@ -92,6 +92,12 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+def _boolean(name: str, value: Any) -> bool:
+    if type(value) is not bool:
+        raise ParameterValueError(f"{name} must be true or false, got {value!r}", key=name)
+    return value
+
+
 def _positive_int_or_auto(name: str, value: Any) -> int | None:
     if value == "auto":
         return None
@@ -201,7 +207,16 @@ RING_ROWS: Final = StageSetting[int | None](
     show=lambda rows: "auto" if rows is None else rows,
 )
 
+FUSE: Final = StageSetting[bool](
+    "fuse",
+    True,
+    _boolean,
+    "true or false",
+    "run in one worker with the one-to-one stages next to it (same backend, workers and "
+    "restart policy, no lossy queue between): no queue hop; false keeps it apart",
+)
+
 #: Every stage setting, in the order reports list them.
 STAGE_SETTINGS: Final = settings_table(
-    WORKERS, QUEUE_SIZE, BACKPRESSURE, BATCH_SIZE, BACKEND, RESTART, RING_ROWS
+    WORKERS, QUEUE_SIZE, BACKPRESSURE, BATCH_SIZE, BACKEND, RESTART, RING_ROWS, FUSE
 )

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from ..dataflow import RECORD_COUNTS
+from ..dataflow import RECORD_COUNTS, member_count
 from ..runtime import KernelTelemetry
 from ._plan import PlannedStage
 
@@ -39,6 +39,9 @@ class StageTelemetry:
     seconds: float  #: wall time since the run started (until it ended)
     records_per_s: float  #: records_in / seconds
     messages_per_s: float  #: messages_processed / seconds
+    #: the stages sharing its workers, in order, when it is fused (see the ``fuse``
+    #: setting); their message counts and restarts are the shared workers'
+    fused_with: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -50,6 +53,7 @@ def stage_telemetry(
     kernels: Sequence[KernelTelemetry],
     seconds: float,
     ring_records_dropped: int = 0,
+    group: tuple[str, ...] = (),
 ) -> StageTelemetry:
     """Add up one stage's workers' runtime telemetry (the runtime's message counts and
     the record counts each worker reports in ``counts``), over a run that has lasted
@@ -57,7 +61,16 @@ def stage_telemetry(
     its workers evicted (rows whose message a queue refused or evicted are counted with
     that message instead)."""
     state = next((k.state for k in kernels if k.state != "active"), "active")
-    records = {name: sum(k.counts.get(name, 0) for k in kernels) for name in RECORD_COUNTS}
+    fused = len(group) > 1
+    if fused:  # each member counts its own records in the shared workers
+        records = {
+            name: sum(member_count(k.counts, stage.name, name) for k in kernels)
+            for name in RECORD_COUNTS
+        }
+    else:
+        records = {name: sum(k.counts.get(name, 0) for k in kernels) for name in RECORD_COUNTS}
+    first = not fused or stage.name == group[0]  # the group's input queues are its
+    last = not fused or stage.name == group[-1]  # the group's output queues are its
     records_in = records["records_in"]
     processed = sum(k.messages_processed for k in kernels)
     return StageTelemetry(
@@ -78,9 +91,10 @@ def stage_telemetry(
         messages_expired=sum(k.messages_expired for k in kernels),
         messages_dead_lettered=sum(k.messages_dead_lettered for k in kernels),
         restarts=sum(k.restarts for k in kernels),
-        input_queue_depth=sum(k.input_queue_depth for k in kernels),
-        output_queue_depth=sum(k.output_queue_depth for k in kernels),
+        input_queue_depth=sum(k.input_queue_depth for k in kernels) if first else 0,
+        output_queue_depth=sum(k.output_queue_depth for k in kernels) if last else 0,
         seconds=seconds,
         records_per_s=records_in / seconds if seconds > 0 else 0.0,
         messages_per_s=processed / seconds if seconds > 0 else 0.0,
+        fused_with=group if fused else (),
     )

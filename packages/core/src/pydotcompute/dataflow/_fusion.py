@@ -1,0 +1,168 @@
+"""Stage fusion: a chain of one-to-one stages run by one worker, with no queue between.
+
+A :class:`FusedStage` holds one :class:`BatchStage` per member stage and hands what
+one member sends straight to the next, in the same call: no message crosses a queue,
+and a RecordBatch stays in the backend's arrays (on its device) from member to member.
+Each member keeps its own record counts, under ``"<stage>:records_in"`` and the like in
+the worker's counts, so per-stage telemetry reads as if the stages ran apart; a record a
+member fails on becomes a StageError named after that member and goes downstream at once.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._batching import count_records
+from ._definition import StageSetup
+from ._loop import RECORD_COUNTS, BatchStage, Emitter, _Undeliverable, run_stage
+from ._records import StageError
+
+if TYPE_CHECKING:
+    from ..runtime import KernelContext
+    from ._definition import KernelFunction, StageFactory
+
+__all__ = ["FusedStage", "member_count"]
+
+_IN, _OUT, _FAILED, _REJECTED = RECORD_COUNTS
+
+
+def member_count(counts: Mapping[str, int], stage: str, name: str) -> int:
+    """Member ``stage``'s record count ``name`` (one of RECORD_COUNTS) in a fused
+    worker's ``counts``."""
+    return counts.get(f"{stage}:{name}", 0)
+
+
+class _MemberCounts(MutableMapping[str, int]):
+    """One member's view of the worker's counts: its own keys, prefixed by its name."""
+
+    def __init__(self, counts: MutableMapping[str, int], stage: str) -> None:
+        self._counts = counts
+        self._prefix = f"{stage}:"
+        for name in RECORD_COUNTS:
+            counts.setdefault(self._prefix + name, 0)
+
+    def __getitem__(self, key: str) -> int:
+        return self._counts[self._prefix + key]
+
+    def __setitem__(self, key: str, value: int) -> None:
+        self._counts[self._prefix + key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._counts[self._prefix + key]
+
+    def __iter__(self) -> Iterator[str]:
+        n = len(self._prefix)
+        return (k[n:] for k in self._counts if k.startswith(self._prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _Handoff(Emitter):
+    """Where a member that is not the last sends: kept for the next member. StageErrors
+    are set aside to go downstream; they are not the next member's input."""
+
+    def __init__(self, out: Emitter, stage: str, counts: _MemberCounts) -> None:
+        # Not Emitter.__init__: this emitter sends nowhere. send_error needs these.
+        self.stage = stage
+        self.kernel_id = out.kernel_id
+        self.targets = ()
+        self._counts = counts
+        self.passed: list[Any] = []
+        self.failed: list[StageError] = []
+
+    async def send(self, msg: Any) -> None:
+        if type(msg) is StageError:
+            self.failed.append(msg)
+            return
+        self.passed.append(msg)
+        self._counts[_OUT] += count_records((msg,))
+
+    async def send_many(self, msgs: Sequence[Any]) -> None:
+        for msg in msgs:
+            await self.send(msg)
+
+    async def send_to_target(self, index: int, msg: Any) -> None:
+        raise IndexError("a fused stage that is not the last one has no downstream targets")
+
+
+class FusedStage(BatchStage):
+    """The members of a fused chain, in order, as one batch stage."""
+
+    def __init__(self, setup: StageSetup, members: Sequence[tuple[str, BatchStage]]) -> None:
+        super().__init__(setup)
+        self.members = tuple(members)
+
+    async def process(self, batch: list[Any], out: Emitter) -> None:
+        await self._from(0, batch, out)
+
+    async def finish(self, out: Emitter) -> None:
+        await self._each(out, "finish")
+
+    def timer(self) -> float | None:
+        due = [t for _, stage in self.members if (t := stage.timer()) is not None]
+        return min(due) if due else None
+
+    async def on_timer(self, out: Emitter) -> None:
+        await self._each(out, "on_timer")
+
+    async def _from(self, start: int, data: list[Any], out: Emitter) -> None:
+        """Members ``start`` onwards process ``data``, each what the one before sent."""
+        for i in range(start, len(self.members)):
+            name, stage = self.members[i]
+            counts = _MemberCounts(out._counts, name)
+            counts[_IN] += count_records(data)
+            target = self._target(i, out, counts)
+            try:
+                await stage.process(data, target)
+            except _Undeliverable:
+                raise
+            except Exception as exc:
+                await target.send_error(data, exc)
+            if not isinstance(target, _Handoff):
+                return
+            for failure in target.failed:
+                await out.send(failure)
+            data = target.passed
+            if not data:
+                return
+
+    async def _each(self, out: Emitter, step: str) -> None:
+        """Call ``step`` (finish, on_timer) on every member in order; what one sends goes
+        through the members after it."""
+        for i, (name, stage) in enumerate(self.members):
+            target = self._target(i, out, _MemberCounts(out._counts, name))
+            await getattr(stage, step)(target)
+            if isinstance(target, _Handoff):
+                for failure in target.failed:
+                    await out.send(failure)
+                if target.passed:
+                    await self._from(i + 1, target.passed, out)
+
+    def _target(self, i: int, out: Emitter, counts: _MemberCounts) -> Emitter:
+        name = self.members[i][0]
+        if i < len(self.members) - 1:
+            return _Handoff(out, name, counts)
+        last = copy.copy(out)  # sends downstream as the worker does, named and counted
+        last.stage = name  # as the last member
+        last._counts = counts
+        return last
+
+    @classmethod
+    def fused_factory(cls, members: Sequence[tuple[str, Any, StageSetup]]) -> StageFactory:
+        """A stage factory for the chain: ``members`` are (stage name, its ``map_stage``
+        class, its own setup) in order; the setup handed to the factory is the worker's
+        (its ports are the chain's)."""
+
+        def factory(setup: StageSetup) -> KernelFunction:
+            stage = cls(setup, [(name, build(own)) for name, build, own in members])
+
+            async def kernel(ctx: KernelContext) -> None:
+                await run_stage(ctx, setup, stage)
+
+            kernel.__qualname__ = f"FusedStage.kernel[{setup.kernel_id}]"
+            return kernel
+
+        return factory

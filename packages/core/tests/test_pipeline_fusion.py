@@ -1,0 +1,127 @@
+"""Stage fusion (issue 12): a chain of one-to-one stages runs in one worker, with the
+results, ids and per-stage telemetry it has when the stages run apart."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pytest
+from pipeline_helpers import SCALE, Scale, TestStages, rows_by_id
+from pydotcompute import Pipeline, StageError, records_from_array
+from pydotcompute.plugins import PluginManager, create_plugin_manager
+from pydotcompute.stage import hookimpl
+
+MAP_SCALE = dataclasses.replace(SCALE, name="map_scale", map_stage=Scale)
+
+
+class MapStages:
+    @hookimpl
+    def pydotcompute_register_stages(self) -> dict[str, Any]:
+        return {"map_scale": MAP_SCALE}
+
+
+@pytest.fixture
+def pm() -> PluginManager:
+    plugins = create_plugin_manager(autoload=False)
+    plugins.register_plugin(TestStages(), distribution="core-tests", entry_point="test")
+    plugins.register_plugin(MapStages(), distribution="core-tests-map", entry_point="map")
+    return plugins
+
+
+def chain(fusion: bool = True, **b_settings: Any) -> Pipeline:
+    return (
+        Pipeline(defaults={"fuse": fusion})
+        .add_stage("a", "map_scale")
+        .add_stage("b", "map_scale", params={"factor": 3.0}, **b_settings)
+        .add_stage("c", "map_scale", params={"factor": 5.0})
+    )
+
+
+def test_a_one_to_one_chain_is_one_group(pm: PluginManager) -> None:
+    assert chain().validate(pm).groups == (("a", "b", "c"),)
+
+
+@pytest.mark.parametrize(
+    ("settings", "groups"),
+    [
+        ({"fuse": False}, (("a",), ("b",), ("c",))),  # b opts out: no one joins it
+        ({"workers": 2}, (("a",), ("b",), ("c",))),  # b's worker count is its own
+        ({"backpressure": "reject"}, (("a",), ("b", "c"))),  # b's queue sheds load
+        ({"restart": {"max_restarts": 1}}, (("a",), ("b",), ("c",))),
+    ],
+)
+def test_what_keeps_stages_apart(
+    pm: PluginManager, settings: dict[str, Any], groups: tuple[tuple[str, ...], ...]
+) -> None:
+    assert chain(True, **settings).validate(pm).groups == groups
+
+
+def test_fan_out_fan_in_and_stages_that_are_not_maps_are_not_fused(pm: PluginManager) -> None:
+    fan = (
+        Pipeline()
+        .add_stage("a", "map_scale")
+        .add_stage("b", "map_scale", inputs=["a"])
+        .add_stage("c", "map_scale", inputs=["a"])
+        .add_stage("d", "map_scale", inputs=["b", "c"])
+    )
+    assert fan.validate(pm).groups == (("a",), ("b",), ("c",), ("d",))
+    mixed = Pipeline().add_stage("a", "map_scale").add_stage("b", "scale")
+    assert mixed.validate(pm).groups == (("a",), ("b",))
+
+
+def test_fuse_false_in_the_pipeline_defaults_turns_fusion_off(pm: PluginManager) -> None:
+    plan = Pipeline.from_toml_text(
+        '[pipeline]\nfuse = false\n[stages.a]\nstage = "map_scale"\n'
+        '[stages.b]\nstage = "map_scale"\n'
+    ).validate(pm)
+    assert plan.groups == (("a",), ("b",))
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+async def test_fused_results_and_telemetry_match_the_stages_run_apart(
+    pm: PluginManager, columnar: bool
+) -> None:
+    x = np.arange(200, dtype=np.float64).reshape(50, 4)
+    outcomes = []
+    for fuse in (True, False):
+        pipeline = chain(fuse)
+        inputs = list(records_from_array(x, batch_size=8, columnar=columnar, run_id=1))
+        async with pipeline.open(plugins=pm) as run:
+            results = [r async for r in run.process(inputs)]
+            kernels = run.runtime.kernel_ids
+        telemetry = {name: t.to_dict() for name, t in run.telemetry().items()}
+        outcomes.append((rows_by_id(results), telemetry, kernels))
+    (fused_rows, fused_t, fused_kernels), (apart_rows, apart_t, apart_kernels) = outcomes
+    assert fused_kernels == ["a"] and apart_kernels == ["a", "b", "c"]
+    assert fused_rows.keys() == apart_rows.keys() and len(fused_rows) == 50
+    for key, row in apart_rows.items():
+        np.testing.assert_array_equal(fused_rows[key], row)
+    for name in "abc":
+        for count in ("records_in", "records_out", "records_failed"):
+            assert fused_t[name][count] == apart_t[name][count] == (0 if "fail" in count else 50)
+        assert fused_t[name]["fused_with"] == ("a", "b", "c")
+        assert apart_t[name]["fused_with"] == ()
+
+
+async def test_a_failure_in_a_fused_member_names_that_member(pm: PluginManager) -> None:
+    pipeline = (
+        Pipeline()
+        .add_stage("a", "map_scale", params={"factor": 1.0})
+        .add_stage("b", "map_scale", params={"poison": 7.0})
+        .add_stage("c", "map_scale")
+    )
+    x = np.arange(8, dtype=np.float64).reshape(4, 2)  # row 3 holds 7
+    inputs = list(records_from_array(x, columnar=False, run_id=2))
+    async with pipeline.open(plugins=pm) as run:
+        assert run.plan.groups == (("a", "b", "c"),)
+        results = [r async for r in run.process(inputs)]
+    errors = [r for r in results if type(r) is StageError]
+    assert errors and all(e.stage == "b" for e in errors)
+    telemetry = run.telemetry()
+    failed = sum(len(e) for e in errors)
+    assert telemetry["b"].records_failed == failed
+    assert telemetry["a"].records_failed == telemetry["c"].records_failed == 0
+    assert telemetry["c"].records_in == 4 - failed
+    assert telemetry["a"].records_out == 4
