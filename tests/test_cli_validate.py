@@ -123,3 +123,17 @@ def test_run_prints_a_resource_warning_once_and_runs(tmp_path: Path) -> None:
 def test_a_sized_pipeline_validates_without_a_word(tmp_path: Path) -> None:
     done = pydotcompute("validate", "examples/guide.toml")
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_validate_shows_the_fused_plan(tmp_path: Path) -> None:
+    done = pydotcompute("validate", "examples/guide.toml")
+    assert done.returncode == 0, done.stderr
+    assert "  fused, one worker runs: preprocess -> compute" in done.stdout.splitlines()
+    listing = json.loads(pydotcompute("validate", "examples/guide.toml", "--json").stdout)
+    assert listing["groups"] == [["preprocess", "compute"]]
+    apart = tmp_path / "apart.toml"
+    apart.write_text(
+        Path("examples/guide.toml").read_text().replace("[pipeline]", "[pipeline]\nfuse = false", 1)
+    )
+    done = pydotcompute("validate", str(apart), "--json")
+    assert json.loads(done.stdout)["groups"] == [["preprocess"], ["compute"]]

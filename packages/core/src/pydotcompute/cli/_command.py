@@ -385,6 +385,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         )
         shown = _shown_settings(stage)
         print("    " + ", ".join(f"{k} = {toml_value(v)}" for k, v in shown.items()))
+    fused = [group for group in plan.groups if len(group) > 1]
+    for group in fused:
+        print(f"  fused, one worker runs: {' -> '.join(group)}")
     return EXIT_OK
 
 
@@ -394,6 +397,8 @@ def plan_listing(plan: PipelinePlan) -> dict[str, Any]:
     return {
         "pipeline": plan.name,
         "warnings": [str(warning) for warning in plan.warnings],
+        # The stages as they run: a fused chain in one set of workers, the rest alone.
+        "groups": [list(group) for group in plan.groups],
         "stages": [
             {
                 "name": stage.name,
