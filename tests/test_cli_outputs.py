@@ -155,3 +155,27 @@ def test_run_help_states_the_order_rule() -> None:
     done = pydotcompute("run", "--help")
     text = " ".join(done.stdout.split())
     assert "input order" in text and "completion order" in text
+
+
+@pytest.mark.parametrize("batch", ["2", "4096"])
+def test_jsonl_lines_name_each_record_by_its_own_id_else_its_position(
+    tmp_path: Path, batch: str
+) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        '{"id": "first \\u00e9", "values": [1, 2, 3]}\n'
+        '{"values": [3, 1, 2]}\n'
+        '{"values": ["bad"]}\n'
+        '{"id": 12345678901234567890, "values": [2, 2, 4]}\n'
+        "[0, 1, 4]\n"
+    )
+    out = tmp_path / "out.jsonl"
+    done = pydotcompute("run", GUIDE, "-i", str(src), "-o", str(out), "--batch", batch)
+    assert done.returncode == 1, done.stderr  # the bad record on line 3
+    lines = sorted(out.read_text().splitlines())
+    assert lines == [
+        '{"id": "first \\u00e9", "mean": 0.5}',
+        '{"id": 1, "mean": 0.5}',
+        '{"id": 12345678901234567890, "mean": 0.3333333333333333}',
+        '{"id": 4, "mean": 0.4166666666666667}',
+    ]

@@ -9,6 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from pydotcompute.cli import (
     InputFileError,
     InputRecordError,
@@ -22,6 +25,7 @@ from pydotcompute.stage import (
     RecordBatch,
     StageError,
     array_to_ids,
+    record_count,
     record_ids_for_rows,
     row_indices,
 )
@@ -388,6 +392,124 @@ def test_jsonl_writer_writes_nan_as_null(tmp_path: Path) -> None:
         )
     assert json.loads((tmp_path / "o.jsonl").read_text()) == {"id": "row0", "a": None, "b": None}
     assert w.records == 1
+
+
+def one_line_per_row(msg: Any, label: Any) -> str:
+    """What the writer's lines must be: ``json.dumps`` of each row's dict, non-finite
+    numbers as null."""
+
+    def null(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, list):
+            return [null(v) for v in value]
+        return value
+
+    return "".join(
+        json.dumps({"id": name, **{k: null(v) for k, v in data.items()}}, allow_nan=False) + "\n"
+        for name, data in result_rows(msg, label)
+    )
+
+
+def written_jsonl(tmp_path: Path, msg: Any, label: Any) -> str:
+    path = tmp_path / "o.jsonl"
+    with ResultWriter(path, None, label=label, row_of=row_indices, input_rows=9) as w:
+        w.write(msg)
+    assert w.records == record_count(msg)
+    return path.read_text()
+
+
+_FLOAT_DTYPES = st.sampled_from([np.float16, np.float32, np.float64])
+_NAMES = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=4)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.one_of(
+        _FLOAT_DTYPES.flatmap(
+            lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=2, max_dims=2, min_side=0))
+        ),
+        hnp.arrays(
+            st.sampled_from([np.int64, np.uint64, np.int8]),
+            hnp.array_shapes(min_dims=2, max_dims=2, min_side=0),
+        ),
+    ),
+    named=st.booleans(),
+    names=st.lists(_NAMES, min_size=8, max_size=8),
+    keys=st.booleans(),
+    counts=st.booleans(),
+    own_ids=st.lists(st.one_of(st.integers(), _NAMES), min_size=1),
+)
+def test_jsonl_lines_of_a_batch_are_json_dumps_of_each_row(
+    tmp_path_factory: pytest.TempPathFactory,
+    values: Any,
+    named: bool,
+    names: list[str],
+    keys: bool,
+    counts: bool,
+    own_ids: list[Any],
+) -> None:
+    n, width = values.shape
+    columns = tuple(names[:width]) if named and width <= len(names) else ()
+
+    def label(ids: Any) -> list[Any]:
+        return [own_ids[r % len(own_ids)] for r in row_indices(ids).tolist()]
+
+    batch = RecordBatch(
+        values=values,
+        record_ids=record_ids_for_rows(0, n, 1),
+        keys=np.arange(n) - 3 if keys else None,
+        columns=columns,
+        field=names[0] if names[0] else "normalized",
+        counts=np.arange(n) + 2**40 if counts else None,
+    )
+    assert written_jsonl(tmp_path_factory.mktemp("o"), batch, label) == one_line_per_row(
+        batch, label
+    )
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        RecordBatch(
+            values=np.array([[math.nan, -math.inf, -0.0, 1e-5, 1e16, 5e-324, 0.1]]),
+            record_ids=record_ids_for_rows(0, 1, 1),
+            columns=("a%s", 'b"', "ünï", "id ", "%d", "f", "g"),
+            keys=np.array([-7]),
+        ),
+        RecordBatch(
+            values=np.array([[1.5, math.nan], [2.0, 3.0]], dtype=np.float32),
+            record_ids=record_ids_for_rows(0, 2, 1),
+            field="normalized",
+            counts=np.array([1, 2]),
+        ),
+        RecordBatch(  # "key" as a column and keys too: one dict key, as json.dumps has it
+            values=np.array([[1.0]]),
+            record_ids=record_ids_for_rows(0, 1, 1),
+            columns=("key",),
+            keys=np.array([4]),
+        ),
+        RecordBatch(
+            values=np.array([[1.0]]), record_ids=record_ids_for_rows(0, 1, 1), columns=("id",)
+        ),
+        RecordBatch(values=np.array([[True]]), record_ids=record_ids_for_rows(0, 1, 1)),
+        RecordBatch(values=np.zeros((0, 2)), record_ids=record_ids_for_rows(0, 0, 1)),
+        StageError(
+            stage="s%",
+            kernel="k",
+            error='ValueError: "x" 100%',
+            record_ids=record_ids_for_rows(0, 3, 1),
+        ),
+        Record(
+            values=np.array([0.5, math.nan]),
+            key=2,
+            correlation_id=array_to_ids(record_ids_for_rows(0, 1, 1))[0],
+        ),
+    ],
+    ids=["columns", "vectors", "key-column", "id-column", "bools", "empty", "error", "record"],
+)
+def test_jsonl_lines_of_each_kind_are_json_dumps_of_each_row(tmp_path: Path, msg: Any) -> None:
+    assert written_jsonl(tmp_path, msg, label_rows) == one_line_per_row(msg, label_rows)
 
 
 def test_npy_writer_rows_in_input_order_leave_out_records_without_result(tmp_path: Path) -> None:

@@ -430,18 +430,21 @@ def _describe(exc: BaseException, path: str) -> str:
 
 
 class _Source:
-    """The records a run feeds: a file's good records, or synthetic ones."""
+    """The records a run feeds: a file's good records, or synthetic ones. ``label(row)``
+    names a record in output, ``labels(rows)`` names many at once."""
 
     def __init__(
         self,
         count: int,
         chunks: Callable[[int], Iterator[tuple[int, npt.NDArray[np.float32], Any]]],
         label: Callable[[int], Any],
+        labels: Callable[[npt.NDArray[np.int64]], list[Any]],
         data: InputData | None = None,
     ) -> None:
         self.count = count
         self.chunks = chunks
         self.label = label
+        self.labels = labels
         self.data = data
 
 
@@ -453,7 +456,7 @@ def _file_source(data: InputData) -> _Source:
             assert values is not None  # ragged data is fed by ragged_records
             yield lo, values[lo:hi], None if data.keys is None else data.keys[lo:hi]
 
-    return _Source(len(data), chunks, data.label, data)
+    return _Source(len(data), chunks, data.label, data.labels, data)
 
 
 def _synthetic_source(count: int, width: int, seed: int) -> _Source:
@@ -461,7 +464,7 @@ def _synthetic_source(count: int, width: int, seed: int) -> _Source:
         for lo, values in synthetic_chunks(count, width, seed, size):
             yield lo, values, None
 
-    return _Source(count, chunks, lambda row: row)
+    return _Source(count, chunks, lambda row: row, lambda rows: rows.tolist())
 
 
 def _messages(
@@ -496,9 +499,11 @@ def _labeler(
 
     def label(ids: Any) -> list[Any]:
         arr = np.asarray(ids, dtype=np.uint64).reshape(-1, 2)
-        rows = row_of(arr).tolist()
+        rows = row_of(arr)
+        if (rows >= 0).all():
+            return source.labels(rows)
         out: list[Any] = []
-        for i, row in enumerate(rows):
+        for i, row in enumerate(rows.tolist()):
             if row >= 0:
                 out.append(source.label(row))
             else:

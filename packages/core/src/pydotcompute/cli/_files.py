@@ -43,6 +43,7 @@ from ..dataflow import (
 )
 from ..errors import InputFileError
 from ..pipeline import PipelinePlan, cast_problem, input_dtype, parse_dtype, rows_that_fit
+from ._jsonl import batch_lines, error_lines
 
 __all__ = [
     "INPUT_FORMATS",
@@ -112,6 +113,8 @@ class InputData:
     keys: npt.NDArray[np.int64] | None
     errors: list[InputRecordError]
     ragged: list[npt.NDArray[np.floating[Any]]] | None = None
+    #: Whether any good record has its own id (worked out on first use).
+    _own_ids: bool | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -120,6 +123,15 @@ class InputData:
         """How output names good record ``row``: its own id, else its position."""
         own = self.ids[row]
         return int(self.index[row]) if own is None else own
+
+    def labels(self, rows: npt.NDArray[np.int64]) -> list[Any]:
+        """:meth:`label` of each of ``rows`` (good record numbers)."""
+        if self._own_ids is None:
+            self._own_ids = any(own is not None for own in self.ids)
+        if not self._own_ids:
+            labels: list[Any] = self.index[rows].tolist()
+            return labels
+        return [self.label(row) for row in rows.tolist()]
 
 
 def format_of(path: str | PathLike[str], explicit: str | None, allowed: Sequence[str]) -> str:
@@ -685,12 +697,10 @@ class ResultWriter:
         if type(msg) is StageError:
             self.errors += len(msg)
         if self.format == "jsonl":
-            lines = []
-            for name, data in result_rows(msg, self._label):
-                lines.append(json.dumps({"id": name, **nan_to_null(data)}, allow_nan=False))
-                self.records += 1
-            if lines and self._handle is not None:
-                self._handle.write("\n".join(lines) + "\n")
+            text, records = self._jsonl(msg)
+            self.records += records
+            if text and self._handle is not None:
+                self._handle.write(text)
             return
         if type(msg) is StageError:
             self.records += len(msg)
@@ -706,6 +716,21 @@ class ResultWriter:
                 f"{_describe_shape(shape)}) cannot share one .npy array: write .jsonl instead"
             )
         self._chunks.append((self._row_of(rows), values))
+
+    def _jsonl(self, msg: Any) -> tuple[str, int]:
+        """The JSON Lines of ``msg``'s records, and how many there are."""
+        cls = type(msg)
+        if cls is StageError:
+            return error_lines(msg, self._label(msg.record_ids)), len(msg)
+        if cls is RecordBatch:
+            text = batch_lines(msg, self._label(msg.record_ids))
+            if text is not None:
+                return text, len(msg)
+        lines = [
+            json.dumps({"id": name, **nan_to_null(data)}, allow_nan=False) + "\n"
+            for name, data in result_rows(msg, self._label)
+        ]
+        return "".join(lines), len(lines)
 
     def close(self) -> None:
         """Finish the file. Idempotent.
