@@ -1,17 +1,19 @@
-"""Stage fusion (issue 12): a chain of one-to-one stages runs in one worker, with the
-results, ids and per-stage telemetry it has when the stages run apart."""
+"""Stage fusion and offload (issue 12): a chain of one-to-one stages runs in one worker,
+with the results, ids and per-stage telemetry it has when the stages run apart; a stage's
+array work runs in a worker thread where its ``offload`` setting says so."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import threading
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 from pipeline_helpers import SCALE, Scale, TestStages, rows_by_id
 from pydotcompute import Pipeline, StageError, records_from_array
 from pydotcompute.plugins import PluginManager, create_plugin_manager
-from pydotcompute.stage import hookimpl
+from pydotcompute.stage import BatchStage, Emitter, StageDefinition, hookimpl, sort_batch
 
 MAP_SCALE = dataclasses.replace(SCALE, name="map_scale", map_stage=Scale)
 
@@ -125,3 +127,53 @@ async def test_a_failure_in_a_fused_member_names_that_member(pm: PluginManager) 
     assert telemetry["a"].records_failed == telemetry["c"].records_failed == 0
     assert telemetry["c"].records_in == 4 - failed
     assert telemetry["a"].records_out == 4
+
+
+# -- offload: where a stage's array work runs ----------------------------------------------
+
+
+class WhereStage(BatchStage):
+    """Doubles values through ``offload``, noting the thread the work ran on."""
+
+    threads: ClassVar[list[int]] = []
+
+    async def process(self, batch: list[Any], out: Emitter) -> None:
+        for columnar in sort_batch(batch).batches:
+            doubled = await self.offload(self._work, columnar.values)
+            await out.send(dataclasses.replace(columnar, values=doubled))
+
+    def _work(self, values: Any) -> Any:
+        WhereStage.threads.append(threading.get_ident())
+        return values * 2
+
+
+class WhereStages:
+    @hookimpl
+    def pydotcompute_register_stages(self) -> dict[str, Any]:
+        return {"where": StageDefinition("where", WhereStage.factory, "notes its thread")}
+
+
+@pytest.mark.parametrize(
+    ("offload", "rows", "on_the_loop"),
+    [
+        ("none", 1000, True),
+        ("thread", 2, False),
+        ("auto", 2, True),  # 2 x 64 values: not worth a thread
+        ("auto", 1000, False),  # 64,000 values: worth one
+    ],
+)
+async def test_offload_runs_the_array_work_where_the_setting_says(
+    offload: str, rows: int, on_the_loop: bool
+) -> None:
+    plugins = create_plugin_manager(autoload=False)
+    plugins.register_plugin(WhereStages(), distribution="where", entry_point="where")
+    WhereStage.threads.clear()
+    x = np.arange(rows * 64, dtype=np.float64).reshape(rows, 64)
+    pipeline = Pipeline().add_stage("w", "where", offload=offload)
+    results = [
+        r async for r in pipeline.run(records_from_array(x, batch_size=500), plugins=plugins)
+    ]
+    assert np.array_equal(np.concatenate([r.values for r in results]), x * 2)
+    assert WhereStage.threads
+    loop_thread = threading.get_ident()
+    assert all((t == loop_thread) is on_the_loop for t in WhereStage.threads)

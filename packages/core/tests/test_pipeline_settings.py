@@ -49,6 +49,7 @@ def test_the_table_declares_every_setting_once() -> None:
         "restart",
         "ring_rows",
         "fuse",
+        "offload",
     ]
     for name, setting in STAGE_SETTINGS.items():
         assert setting.name == name and name not in STRUCTURE_KEYS
@@ -86,6 +87,7 @@ GOOD = [
     ),
     ("ring_rows", 4096, "4096", 4096),
     ("fuse", False, "false", False),
+    ("offload", "thread", "'thread'", "thread"),
 ]
 
 # (setting, bad value for add_stage, the same as TOML, the message)
@@ -101,6 +103,7 @@ BAD = [
     ("ring_rows", -3, "-3", "ring_rows must be a positive integer or 'auto', got -3"),
     ("fuse", "no", "'no'", "fuse must be true or false, got 'no'"),
     ("fuse", 0, "0", "fuse must be true or false, got 0"),
+    ("offload", "process", "'process'", "offload must be one of auto, thread, none, got 'process'"),
 ]
 
 
@@ -171,7 +174,7 @@ def test_an_unknown_setting_in_python_points_to_params(pm: PluginManager) -> Non
         Pipeline().add_stage("a", "scale", factor=3).validate(pm)
     assert (info.value.stage, info.value.key) == ("a", "factor")
     assert "unknown setting 'factor' (settings: stage, inputs, workers," in str(info.value)
-    assert "fuse, params; the stage's own parameters go in its params" in str(info.value)
+    assert "offload, params; the stage's own parameters go in its params" in str(info.value)
 
 
 def test_an_unknown_setting_is_reported_with_the_graph_problems(pm: PluginManager) -> None:

@@ -196,6 +196,7 @@ PINNED: dict[str, set[str]] = {
         "hookspec",
     },
     "pydotcompute.dataflow": {
+        "OFFLOAD_MIN_VALUES",
         "RECORD_COUNTS",
         "FusedStage",
         "member_count",

@@ -53,7 +53,7 @@ class MapStage(BatchStage):
                 await self._process_group(group, out)
         for columnar in parts.batches:
             try:
-                result = self.compute(columnar.values)
+                result = await self.offload(self.compute, columnar.values)
                 produced = self.batch_out(columnar, result)
             except Exception as exc:
                 await out.send_error([columnar], exc)
@@ -62,7 +62,7 @@ class MapStage(BatchStage):
 
     async def _process_group(self, group: RecordGroup, out: Emitter) -> None:
         try:
-            result = to_host(self.backend, self.compute(group.values))
+            result = to_host(self.backend, await self.offload(self.compute, group.values))
             produced = self.records_out(group, result)
         except Exception as exc:
             await out.send_error(group.records, exc)

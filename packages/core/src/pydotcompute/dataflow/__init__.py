@@ -24,6 +24,7 @@ from ._definition import (
 )
 from ._fusion import FusedStage, member_count
 from ._loop import (
+    OFFLOAD_MIN_VALUES,
     RECORD_COUNTS,
     BatchStage,
     Emitter,
@@ -55,6 +56,7 @@ from ._rings import (
 )
 
 __all__ = [
+    "OFFLOAD_MIN_VALUES",
     "RECORD_COUNTS",
     "REQUIRED",
     "RING_BYTES",

@@ -151,7 +151,8 @@ class StageSetup:
     ``stage`` is the pipeline's name for the stage and ``kernel_id`` this worker's
     kernel (``worker`` of ``workers``); ``params`` are validated, defaults filled in;
     ``batch_size`` is the most messages the worker takes per ``receive_batch``;
-    ``ports`` is the wiring the stage loop sends along (see :mod:`._loop`).
+    ``ports`` is the wiring the stage loop sends along (see :mod:`._loop`);
+    ``offload`` is the stage's ``offload`` setting (see :meth:`BatchStage.offload`).
     """
 
     stage: str
@@ -162,6 +163,7 @@ class StageSetup:
     backend: ComputeBackend
     batch_size: int
     ports: StagePorts
+    offload: str = "auto"
 
 
 StageFactory = Callable[[StageSetup], KernelFunction]

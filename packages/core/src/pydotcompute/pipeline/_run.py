@@ -50,6 +50,7 @@ from ..errors import (
 from ..runtime import KernelState, RingKernelRuntime, ShutdownReport, wire_round_trip
 from ._gc import relaxed_gc
 from ._plan import PipelinePlan, PlannedStage
+from ._settings import OFFLOAD
 from ._telemetry import StageTelemetry, stage_telemetry
 
 __all__ = ["FEEDER", "PipelineRun"]
@@ -177,6 +178,7 @@ class PipelineRun:
                     params=head.params,
                     backend=head.backend,
                     batch_size=head.batch_size,
+                    offload=head.setting(OFFLOAD),
                     ports=StagePorts(
                         downstream=downstream,
                         routed=routed,
@@ -231,7 +233,9 @@ class PipelineRun:
         for name in group:
             stage = self.plan[name]
             assert stage.definition.map_stage is not None  # the fusion rule's first ask
-            own = dataclasses.replace(setup, stage=name, params=stage.params)
+            own = dataclasses.replace(
+                setup, stage=name, params=stage.params, offload=stage.setting(OFFLOAD)
+            )
             members.append((name, stage.definition.map_stage, own))
         return FusedStage.fused_factory(members)
 

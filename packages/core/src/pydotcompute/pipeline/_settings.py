@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
-from ..dataflow import RING_BYTES
+from ..dataflow import OFFLOAD_MIN_VALUES, RING_BYTES
 from ..errors import InvalidArgumentError, ParameterValueError, UnknownParameterError
 from ..runtime import BackpressureStrategy, RestartPolicy
 
@@ -96,6 +96,17 @@ def _boolean(name: str, value: Any) -> bool:
     if type(value) is not bool:
         raise ParameterValueError(f"{name} must be true or false, got {value!r}", key=name)
     return value
+
+
+OFFLOAD_CHOICES: Final = ("auto", "thread", "none")
+
+
+def _offload(name: str, value: Any) -> str:
+    if value not in OFFLOAD_CHOICES:
+        raise ParameterValueError(
+            f"{name} must be one of {', '.join(OFFLOAD_CHOICES)}, got {value!r}", key=name
+        )
+    return str(value)
 
 
 def _positive_int_or_auto(name: str, value: Any) -> int | None:
@@ -216,7 +227,17 @@ FUSE: Final = StageSetting[bool](
     "restart policy, no lossy queue between): no queue hop; false keeps it apart",
 )
 
+OFFLOAD: Final = StageSetting[str](
+    "offload",
+    "auto",
+    _offload,
+    ", ".join(OFFLOAD_CHOICES),
+    "where the stage's array work runs: in a worker thread (the event loop goes on, other "
+    "cores help), or on the loop; auto: a thread for host arrays of "
+    f"{OFFLOAD_MIN_VALUES:,} values or more",
+)
+
 #: Every stage setting, in the order reports list them.
 STAGE_SETTINGS: Final = settings_table(
-    WORKERS, QUEUE_SIZE, BACKPRESSURE, BATCH_SIZE, BACKEND, RESTART, RING_ROWS, FUSE
+    WORKERS, QUEUE_SIZE, BACKPRESSURE, BATCH_SIZE, BACKEND, RESTART, RING_ROWS, FUSE, OFFLOAD
 )
