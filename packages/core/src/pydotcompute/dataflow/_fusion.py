@@ -81,8 +81,13 @@ class _Handoff(Emitter):
         self._counts[_OUT] += count_records((msg,))
 
     async def send_many(self, msgs: Sequence[Any]) -> None:
-        for msg in msgs:
-            await self.send(msg)
+        # One pass to count, none per message: a per-message stage sends many at once.
+        if any(type(msg) is StageError for msg in msgs):
+            for msg in msgs:
+                await self.send(msg)
+            return
+        self.passed.extend(msgs)
+        self._counts[_OUT] += count_records(msgs)
 
     async def send_to_target(self, index: int, msg: Any) -> None:
         raise IndexError("a fused stage that is not the last one has no downstream targets")
