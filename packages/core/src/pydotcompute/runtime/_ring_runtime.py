@@ -7,8 +7,8 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
-from types import TracebackType
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType, TracebackType
 from typing import Any, NoReturn
 
 from ..errors import (
@@ -180,6 +180,11 @@ class RingKernelRuntime:
     def pending(self, kernel_id: str) -> list[Any]:
         """The messages waiting in the kernel's input queue, oldest first (a copy)."""
         return self._get(kernel_id).input.snapshot()
+
+    def counts(self, kernel_id: str) -> Mapping[str, int]:
+        """Kernel ``kernel_id``'s own counters (``ctx.counts``), live and read-only: no
+        copy, for a caller that looks often (``get_telemetry`` snapshots everything)."""
+        return MappingProxyType(self._get(kernel_id).counts)
 
     def take_unread(self, kernel_id: str) -> list[Any]:
         """Take out what stopped kernel ``kernel_id`` sent that nobody received: its
