@@ -264,6 +264,7 @@ PINNED: dict[str, set[str]] = {
     },
     "pydotcompute.cli": {
         "INPUT_FORMATS",
+        "keep_freed_memory",
         "InputData",
         "InputFileError",
         "InputRecordError",

@@ -4,6 +4,9 @@ and result writers behind ``-i`` and ``-o``. Nothing else in pydotcompute import
 
 from __future__ import annotations
 
+from ._allocator import (
+    keep_freed_memory,
+)
 from ._command import (
     main,
 )
@@ -34,6 +37,7 @@ __all__ = [
     "Progress",
     "ResultWriter",
     "format_of",
+    "keep_freed_memory",
     "main",
     "print_report",
     "read_input",

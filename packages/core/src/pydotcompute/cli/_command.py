@@ -57,6 +57,7 @@ from ..pipeline import (
     records_from_array,
 )
 from ..plugins import PluginManager, get_plugin_manager
+from ._allocator import keep_freed_memory
 from ._display import Output, Progress, print_report, toml_value
 from ._exits import (
     EXIT_CODES_HELP,
@@ -515,6 +516,7 @@ def _labeler(
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    keep_freed_memory()
     try:
         loop_name()  # a bad PYDOTCOMPUTE_LOOP is a usage error, before anything is read
     except InvalidArgumentError as exc:
