@@ -4,6 +4,7 @@ array work runs in a worker thread where its ``offload`` setting says so."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 from typing import Any, ClassVar
@@ -177,3 +178,45 @@ async def test_offload_runs_the_array_work_where_the_setting_says(
     assert WhereStage.threads
     loop_thread = threading.get_ident()
     assert all((t == loop_thread) is on_the_loop for t in WhereStage.threads)
+
+
+# -- feeding: a blocking source is not fed far ahead of what it took in --------------------
+
+
+class Probe(BatchStage):
+    """Notes, at each batch, how many records the run has fed beyond what it took in."""
+
+    run: ClassVar[Any] = None
+    ahead: ClassVar[list[int]] = []
+
+    async def process(self, batch: list[Any], out: Emitter) -> None:
+        taken = self.taken = getattr(self, "taken", 0) + sum(len(b) for b in batch)
+        Probe.ahead.append(Probe.run.records_fed - taken)
+        await asyncio.sleep(0.002)  # slower than the feeder
+        for columnar in sort_batch(batch).batches:
+            await out.send(columnar)
+
+
+class ProbeStages:
+    @hookimpl
+    def pydotcompute_register_stages(self) -> dict[str, Any]:
+        return {"probe": StageDefinition("probe", Probe.factory, "notes how far ahead")}
+
+
+async def test_feed_keeps_a_blocking_source_a_bounded_number_of_bytes_ahead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 8 batches of 1,000 x 1 float64
+    monkeypatch.setattr("pydotcompute.pipeline._run._AHEAD_BYTES", 8 * 8_000)
+    plugins = create_plugin_manager(autoload=False)
+    plugins.register_plugin(ProbeStages(), distribution="probe", entry_point="probe")
+    Probe.ahead.clear()
+    x = np.arange(100_000, dtype=np.float64).reshape(-1, 1)
+    pipeline = Pipeline().add_stage("p", "probe", batch_size=1)
+    async with pipeline.open(plugins=plugins) as run:
+        Probe.run = run
+        out = [r async for r in run.process(records_from_array(x, batch_size=1_000))]
+    assert sum(len(r) for r in out) == 100_000
+    # At most the bound plus one feed group (>= 16,384 records) ahead; unbounded, the
+    # feeder would have put all 100 batches in the queue at once.
+    assert max(Probe.ahead) <= 8_000 + 16_384 + 1_000  # a group ends past 16,384
