@@ -19,6 +19,7 @@ import asyncio
 import enum
 import heapq
 import itertools
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -101,6 +102,42 @@ class MessageQueue(Generic[_T]):
     unless ``pause_get`` is also in force).
     """
 
+    # Slots: attribute reads on the per-message paths stay fast (an instance dict with
+    # more than 30 keys loses CPython's fast attribute access).
+    __slots__ = (
+        "_controls",
+        "_deadlines",
+        "_empty_waiters",
+        "_fifo",
+        "_get_error",
+        "_get_paused",
+        "_getters",
+        "_heap",
+        "_items",
+        "_limit",
+        "_on_drop",
+        "_on_expire",
+        "_priority",
+        "_put_error",
+        "_put_wait_error",
+        "_putters",
+        "_record",
+        "_sequence",
+        "_timer",
+        "_timer_at",
+        "accepted",
+        "backpressure",
+        "capacity",
+        "control",
+        "dropped",
+        "expired",
+        "name",
+        "ordering",
+        "rejected",
+        "taken",
+        "wait_samples",
+    )
+
     def __init__(
         self,
         capacity: int,
@@ -128,7 +165,9 @@ class MessageQueue(Generic[_T]):
         self._on_expire = on_expire
         # FIFO entries are (enqueued_at, item); priority entries are
         # (-priority, sequence, enqueued_at, item) in a heap, FIFO within a priority.
+        # enqueued_at is 0.0 when waits are not recorded: no clock read per message.
         self._fifo: deque[tuple[float, _T]] = deque()
+        self._record = record_waits
         self._heap: list[tuple[int, int, float, _T]] = []
         self._sequence = itertools.count()
         self._priority = ordering == "priority"
@@ -137,6 +176,13 @@ class MessageQueue(Generic[_T]):
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._empty_waiters: list[asyncio.Future[None]] = []
+        # Waiters with a timeout, and their deadlines (time.monotonic()). One timer per
+        # queue serves them all, armed for the earliest deadline and left to run out when
+        # a waiter is served first: a kernel that waits with a timeout for each message
+        # then arms a timer once per timeout, not once per message (see _on_timer).
+        self._deadlines: dict[asyncio.Future[None], float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
         self._get_paused = False
         self._put_error: ErrorFactory | None = None
         self._put_wait_error: ErrorFactory | None = None
@@ -212,7 +258,7 @@ class MessageQueue(Generic[_T]):
                     f"{self.name} is full ({self.capacity} messages, "
                     f"{self.backpressure.value}); the message was not accepted"
                 )
-        now = time.perf_counter()
+        now = time.perf_counter() if self._record else 0.0
         if self._priority:
             priority = getattr(item, "priority", 0)
             heapq.heappush(self._heap, (-priority, next(self._sequence), now, item))
@@ -272,7 +318,7 @@ class MessageQueue(Generic[_T]):
             or len(items) > self._limit - len(self._fifo)
         ):
             return False
-        now = time.perf_counter()
+        now = time.perf_counter() if self._record else 0.0
         self._fifo.extend([(now, item) for item in items])
         self.accepted += len(items)
         if self._getters:
@@ -344,10 +390,15 @@ class MessageQueue(Generic[_T]):
                     self._after_removal()
                     continue
             self.taken += 1
-            self.wait_samples.append(time.perf_counter() - enqueued_at)
+            if self._record:
+                self.wait_samples.append(time.perf_counter() - enqueued_at)
             if self._controls:
                 self._forget_control(item)
-            self._after_removal()
+            # _after_removal, inlined: this runs for every message.
+            if self._putters:
+                _wake_next(self._putters)
+            if self._empty_waiters and not items:
+                _wake_all(self._empty_waiters)
             return item
         if self._get_error is not None:
             raise self._get_error()
@@ -385,7 +436,8 @@ class MessageQueue(Generic[_T]):
         fifo = self._fifo
         popleft = fifo.popleft
         on_expire = self._on_expire
-        now = time.perf_counter()
+        record = self._record
+        now = time.perf_counter() if record else 0.0
         wall = time.time() if on_expire is not None else 0.0
         batch: list[_T] = []
         samples: list[float] = []
@@ -401,7 +453,8 @@ class MessageQueue(Generic[_T]):
                     on_expire(item)
                     continue
             batch.append(item)
-            samples.append(now - enqueued_at)
+            if record:
+                samples.append(now - enqueued_at)
         if removed:
             if self._controls:
                 self._controls.difference_update(map(id, batch))
@@ -479,16 +532,16 @@ class MessageQueue(Generic[_T]):
         timeout: float | None,
         what: str,
     ) -> None:
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters.append(waiter)
-        timer = None
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 waiters.remove(waiter)
                 raise QueueTimeoutError(f"{self.name}: no {what} within {timeout} s")
-            timer = loop.call_later(remaining, _expire, waiter)
+            self._deadlines[waiter] = deadline
+            if deadline < self._timer_at:
+                self._arm_timer(deadline, remaining)
         try:
             await waiter
         except asyncio.CancelledError:
@@ -499,21 +552,37 @@ class MessageQueue(Generic[_T]):
         except _Expired:
             raise QueueTimeoutError(f"{self.name}: no {what} within {timeout} s") from None
         finally:
-            if timer is not None:
-                timer.cancel()
+            if deadline is not None:
+                del self._deadlines[waiter]
             if not waiter.done():
                 waiter.cancel()
             if waiter in waiters:  # a waker usually took it off already
                 waiters.remove(waiter)
 
+    def _arm_timer(self, deadline: float, remaining: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(remaining, self._on_timer)
+        self._timer_at = deadline
+
+    def _on_timer(self) -> None:
+        """The earliest deadline has come: expire every waiter whose deadline passed, and
+        arm the timer again for the earliest deadline left (none: it stays off)."""
+        self._timer, self._timer_at = None, math.inf
+        now = time.monotonic()
+        earliest = math.inf
+        for waiter, deadline in self._deadlines.items():
+            if deadline <= now:
+                if not waiter.done():
+                    waiter.set_exception(_Expired())
+            elif deadline < earliest:
+                earliest = deadline
+        if earliest < math.inf:
+            self._arm_timer(earliest, earliest - now)
+
 
 class _Expired(Exception):
     """Internal: a waiter's timer ran out."""
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(_Expired())
 
 
 def _wake_next(waiters: deque[asyncio.Future[None]]) -> None:
