@@ -47,6 +47,45 @@ _RECEIVER_GONE = (QueueClosedError, KernelStateError, KernelFailedError)
 class KernelInstance:
     """One launched kernel. The runtime drives it; users see it through the runtime."""
 
+    # Slots: the per-message paths read this object's attributes; with more than 30 of
+    # them an instance dict would lose CPython's fast attribute access.
+    __slots__ = (
+        "_accept_type",
+        "_active_event",
+        "_active_seconds",
+        "_active_since",
+        "_call",
+        "_last_progress",
+        "_last_taken",
+        "_output_type",
+        "_stall_restart",
+        "_stop_requested",
+        "abandoned",
+        "accepting",
+        "burst",
+        "cancelled",
+        "counts",
+        "ctx",
+        "dead_lettered",
+        "dead_letters",
+        "error",
+        "errors",
+        "holding",
+        "input",
+        "kernel_id",
+        "output",
+        "restarts",
+        "route",
+        "sent",
+        "spec",
+        "stalled",
+        "stalls",
+        "state",
+        "stuck",
+        "task",
+        "terminate_requested",
+    )
+
     def __init__(
         self,
         spec: KernelSpec,
