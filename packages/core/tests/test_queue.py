@@ -104,6 +104,45 @@ async def test_get_times_out_with_timeout_error() -> None:
     assert isinstance(info.value, QueueTimeoutError)
 
 
+async def test_timed_waiters_each_time_out_at_their_own_deadline_never_before() -> None:
+    # One timer serves every timed waiter of a queue: each must still time out at its
+    # own deadline, not at another's, and a message must reach one still waiting.
+    q: MessageQueue[P] = MessageQueue(4)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def timed_get(timeout: float) -> tuple[str, float]:
+        try:
+            msg = await q.get(timeout=timeout)
+        except QueueTimeoutError:
+            return "timed out", loop.time() - started
+        return f"got {msg.n}", loop.time() - started
+
+    short_wait = asyncio.create_task(timed_get(0.05))  # arms the timer
+    long_wait = asyncio.create_task(timed_get(0.2))  # later: relies on the re-arm
+    served = asyncio.create_task(timed_get(5.0))
+    short, long = await asyncio.wait_for(asyncio.gather(short_wait, long_wait), 5.0)
+    assert short[0] == "timed out" and 0.05 <= short[1] < 0.2
+    assert long[0] == "timed out" and long[1] >= 0.2
+    q.put_nowait(P(n=7))
+    assert (await served)[0] == "got 7"
+
+
+async def test_a_served_timed_waiter_leaves_no_early_expiry_for_the_next() -> None:
+    # The first get's deadline arms the queue's timer; it is served at once, and the
+    # next get, with a later deadline, must not be expired when that timer fires.
+    q: MessageQueue[P] = MessageQueue(4)
+    served = asyncio.create_task(q.get(timeout=0.05))
+    await asyncio.sleep(0)
+    q.put_nowait(P(n=1))
+    assert (await served).n == 1
+    later = asyncio.create_task(q.get(timeout=0.3))
+    await asyncio.sleep(0.1)  # well past the first deadline
+    assert not later.done()
+    q.put_nowait(P(n=2))
+    assert (await later).n == 2
+
+
 async def test_zero_timeout_on_empty_queue_raises_at_once() -> None:
     q: MessageQueue[P] = MessageQueue(1)
     with pytest.raises(QueueTimeoutError):
