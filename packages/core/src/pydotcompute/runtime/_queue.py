@@ -286,11 +286,18 @@ class MessageQueue(Generic[_T]):
 
     def put_if_room(self, item: _T) -> bool:
         """Queue ``item`` if there is room and no error is set; else do nothing and
-        return False (the caller takes the full ``put`` path). The hot path of sends."""
-        if self._put_error is None and len(self._items) < self._limit:
+        return False (the caller takes the full ``put`` path). The hot path of sends:
+        a FIFO queue appends here, without put_nowait's checks over again."""
+        if self._put_error is not None or len(self._items) >= self._limit:
+            return False
+        if self._priority:
             self.put_nowait(item)
             return True
-        return False
+        self._fifo.append((time.perf_counter() if self._record else 0.0, item))
+        self.accepted += 1
+        if self._getters:
+            _wake_next(self._getters)
+        return True
 
     async def put(self, item: _T, timeout: float | None = None) -> None:
         """Queue ``item``; under BLOCK wait for room, raising QueueTimeoutError after
