@@ -282,7 +282,9 @@ class RingKernelRuntime:
         none are left, raises KernelFailedError (failed) or KernelStateError (stopped)
         instead of waiting, and QueueTimeoutError after ``timeout`` seconds otherwise.
         """
-        instance = self._get(kernel_id)
+        instance = self._kernels.get(kernel_id)
+        if instance is None:
+            raise KernelNotFoundError(self._unknown(kernel_id))
         if instance.route is not None:
             raise KernelStateError(
                 f"kernel {kernel_id!r} sends along its route ({instance.route!r}), not to "
