@@ -179,6 +179,37 @@ async def test_wait_active_returns_on_activation() -> None:
         assert seen == [True]
 
 
+async def test_context_flags_follow_the_kernel_and_are_read_only() -> None:
+    # ctx.is_active and ctx.should_terminate are plain attributes the kernel keeps up to
+    # date: each lifecycle step must show in them at once.
+    contexts: list[KernelContext] = []
+
+    async def keeper(ctx: KernelContext) -> None:
+        contexts.append(ctx)
+        await hold_kernel(ctx)
+
+    async with RingKernelRuntime() as rt:
+        await rt.launch("k", keeper)
+        await until(lambda: bool(contexts))
+        ctx = contexts[0]
+        flags = [(ctx.is_active, ctx.should_terminate)]
+        for step in (rt.activate, rt.deactivate, rt.reactivate, rt.terminate):
+            await step("k")
+            flags.append((ctx.is_active, ctx.should_terminate))
+        with pytest.raises(AttributeError, match="read-only"):
+            ctx.is_active = True  # type: ignore[misc]
+        with pytest.raises(AttributeError, match="read-only"):
+            ctx.should_terminate = False  # type: ignore[misc]
+    assert flags == [
+        (False, False),  # launched
+        (True, False),
+        (False, False),  # deactivated
+        (True, False),
+        (False, True),  # terminated
+    ]
+    assert (ctx.is_active, ctx.should_terminate) == (False, True)
+
+
 async def test_input_type_mismatch_fails_at_the_sender_naming_both_types() -> None:
     async with RingKernelRuntime() as rt:
         await rt.launch("typed", echo_kernel, input_type=Item)
@@ -216,6 +247,31 @@ async def test_output_type_is_checked_on_send() -> None:
         await rt.send("w", Item(value=1))
         assert (await rt.receive("w", timeout=1)).value == 1
     assert "output_type is Item" in str(errors[0])
+
+
+async def test_an_output_type_that_is_no_message_class_still_refuses_non_messages() -> None:
+    # A send must pass both checks (the output_type, and being a message): with an
+    # output_type that is no message class, no send takes the one-check fast path.
+    errors: list[str] = []
+
+    async def sender(ctx: KernelContext) -> None:
+        received = await ctx.receive()
+        for wrong in ({"value": 1}, Item(value=2), received):
+            try:
+                await ctx.send(wrong)
+            except MessageTypeError as exc:
+                errors.append(str(exc))
+        await hold_kernel(ctx)
+
+    async with RingKernelRuntime() as rt:
+        await rt.launch("w", sender, output_type=dict)
+        await rt.activate("w")
+        await rt.send("w", Item(value=1))
+        with pytest.raises(QueueTimeoutError):
+            await rt.receive("w", timeout=0.2)  # nothing got through
+    assert "sent a dict, which is not a message" in errors[0]
+    assert "sent a Item, but its output_type is dict" in errors[1]
+    assert len(errors) == 3 and "output_type is dict" in errors[2]
 
 
 async def test_receive_batch_waits_for_the_first_then_takes_what_is_there() -> None:

@@ -11,12 +11,15 @@ from ._queue import NOTHING
 
 if TYPE_CHECKING:
     from ._instance import KernelInstance
+    from ._queue import MessageQueue
     from ._ring_runtime import RingKernelRuntime
 
 __all__ = ["KernelContext"]
 
 # Messages a kernel takes in a row before it yields to the event loop.
 BURST = 64
+
+_set = object.__setattr__  # KernelContext's own writes (its __setattr__ refuses users')
 
 
 class KernelContext:
@@ -26,15 +29,40 @@ class KernelContext:
     never checks ``is_active``; once termination is requested it raises
     :class:`QueueClosedError` instead of waiting, so a loop that checks
     ``should_terminate`` ends promptly whatever it catches.
+
+    Attributes (read-only):
+        should_terminate: True once the runtime asked this kernel to stop: leave the loop.
+        is_active: True while the kernel is ACTIVE (launched and activated, not paused).
+        kernel_id: the id the kernel was launched under.
+        runtime: the :class:`RingKernelRuntime` it runs in.
     """
 
-    __slots__ = ("_input", "_instance", "kernel_id", "runtime")
+    # should_terminate and is_active are plain attributes, kept up to date by the kernel
+    # (see mirror), not properties: a kernel's loop reads them for every message.
+    __slots__ = ("_input", "_instance", "is_active", "kernel_id", "runtime", "should_terminate")
+
+    _input: MessageQueue[Any]
+    _instance: KernelInstance
+    is_active: bool
+    kernel_id: str
+    runtime: RingKernelRuntime
+    should_terminate: bool
 
     def __init__(self, instance: KernelInstance, runtime: RingKernelRuntime) -> None:
-        self._instance = instance
-        self._input = instance.input
-        self.kernel_id: str = instance.kernel_id
-        self.runtime: RingKernelRuntime = runtime
+        _set(self, "_instance", instance)
+        _set(self, "_input", instance.input)
+        _set(self, "kernel_id", instance.kernel_id)
+        _set(self, "runtime", runtime)
+        self.mirror()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"KernelContext.{name} is read-only")
+
+    def mirror(self) -> None:
+        """Copy the kernel's lifecycle flags (the kernel calls this on every change)."""
+        instance = self._instance
+        _set(self, "is_active", instance.is_active)
+        _set(self, "should_terminate", instance.terminate_requested)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -42,16 +70,6 @@ class KernelContext:
         runtime reports a copy in ``runtime.get_telemetry(kernel_id).counts``. They
         last across restarts."""
         return self._instance.counts
-
-    @property
-    def should_terminate(self) -> bool:
-        """True once the runtime asked this kernel to stop: leave the loop."""
-        return self._instance.terminate_requested
-
-    @property
-    def is_active(self) -> bool:
-        """True while the kernel is ACTIVE (launched and activated, not paused)."""
-        return self._instance.is_active
 
     async def wait_active(self, timeout: float | None = None) -> None:
         """Wait until the kernel is ACTIVE or asked to terminate (returns either way)."""
@@ -64,19 +82,17 @@ class KernelContext:
         Raises QueueTimeoutError (a TimeoutError) after ``timeout`` seconds, and
         QueueClosedError once the kernel is told to terminate.
         """
-        queue = self._input
         instance = self._instance
-        if queue.ready():  # the hot path: no timer, and mostly no suspension
-            instance.burst += 1
-            if instance.burst >= BURST:
-                # Let the other tasks run now and then: a kernel that always finds
-                # input would otherwise run until its output fills, and the whole
-                # burst of messages falls out of the CPU caches before the next
-                # stage sees it.
-                instance.burst = 0
-                await asyncio.sleep(0)
-            msg = queue.take()
+        if instance.burst >= BURST:
+            # Let the other tasks run now and then: a kernel that always finds input
+            # would otherwise run until its output fills, and the whole burst of
+            # messages falls out of the CPU caches before the next stage sees it.
+            instance.burst = 0
+            await asyncio.sleep(0)
+        if not self.should_terminate:  # terminating: the slow path yields, then raises
+            msg = self._input.take()  # the hot path: no timer, and no suspension
             if msg is not NOTHING:
+                instance.burst += 1
                 instance.holding = (msg,)
                 return msg
         return await self._receive_slow(timeout)
@@ -84,6 +100,7 @@ class KernelContext:
     async def _receive_slow(self, timeout: float | None) -> Any:
         instance = self._instance
         instance.holding = ()  # back for more: the previous message is done
+        instance.burst = 0  # it waits (or raises) now: the run of takes ends
         if instance.terminate_requested:
             # Yield first: a loop that swallows this error must not starve the event loop.
             await asyncio.sleep(0)
@@ -111,7 +128,8 @@ class KernelContext:
         """Send ``msg`` on: along this kernel's routes if ``runtime.connect`` set any,
         else into its own output queue (read with ``runtime.receive``). Honours the
         receiving queue's backpressure."""
-        await self._instance.emit(msg)
+        if not self._instance.emit_if_room(msg):
+            await self._instance.emit(msg)
 
     async def send_many(self, msgs: Sequence[Any]) -> None:
         """Send ``msgs`` on, in order: the same as ``send`` for each (a round-robin

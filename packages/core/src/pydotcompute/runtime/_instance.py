@@ -44,6 +44,11 @@ _ACCEPTING = frozenset({KernelState.LAUNCHED, KernelState.ACTIVE, KernelState.DE
 _RECEIVER_GONE = (QueueClosedError, KernelStateError, KernelFailedError)
 
 
+class _NoType:
+    """Of which nothing is an instance: the send fast path for an output_type that is
+    no message class (every send of that kernel takes the checked path)."""
+
+
 class KernelInstance:
     """One launched kernel. The runtime drives it; users see it through the runtime."""
 
@@ -55,10 +60,12 @@ class KernelInstance:
         "_active_seconds",
         "_active_since",
         "_call",
+        "_emit_type",
         "_last_progress",
         "_last_taken",
         "_output_type",
         "_stall_restart",
+        "_state",
         "_stop_requested",
         "abandoned",
         "accepting",
@@ -80,7 +87,6 @@ class KernelInstance:
         "spec",
         "stalled",
         "stalls",
-        "state",
         "stuck",
         "task",
         "terminate_requested",
@@ -112,7 +118,7 @@ class KernelInstance:
             record_waits=False,
         )
         self.input.pause_get()  # nothing is handed out before activate()
-        self.state = KernelState.LAUNCHED
+        self._state = KernelState.LAUNCHED  # the setter mirrors it into ctx, made below
         self.accepting = True  # fast check for the send path
         self.terminate_requested = False
         self.error: BaseException | None = None
@@ -139,6 +145,15 @@ class KernelInstance:
         self._call: Detachable | None = None  # the running call of the kernel's function
         self._accept_type: type = spec.input_type or RingKernelMessage
         self._output_type = spec.output_type
+        # What a send may pass with one isinstance check (see emit_if_room); an
+        # output_type that is no message class needs both checks, so none passes.
+        output_type = spec.output_type
+        if output_type is None:
+            self._emit_type: type = RingKernelMessage
+        elif issubclass(output_type, RingKernelMessage):
+            self._emit_type = output_type
+        else:
+            self._emit_type = _NoType
         self._active_since: float | None = None
         self._active_seconds = 0.0
         self._active_event = asyncio.Event()
@@ -151,8 +166,17 @@ class KernelInstance:
     # -- lifecycle --------------------------------------------------------------------
 
     @property
+    def state(self) -> KernelState:
+        return self._state
+
+    @state.setter
+    def state(self, state: KernelState) -> None:
+        self._state = state
+        self.ctx.mirror()
+
+    @property
     def is_active(self) -> bool:
-        return self.state is KernelState.ACTIVE
+        return self._state is KernelState.ACTIVE
 
     def activate(self) -> None:
         self._transition("activate", KernelState.LAUNCHED, KernelState.ACTIVE)
@@ -197,6 +221,7 @@ class KernelInstance:
         if self.terminate_requested:
             return
         self.terminate_requested = True
+        self.ctx.mirror()
         self._stop_requested.set()
         self.accepting = False
         if self.state is not KernelState.FAILED:
@@ -586,6 +611,21 @@ class KernelInstance:
                 f"kernel {self.kernel_id!r} sent a {type(msg).__qualname__}, which is not a "
                 "message: decorate its class with @message"
             )
+
+    def emit_if_room(self, msg: Any) -> bool:
+        """Send ``msg`` on now if it is of a type the kernel may send and its receiver
+        has room; else False, and the caller takes the full ``emit`` path (which checks,
+        waits, or raises the right error)."""
+        if not isinstance(msg, self._emit_type):
+            return False
+        route = self.route
+        if route is None:
+            if not self.output.put_if_room(msg):
+                return False
+        elif route.single is None or not route.single.accept_if_room(msg):
+            return False
+        self.sent += 1
+        return True
 
     async def emit(self, msg: Any) -> None:
         """The kernel sends ``msg`` on: along its route, or into its output queue."""
