@@ -89,19 +89,16 @@ class KernelContext:
             # messages falls out of the CPU caches before the next stage sees it.
             instance.burst = 0
             await asyncio.sleep(0)
-        if not self.should_terminate:  # terminating: the slow path yields, then raises
+        if not self.should_terminate:
             msg = self._input.take()  # the hot path: no timer, and no suspension
             if msg is not NOTHING:
                 instance.burst += 1
                 instance.holding = (msg,)
                 return msg
-        return await self._receive_slow(timeout)
-
-    async def _receive_slow(self, timeout: float | None) -> Any:
-        instance = self._instance
+        # Nothing to take: wait, in this coroutine (a helper's would cost one per wait).
         instance.holding = ()  # back for more: the previous message is done
         instance.burst = 0  # it waits (or raises) now: the run of takes ends
-        if instance.terminate_requested:
+        if self.should_terminate:
             # Yield first: a loop that swallows this error must not starve the event loop.
             await asyncio.sleep(0)
             raise QueueClosedError(f"kernel {self.kernel_id!r} is terminating")

@@ -479,9 +479,11 @@ class MessageQueue(Generic[_T]):
 
     async def get(self, timeout: float | None = None) -> _T:
         """The next message, waiting for one; QueueTimeoutError after ``timeout``."""
-        item = self.take()
-        if item is not NOTHING:
-            return item  # type: ignore[no-any-return]
+        # Callers mostly come here having just found take() empty: skip the call then.
+        if (self._items and not self._get_paused) or self._get_error is not None:
+            item = self.take()  # a message, or the get error raised
+            if item is not NOTHING:
+                return item  # type: ignore[no-any-return]
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             await self._wait(self._getters, deadline, timeout, "message")
