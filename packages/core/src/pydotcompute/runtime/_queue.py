@@ -485,8 +485,36 @@ class MessageQueue(Generic[_T]):
             if item is not NOTHING:
                 return item  # type: ignore[no-any-return]
         deadline = None if timeout is None else time.monotonic() + timeout
+        getters = self._getters
         while True:
-            await self._wait(self._getters, deadline, timeout, "message")
+            # _wait(getters, ...), written out: a kernel or a host that keeps up with
+            # its input waits once per message, and a coroutine per wait costs as much
+            # as the rest of the wait. Keep the two in step.
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            getters.append(waiter)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    getters.remove(waiter)
+                    raise QueueTimeoutError(f"{self.name}: no message within {timeout} s")
+                self._deadlines[waiter] = deadline
+                if deadline < self._timer_at:
+                    self._arm_timer(deadline, remaining)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    _wake_next(getters)
+                raise
+            except _Expired:
+                raise QueueTimeoutError(f"{self.name}: no message within {timeout} s") from None
+            finally:
+                if deadline is not None:
+                    del self._deadlines[waiter]
+                if not waiter.done():
+                    waiter.cancel()
+                if waiter in getters:
+                    getters.remove(waiter)
             item = self.take()
             if item is not NOTHING:
                 return item  # type: ignore[no-any-return]
@@ -541,6 +569,7 @@ class MessageQueue(Generic[_T]):
         timeout: float | None,
         what: str,
     ) -> None:
+        """Wait to be woken (see _wake_next) or for the deadline; get() has its own copy."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters.append(waiter)
         if deadline is not None:
