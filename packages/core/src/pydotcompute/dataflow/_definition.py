@@ -163,7 +163,7 @@ class StageSetup:
     backend: ComputeBackend
     batch_size: int
     ports: StagePorts
-    offload: str = "auto"
+    offload: str = "none"
 
 
 StageFactory = Callable[[StageSetup], KernelFunction]

@@ -227,14 +227,17 @@ FUSE: Final = StageSetting[bool](
     "restart policy, no lossy queue between): no queue hop; false keeps it apart",
 )
 
+# Off by default: measured on 2 cores (benchmarks/bench_cores.py), handing the guide's
+# 4,096 x 64 batches to a thread cost more (GIL handoffs, a wakeup per hop) than the
+# overlap gained: 1.4-1.5 against 1.8-2.5 M records/s. It pays for longer array work.
 OFFLOAD: Final = StageSetting[str](
     "offload",
-    "auto",
+    "none",
     _offload,
     ", ".join(OFFLOAD_CHOICES),
-    "where the stage's array work runs: in a worker thread (the event loop goes on, other "
-    "cores help), or on the loop; auto: a thread for host arrays of "
-    f"{OFFLOAD_MIN_VALUES:,} values or more",
+    "where the stage's array work runs: on the event loop (none), or in a worker thread "
+    "so the loop goes on and another core helps (thread; auto: for host arrays of "
+    f"{OFFLOAD_MIN_VALUES:,} values or more); a thread pays for long array work only",
 )
 
 #: Every stage setting, in the order reports list them.
