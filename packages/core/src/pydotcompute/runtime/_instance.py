@@ -55,7 +55,6 @@ class KernelInstance:
     # Slots: the per-message paths read this object's attributes; with more than 30 of
     # them an instance dict would lose CPython's fast attribute access.
     __slots__ = (
-        "_accept_type",
         "_active_event",
         "_active_seconds",
         "_active_since",
@@ -68,6 +67,7 @@ class KernelInstance:
         "_state",
         "_stop_requested",
         "abandoned",
+        "accept_type",
         "accepting",
         "burst",
         "cancelled",
@@ -143,7 +143,7 @@ class KernelInstance:
         self.abandoned: list[Any] = []  # sends cut off by termination
         self.stuck = False  # ignored termination and cancellation
         self._call: Detachable | None = None  # the running call of the kernel's function
-        self._accept_type: type = spec.input_type or RingKernelMessage
+        self.accept_type: type = spec.input_type or RingKernelMessage
         self._output_type = spec.output_type
         # What a send may pass with one isinstance check (see emit_if_room); an
         # output_type that is no message class needs both checks, so none passes.
@@ -507,13 +507,13 @@ class KernelInstance:
     def accept_if_room(self, msg: Any) -> bool:
         """Queue ``msg`` now if it is acceptable and there is room; else False, and the
         caller takes the full ``accept`` path (which waits, or raises the right error)."""
-        return self.accepting and isinstance(msg, self._accept_type) and self.input.put_if_room(msg)
+        return self.accepting and isinstance(msg, self.accept_type) and self.input.put_if_room(msg)
 
     async def accept(self, msg: Any, timeout: float | None = None, sender: str = "host") -> None:
         """Queue ``msg`` in this kernel's input, under its backpressure."""
         if not self.accepting:
             self._refuse()
-        if not isinstance(msg, self._accept_type):
+        if not isinstance(msg, self.accept_type):
             self._wrong_type(msg, sender)
         await self.input.put(msg, timeout)
 
@@ -524,7 +524,7 @@ class KernelInstance:
         before any is queued."""
         if not self.accepting:
             self._refuse()
-        accept_type = self._accept_type
+        accept_type = self.accept_type
         for msg in msgs:
             if not isinstance(msg, accept_type):
                 self._wrong_type(msg, sender)
@@ -532,7 +532,7 @@ class KernelInstance:
 
     def try_accept_many_nowait(self, msgs: Sequence[Any]) -> bool:
         """Queue all of ``msgs`` now if they are all acceptable and fit; else none."""
-        accept_type = self._accept_type
+        accept_type = self.accept_type
         return (
             self.accepting
             and all(isinstance(msg, accept_type) for msg in msgs)
@@ -545,7 +545,7 @@ class KernelInstance:
         messages, or for a wrong type."""
         if not self.accepting:
             self._refuse()
-        if not isinstance(msg, self._accept_type):
+        if not isinstance(msg, self.accept_type):
             self._wrong_type(msg, sender)
         self.input.put_control(msg)
 
@@ -571,7 +571,7 @@ class KernelInstance:
             )
         raise MessageTypeError(
             f"{sender} sent a {got} to kernel {self.kernel_id!r}, which takes "
-            f"{self._accept_type.__qualname__} (input_type)"
+            f"{self.accept_type.__qualname__} (input_type)"
         )
 
     async def emit_many(self, msgs: Sequence[Any]) -> None:

@@ -224,7 +224,12 @@ class RingKernelRuntime:
         instance = self._kernels.get(kernel_id)
         if instance is None or self._closing:
             self._refuse_send(kernel_id)
-        if not instance.accept_if_room(msg):
+        # instance.accept_if_room(msg), written out: the host's hot path.
+        if not (
+            instance.accepting
+            and isinstance(msg, instance.accept_type)
+            and instance.input.put_if_room(msg)
+        ):
             await instance.accept(msg, timeout)
 
     async def send_many(
