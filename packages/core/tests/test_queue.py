@@ -143,6 +143,27 @@ async def test_a_served_timed_waiter_leaves_no_early_expiry_for_the_next() -> No
     assert (await later).n == 2
 
 
+def test_a_queue_used_again_in_a_new_event_loop_still_times_out() -> None:
+    # The first loop leaves the queue's timer armed (its waiter was served first) and
+    # ends; a timed get in the next loop must not count on that timer.
+    q: MessageQueue[P] = MessageQueue(4)
+
+    async def served_at_once() -> None:
+        waiting = asyncio.create_task(q.get(timeout=0.5))
+        await asyncio.sleep(0)
+        q.put_nowait(P())
+        await waiting
+
+    async def times_out() -> float:
+        started = time.monotonic()
+        with pytest.raises(QueueTimeoutError):
+            await asyncio.wait_for(q.get(timeout=1.0), 10.0)
+        return time.monotonic() - started
+
+    asyncio.run(served_at_once())
+    assert 1.0 <= asyncio.run(times_out()) < 10.0
+
+
 async def test_zero_timeout_on_empty_queue_raises_at_once() -> None:
     q: MessageQueue[P] = MessageQueue(1)
     with pytest.raises(QueueTimeoutError):

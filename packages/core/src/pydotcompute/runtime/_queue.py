@@ -125,6 +125,7 @@ class MessageQueue(Generic[_T]):
         "_sequence",
         "_timer",
         "_timer_at",
+        "_timer_loop",
         "accepted",
         "backpressure",
         "capacity",
@@ -183,6 +184,9 @@ class MessageQueue(Generic[_T]):
         self._deadlines: dict[asyncio.Future[None], float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
+        # The loop the timer runs in: a queue used again in another event loop (a new
+        # asyncio.run) must not count on a timer of a loop that is gone.
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._get_paused = False
         self._put_error: ErrorFactory | None = None
         self._put_wait_error: ErrorFactory | None = None
@@ -490,7 +494,8 @@ class MessageQueue(Generic[_T]):
             # _wait(getters, ...), written out: a kernel or a host that keeps up with
             # its input waits once per message, and a coroutine per wait costs as much
             # as the rest of the wait. Keep the two in step.
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
             getters.append(waiter)
             if deadline is not None:
                 remaining = deadline - time.monotonic()
@@ -498,8 +503,8 @@ class MessageQueue(Generic[_T]):
                     getters.remove(waiter)
                     raise QueueTimeoutError(f"{self.name}: no message within {timeout} s")
                 self._deadlines[waiter] = deadline
-                if deadline < self._timer_at:
-                    self._arm_timer(deadline, remaining)
+                if deadline < self._timer_at or self._timer_loop is not loop:
+                    self._arm_timer(loop, deadline, remaining)
             try:
                 await waiter
             except asyncio.CancelledError:
@@ -570,7 +575,8 @@ class MessageQueue(Generic[_T]):
         what: str,
     ) -> None:
         """Wait to be woken (see _wake_next) or for the deadline; get() has its own copy."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
         waiters.append(waiter)
         if deadline is not None:
             remaining = deadline - time.monotonic()
@@ -578,8 +584,8 @@ class MessageQueue(Generic[_T]):
                 waiters.remove(waiter)
                 raise QueueTimeoutError(f"{self.name}: no {what} within {timeout} s")
             self._deadlines[waiter] = deadline
-            if deadline < self._timer_at:
-                self._arm_timer(deadline, remaining)
+            if deadline < self._timer_at or self._timer_loop is not loop:
+                self._arm_timer(loop, deadline, remaining)
         try:
             await waiter
         except asyncio.CancelledError:
@@ -597,26 +603,32 @@ class MessageQueue(Generic[_T]):
             if waiter in waiters:  # a waker usually took it off already
                 waiters.remove(waiter)
 
-    def _arm_timer(self, deadline: float, remaining: float) -> None:
+    def _arm_timer(
+        self, loop: asyncio.AbstractEventLoop, deadline: float, remaining: float
+    ) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(remaining, self._on_timer)
+        self._timer = loop.call_later(remaining, self._on_timer)
         self._timer_at = deadline
+        self._timer_loop = loop
 
     def _on_timer(self) -> None:
         """The earliest deadline has come: expire every waiter whose deadline passed, and
         arm the timer again for the earliest deadline left (none: it stays off)."""
         self._timer, self._timer_at = None, math.inf
+        loop = asyncio.get_running_loop()
         now = time.monotonic()
         earliest = math.inf
         for waiter, deadline in self._deadlines.items():
+            if waiter.get_loop() is not loop:
+                continue  # left behind by a loop that ended: its task will clear it
             if deadline <= now:
                 if not waiter.done():
                     waiter.set_exception(_Expired())
             elif deadline < earliest:
                 earliest = deadline
         if earliest < math.inf:
-            self._arm_timer(earliest, earliest - now)
+            self._arm_timer(loop, earliest, earliest - now)
 
 
 class _Expired(Exception):
