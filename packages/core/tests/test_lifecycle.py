@@ -197,9 +197,9 @@ async def test_context_flags_follow_the_kernel_and_are_read_only() -> None:
             await step("k")
             flags.append((ctx.is_active, ctx.should_terminate))
         with pytest.raises(AttributeError, match="read-only"):
-            ctx.is_active = True  # type: ignore[misc]
+            ctx.is_active = True
         with pytest.raises(AttributeError, match="read-only"):
-            ctx.should_terminate = False  # type: ignore[misc]
+            ctx.should_terminate = False
     assert flags == [
         (False, False),  # launched
         (True, False),
