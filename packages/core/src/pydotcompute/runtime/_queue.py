@@ -507,19 +507,13 @@ class MessageQueue(Generic[_T]):
                     self._arm_timer(loop, deadline, remaining)
             try:
                 await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    _wake_next(getters)
+            except BaseException as exc:
+                if self._stop_waiting(waiter, getters, deadline, exc):
+                    raise QueueTimeoutError(f"{self.name}: no message within {timeout} s") from None
                 raise
-            except _Expired:
-                raise QueueTimeoutError(f"{self.name}: no message within {timeout} s") from None
-            finally:
-                if deadline is not None:
-                    del self._deadlines[waiter]
-                if not waiter.done():
-                    waiter.cancel()
-                if waiter in getters:
-                    getters.remove(waiter)
+            # Woken: the waker took the waiter off the list.
+            if deadline is not None:
+                del self._deadlines[waiter]
             item = self.take()
             if item is not NOTHING:
                 return item  # type: ignore[no-any-return]
@@ -588,20 +582,33 @@ class MessageQueue(Generic[_T]):
                 self._arm_timer(loop, deadline, remaining)
         try:
             await waiter
-        except asyncio.CancelledError:
-            # Cancelled after being woken: pass the wake-up on, so nobody is stranded.
-            if waiter.done() and not waiter.cancelled():
-                _wake_next(waiters)
+        except BaseException as exc:
+            if self._stop_waiting(waiter, waiters, deadline, exc):
+                raise QueueTimeoutError(f"{self.name}: no {what} within {timeout} s") from None
             raise
-        except _Expired:
-            raise QueueTimeoutError(f"{self.name}: no {what} within {timeout} s") from None
-        finally:
-            if deadline is not None:
-                del self._deadlines[waiter]
-            if not waiter.done():
-                waiter.cancel()
-            if waiter in waiters:  # a waker usually took it off already
-                waiters.remove(waiter)
+        # Woken: the waker took the waiter off the list.
+        if deadline is not None:
+            del self._deadlines[waiter]
+
+    def _stop_waiting(
+        self,
+        waiter: asyncio.Future[None],
+        waiters: deque[asyncio.Future[None]],
+        deadline: float | None,
+        exc: BaseException,
+    ) -> bool:
+        """A wait ended by an exception (its deadline, a cancellation, the coroutine
+        closed): leave nothing of it behind, and pass on a wake-up it got but will not
+        use. True when it timed out."""
+        if deadline is not None:
+            del self._deadlines[waiter]
+        if isinstance(exc, asyncio.CancelledError) and waiter.done() and not waiter.cancelled():
+            _wake_next(waiters)  # woken, then cancelled: so that nobody is stranded
+        if not waiter.done():
+            waiter.cancel()
+        if waiter in waiters:
+            waiters.remove(waiter)
+        return isinstance(exc, _Expired)
 
     def _arm_timer(
         self, loop: asyncio.AbstractEventLoop, deadline: float, remaining: float
