@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._batching import count_records
 from ._definition import StageSetup
-from ._loop import RECORD_COUNTS, BatchStage, Emitter, _Undeliverable, run_stage
+from ._loop import RECORD_COUNTS, BatchStage, Emitter, process_or_fail, run_stage
 from ._records import StageError
 
 if TYPE_CHECKING:
@@ -120,12 +120,7 @@ class FusedStage(BatchStage):
             counts = _MemberCounts(out._counts, name)
             counts[_IN] += count_records(data)
             target = self._target(i, out, counts)
-            try:
-                await stage.process(data, target)
-            except _Undeliverable:
-                raise
-            except Exception as exc:
-                await target.send_error(data, exc)
+            await process_or_fail(stage, data, target)
             if not isinstance(target, _Handoff):
                 return
             for failure in target.failed:

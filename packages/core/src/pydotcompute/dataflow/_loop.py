@@ -304,6 +304,17 @@ class BatchStage:
         return kernel
 
 
+async def process_or_fail(stage: BatchStage, data: list[Any], out: Emitter) -> None:
+    """``stage.process(data, out)``; if it raises, ``data``'s records become StageErrors
+    sent with ``out`` (a failed delivery downstream passes: it ends the worker)."""
+    try:
+        await stage.process(data, out)
+    except _Undeliverable:
+        raise
+    except Exception as exc:
+        await out.send_error(data, exc)
+
+
 async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) -> None:
     """Run ``stage`` as worker ``setup.kernel_id`` until the kernel is told to stop.
 
@@ -352,11 +363,6 @@ async def run_stage(ctx: KernelContext, setup: StageSetup, stage: BatchStage) ->
                 continue
             # record_count's rule, without a pass over every per-message record.
             counts[_IN] += len(parts.records) + sum(len(b) for b in parts.batches)
-            try:
-                await stage.process(data, out)
-            except _Undeliverable:
-                raise
-            except Exception as exc:
-                await out.send_error(data, exc)
+            await process_or_fail(stage, data, out)
         except _Undeliverable as exc:
             raise exc.error from None
