@@ -4,6 +4,7 @@
 ``pydotcompute settings``         the settings every stage takes: defaults and meaning
 ``pydotcompute validate FILE``    check a pipeline file and show each stage's settings
 ``pydotcompute run FILE``         run a pipeline over JSON Lines / CSV / .npy input
+``pydotcompute graph FILE``       draw a pipeline file (Mermaid, DOT, or SVG through Graphviz)
 ``pydotcompute demo``             run the guide's preprocess -> compute pipeline
 
 Exit status (see :mod:`._exits`): 0 every record ran cleanly; 1 the run finished but
@@ -82,6 +83,7 @@ from ._files import (
     read_input,
     routes_by_key,
 )
+from ._graph import GRAPH_FORMATS, GraphvizError, pipeline_dot, pipeline_mermaid, render_svg
 from ._loop import loop_name, run_on_loop
 from ._synthetic import synthetic_chunks
 
@@ -198,6 +200,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_report_options(run)
     run.set_defaults(handler=_cmd_run)
+
+    graph = sub.add_parser(
+        "graph",
+        help="draw a pipeline file: stages, workers, backends, queues, fused groups",
+    )
+    graph.add_argument("pipeline", help="pipeline TOML file")
+    graph.add_argument(
+        "--format",
+        choices=GRAPH_FORMATS,
+        default="mermaid",
+        help="mermaid (default), dot (Graphviz's language), or svg (needs Graphviz's dot)",
+    )
+    graph.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    graph.set_defaults(handler=_cmd_graph)
 
     demo = sub.add_parser("demo", help="run the guide's preprocess -> compute pipeline")
     demo.add_argument("--records", type=_positive, default=1000, help="records to send (1000)")
@@ -425,6 +441,35 @@ def _describe(exc: BaseException, path: str) -> str:
     if isinstance(exc, OSError):
         return f"{path}: {exc.strerror or exc}"
     return str(exc)
+
+
+# -- graph -------------------------------------------------------------------------------
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    plan = _plan_file(args.pipeline)
+    if plan is None:
+        return EXIT_USAGE
+    try:
+        if args.format == "mermaid":
+            text = pipeline_mermaid(plan)
+        else:
+            text = pipeline_dot(plan)
+            if args.format == "svg":
+                text = render_svg(text)
+    except GraphvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        print(f"error: {_describe(exc, args.output)}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 # -- run ---------------------------------------------------------------------------------
