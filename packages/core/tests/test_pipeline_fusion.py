@@ -12,9 +12,19 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 from pipeline_helpers import SCALE, Scale, TestStages, rows_by_id
-from pydotcompute import Pipeline, StageError, records_from_array
+from pydotcompute import Pipeline, Record, RecordBatch, StageError, records_from_array
 from pydotcompute.plugins import PluginManager, create_plugin_manager
-from pydotcompute.stage import BatchStage, Emitter, StageDefinition, hookimpl, sort_batch
+from pydotcompute.stage import (
+    BatchStage,
+    Emitter,
+    MapStage,
+    RecordGroup,
+    StageDefinition,
+    hookimpl,
+    root_id,
+    row_index,
+    sort_batch,
+)
 
 MAP_SCALE = dataclasses.replace(SCALE, name="map_scale", map_stage=Scale)
 
@@ -128,6 +138,103 @@ async def test_a_failure_in_a_fused_member_names_that_member(pm: PluginManager) 
     assert telemetry["a"].records_failed == telemetry["c"].records_failed == 0
     assert telemetry["c"].records_in == 4 - failed
     assert telemetry["a"].records_out == 4
+
+
+# -- row chains: map stages that keep identity pass rows, not messages ----------------------
+
+
+class RowScale(MapStage):
+    """Multiplies rows by ``factor`` (raises on ``poison``); notes each records_out call."""
+
+    keeps_identity = True
+    built: ClassVar[list[str]] = []  # the kernel of each records_out call
+
+    def compute(self, values: Any) -> Any:
+        poison = self.params["poison"]
+        if poison is not None and (np.asarray(values) == poison).any():
+            raise ValueError(f"poison value {poison} found")
+        return np.asarray(values) * self.params["factor"]
+
+    def records_out(self, group: RecordGroup, result: Any) -> list[Any]:
+        RowScale.built.append(self.setup.stage)
+        return [
+            Record(values=row, key=getattr(r, "key", None), correlation_id=root_id(r))
+            for r, row in zip(group.records, result, strict=True)
+        ]
+
+    def batch_out(self, batch: RecordBatch, result: Any) -> RecordBatch:
+        return dataclasses.replace(batch, values=result)
+
+
+class RowScaleAnyId(RowScale):
+    keeps_identity = False
+
+
+class RowStages:
+    @hookimpl
+    def pydotcompute_register_stages(self) -> dict[str, Any]:
+        return {
+            name: dataclasses.replace(SCALE, name=name, factory=cls.factory, map_stage=cls)
+            for name, cls in (("row_scale", RowScale), ("row_scale_any_id", RowScaleAnyId))
+        }
+
+
+def row_chain(fuse: bool, middle: str = "row_scale", **b_params: Any) -> Pipeline:
+    return (
+        Pipeline(defaults={"fuse": fuse})
+        .add_stage("a", "row_scale", params={"factor": 2.0})
+        .add_stage("b", middle, params={"factor": 3.0, **b_params})
+        .add_stage("c", "row_scale", params={"factor": 5.0})
+    )
+
+
+async def _run_rows(pipeline: Pipeline, x: np.ndarray[Any, Any]) -> tuple[list[Any], Any]:
+    plugins = create_plugin_manager(autoload=False)
+    plugins.register_plugin(RowStages(), distribution="core-tests-rows", entry_point="rows")
+    RowScale.built.clear()
+    inputs = list(records_from_array(x, batch_size=8, columnar=False, run_id=3))
+    async with pipeline.open(plugins=plugins) as run:
+        results = [r async for r in run.process(inputs)]
+    return results, run.telemetry()
+
+
+async def test_a_row_chain_builds_messages_only_at_its_end_with_the_same_results() -> None:
+    x = np.arange(200, dtype=np.float64).reshape(50, 4)
+    fused, fused_t = await _run_rows(row_chain(True), x)
+    assert set(RowScale.built) == {"c"}  # a and b handed rows on, not messages
+    apart, apart_t = await _run_rows(row_chain(False), x)
+    assert set(RowScale.built) == {"a", "b", "c"}
+    fused_rows, apart_rows = rows_by_id(fused), rows_by_id(apart)
+    assert fused_rows.keys() == apart_rows.keys() and len(fused_rows) == 50
+    for key, row in apart_rows.items():
+        np.testing.assert_array_equal(fused_rows[key], row)
+        np.testing.assert_array_equal(row, x[row_index(key)] * 30.0)
+    for name in "abc":
+        for count in ("records_in", "records_out", "records_failed"):
+            assert fused_t[name].to_dict()[count] == apart_t[name].to_dict()[count]
+
+
+async def test_a_failing_row_chain_member_names_itself_and_the_records_it_received() -> None:
+    x = np.arange(8, dtype=np.float64).reshape(4, 2)  # a doubles 3.5 -> 7: b's poison
+    x[1, 1] = 3.5
+    results, telemetry = await _run_rows(row_chain(True, poison=7.0), x)
+    errors = [r for r in results if type(r) is StageError]
+    assert errors and all(e.stage == "b" and "poison value 7.0" in e.error for e in errors)
+    # The ids of the records b received: a's outputs carry the input rows' root ids.
+    failed = {row_index(e.correlation_id) for e in errors}
+    assert failed <= set(range(4)) and 1 in failed
+    ok = [r for r in results if type(r) is not StageError]
+    assert len(ok) + len(failed) == 4
+    assert telemetry["a"].records_out == 4 and telemetry["a"].records_failed == 0
+    assert telemetry["b"].records_failed == len(failed)
+    assert telemetry["c"].records_in == 4 - len(failed)
+
+
+async def test_a_member_that_does_not_keep_identity_gets_its_messages_built() -> None:
+    x = np.arange(40, dtype=np.float64).reshape(10, 4)
+    results, _ = await _run_rows(row_chain(True, middle="row_scale_any_id"), x)
+    assert set(RowScale.built) == {"a", "b", "c"}
+    assert sorted(row_index(root_id(r)) for r in results) == list(range(10))
 
 
 # -- offload: where a stage's array work runs ----------------------------------------------

@@ -10,6 +10,7 @@ from pydotcompute.errors import InvalidArgumentError
 
 from ._core import (
     ComputeBackend,
+    MapStage,
     Param,
     RecordBatch,
     RecordGroup,
@@ -17,7 +18,6 @@ from ._core import (
     StageSetup,
     root_id,
 )
-from ._map import MapStage
 from ._messages import ComputeResult
 
 __all__ = ["COMPUTE", "STATISTICS", "Compute"]
@@ -53,6 +53,8 @@ class Compute(MapStage):
     ``stats`` = all of them); per RecordBatch, a RecordBatch with one column per
     statistic (``columns`` names them), same ids and keys.
     """
+
+    keeps_identity = True  # each output: the record's key and root id, nothing else
 
     def __init__(self, setup: StageSetup) -> None:
         super().__init__(setup)

@@ -11,6 +11,7 @@ from pydotcompute.backend import ComputeBackend, to_host
 from pydotcompute.stage import (
     BatchStage,
     Emitter,
+    MapStage,
     Param,
     RecordGroup,
     StageDefinition,
@@ -27,6 +28,7 @@ __all__ = [
     "BatchStage",
     "ComputeBackend",
     "Emitter",
+    "MapStage",
     "Param",
     "RecordBatch",
     "RecordGroup",

@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy.typing as npt
 
-from ._core import RecordBatch, RecordGroup, StageDefinition, root_id
-from ._map import MapStage
+from ._core import MapStage, RecordBatch, RecordGroup, StageDefinition, root_id
 from ._messages import PreprocessedData
 
 __all__ = ["PREPROCESS", "Preprocess"]
@@ -25,6 +24,8 @@ class Preprocess(MapStage):
     float array of the input's dtype, ``key`` and root id kept); per RecordBatch, a
     RecordBatch of the same ids and keys with ``field="normalized"``.
     """
+
+    keeps_identity = True  # each output: the record's key and root id, nothing else
 
     def compute(self, values: Any) -> Any:
         backend = self.backend

@@ -30,6 +30,7 @@ from ._loop import (
     Emitter,
     run_stage,
 )
+from ._map import MapStage
 from ._ports import (
     StagePorts,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "Emitter",
     "EndOfStream",
     "FusedStage",
+    "MapStage",
     "Param",
     "Record",
     "RecordBatch",

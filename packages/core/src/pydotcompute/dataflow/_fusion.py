@@ -6,6 +6,11 @@ and a RecordBatch stays in the backend's arrays (on its device) from member to m
 Each member keeps its own record counts, under ``"<stage>:records_in"`` and the like in
 the worker's counts, so per-stage telemetry reads as if the stages ran apart; a record a
 member fails on becomes a StageError named after that member and goes downstream at once.
+
+A chain of :class:`MapStage` members that keep identity (all but the last) runs
+per-message records as one stacked array from member to member: only the last member
+builds messages, and the records a member fails on are rebuilt, as it received them, only
+then.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import copy
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._batching import count_records
+from ..compute import to_host
+from ._batching import RecordGroup, count_records, sort_batch, stack_records
 from ._definition import StageSetup
 from ._loop import RECORD_COUNTS, BatchStage, Emitter, process_or_fail, run_stage
+from ._map import MapStage
 from ._records import StageError
 
 if TYPE_CHECKING:
@@ -99,9 +106,63 @@ class FusedStage(BatchStage):
     def __init__(self, setup: StageSetup, members: Sequence[tuple[str, BatchStage]]) -> None:
         super().__init__(setup)
         self.members = tuple(members)
+        maps = [
+            stage
+            for _, stage in self.members
+            if isinstance(stage, MapStage) and type(stage).process is MapStage.process
+        ]
+        chain = len(maps) == len(self.members) and all(m.keeps_identity for m in maps[:-1])
+        #: The members, when per-message records go member to member as rows (see the
+        #: module's doc); else None.
+        self.row_chain: tuple[MapStage, ...] | None = tuple(maps) if chain else None
 
     async def process(self, batch: list[Any], out: Emitter) -> None:
-        await self._from(0, batch, out)
+        if self.row_chain is None:
+            await self._from(0, batch, out)
+            return
+        parts = sort_batch(batch)
+        if parts.records:
+            groups, bad = stack_records(parts.records)
+            for record, reason in bad:
+                await self._fail(0, [record], reason, out)
+            for group in groups:
+                await self._chain(self.row_chain, group, out)
+        if parts.batches:
+            await self._from(0, list(parts.batches), out)
+
+    async def _chain(self, chain: tuple[MapStage, ...], group: RecordGroup, out: Emitter) -> None:
+        """``group``'s rows through every member (a row chain), the last one's messages
+        sent downstream."""
+        n = len(group.records)
+        values = group.values
+        results: list[Any] = []
+        last = len(chain) - 1
+        produced: list[Any] = []
+        for i, stage in enumerate(chain):
+            counts = _MemberCounts(out._counts, self.members[i][0])
+            counts[_IN] += n
+            try:
+                values = await stage.offload(stage.compute, values)
+                if i == last:
+                    produced = stage.records_out(group, to_host(stage.backend, values))
+            except Exception as exc:
+                await self._fail(i, _input_of(chain, i, group, results), exc, out)
+                return
+            results.append(values)
+            if i < last:
+                counts[_OUT] += n
+        await self._target(last, out, counts).send_many(produced)
+
+    async def _fail(
+        self, member: int, records: list[Any], error: BaseException | str, out: Emitter
+    ) -> None:
+        """StageErrors for ``records``, named after member ``member`` and counted as its
+        failures, sent downstream at once."""
+        target = self._target(member, out, _MemberCounts(out._counts, self.members[member][0]))
+        await target.send_error(records, error)
+        if isinstance(target, _Handoff):
+            for failure in target.failed:
+                await out.send(failure)
 
     async def finish(self, out: Emitter) -> None:
         await self._each(out, "finish")
@@ -166,3 +227,19 @@ class FusedStage(BatchStage):
             return kernel
 
         return factory
+
+
+def _input_of(
+    chain: tuple[MapStage, ...], member: int, group: RecordGroup, results: list[Any]
+) -> list[Any]:
+    """The messages member ``member`` of a row chain received for ``group``, built from
+    the results before it (only when it failed, to name what it failed on)."""
+    records = group.records
+    try:
+        for k in range(member):
+            host = to_host(chain[k].backend, results[k])
+            received = RecordGroup(records, host, group.columns, group.field)
+            records = chain[k].records_out(received, host)
+    except Exception:  # then name the records as the chain took them
+        return group.records
+    return records

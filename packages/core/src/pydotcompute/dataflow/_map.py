@@ -1,0 +1,71 @@
+"""One record in, one result out: the base class of map stages."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy.typing as npt
+
+from ..compute import to_host
+from ._batching import RecordGroup, sort_batch, stack_records
+from ._loop import BatchStage, Emitter
+from ._records import RecordBatch
+
+__all__ = ["MapStage"]
+
+
+class MapStage(BatchStage):
+    """A stage that maps every record to one result.
+
+    Per-message records in a batch are stacked (by width) and computed on with one
+    backend call per width; each RecordBatch gets one call of its own, and its result
+    stays in the backend's arrays (on its device). Subclasses say how to compute
+    (:meth:`compute`) and how to package results (:meth:`records_out`,
+    :meth:`batch_out`). Records whose payload is not a numeric vector come out as
+    StageErrors; the others are unaffected.
+    """
+
+    #: True when :meth:`records_out` gives each output its input record's ``key`` and
+    #: root id and takes nothing else from the record. A fused chain of such stages then
+    #: hands one member's rows to the next as an array, without building the per-record
+    #: messages in between (see :class:`~pydotcompute.dataflow.FusedStage`).
+    keeps_identity: ClassVar[bool] = False
+
+    def compute(self, values: Any) -> Any:
+        """The backend work on a ``(n, width)`` array (numpy, or the backend's own);
+        returns ``n`` rows in the backend's arrays."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement compute()")
+
+    def records_out(self, group: RecordGroup, result: npt.NDArray[Any]) -> list[Any]:
+        """One output message per record of ``group``, from ``result``'s rows."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement records_out()")
+
+    def batch_out(self, batch: RecordBatch, result: Any) -> RecordBatch:
+        """The output batch for input ``batch``, from :meth:`compute`'s result."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement batch_out()")
+
+    async def process(self, batch: list[Any], out: Emitter) -> None:
+        parts = sort_batch(batch)
+        if parts.records:
+            groups, bad = stack_records(parts.records)
+            for record, reason in bad:
+                await out.send_error([record], reason)
+            for group in groups:
+                await self._process_group(group, out)
+        for columnar in parts.batches:
+            try:
+                result = await self.offload(self.compute, columnar.values)
+                produced = self.batch_out(columnar, result)
+            except Exception as exc:
+                await out.send_error([columnar], exc)
+                continue
+            await out.send(produced)
+
+    async def _process_group(self, group: RecordGroup, out: Emitter) -> None:
+        try:
+            result = to_host(self.backend, await self.offload(self.compute, group.values))
+            produced = self.records_out(group, result)
+        except Exception as exc:
+            await out.send_error(group.records, exc)
+            return
+        await out.send_many(produced)
