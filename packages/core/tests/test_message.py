@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydotcompute import MessageValidationError, RingKernelMessage, message
+from pydotcompute.runtime import uuids_from_ints
 
 
 def test_plain_class_gets_standard_fields() -> None:
@@ -202,3 +205,13 @@ def test_a_user_post_init_sees_a_real_id() -> None:
 
     msg = Watched()
     assert isinstance(seen[0], UUID) and seen[0] == msg.message_id
+
+
+@given(st.lists(st.integers(min_value=0, max_value=2**128 - 1), max_size=20))
+def test_uuids_from_ints_are_the_uuids_uuid_itself_builds(values: list[int]) -> None:
+    made = uuids_from_ints(values)
+    expected = [UUID(int=v) for v in values]
+    assert made == expected
+    for one, other in zip(made, expected, strict=True):
+        assert (str(one), hash(one), one.is_safe) == (str(other), hash(other), other.is_safe)
+        assert pickle.loads(pickle.dumps(one)) == other

@@ -165,6 +165,7 @@ PINNED: dict[str, set[str]] = {
         "message_type_named",
         "new_message_id",
         "registered_kernel",
+        "uuids_from_ints",
         "ring_kernel",
         "wait_percentiles_us",
         "watch",

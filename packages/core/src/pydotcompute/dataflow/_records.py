@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ArgumentTypeError, InvalidArgumentError
-from ..runtime import message, new_message_id
+from ..runtime import message, new_message_id, uuids_from_ints
 
 __all__ = [
     "EndOfStream",
@@ -86,7 +86,7 @@ def array_to_ids(arr: npt.ArrayLike) -> list[UUID]:
     a = np.asarray(arr, dtype=np.uint64)
     if a.ndim != 2 or a.shape[1] != 2:
         raise InvalidArgumentError(f"record ids must have shape (n, 2); got {a.shape}")
-    return [UUID(int=(hi << 64) | lo) for hi, lo in a.tolist()]
+    return uuids_from_ints((hi << 64) | lo for hi, lo in a.tolist())
 
 
 def record_ids_for_rows(start: int, count: int, run_id: int) -> IdArray:

@@ -23,6 +23,7 @@ from ._health import (
 )
 from ._ids import (
     new_message_id,
+    uuids_from_ints,
 )
 from ._instance import (
     KernelInstance,
@@ -103,6 +104,7 @@ __all__ = [
     "new_message_id",
     "registered_kernel",
     "ring_kernel",
+    "uuids_from_ints",
     "wait_percentiles_us",
     "watch",
     "wire_round_trip",
