@@ -1,5 +1,5 @@
-"""RingLink: batches through a device ring between two workers, the host's mirror of the
-ring's counters, and each backpressure strategy applied to rows.
+"""RingLink: batches through a device ring or by reference between two workers, the
+host's count of the rows in flight, and each backpressure strategy applied to rows.
 
 The ring here is a host model with pydotcompute_triton.DeviceRing's semantics (the
 interpreter tests of pydotcompute-triton run the same link over the real ring). It
@@ -63,7 +63,9 @@ def ok() -> None:
     return None
 
 
-def make_link(capacity: int | None, strategy: str, check: Any = ok) -> RingLink:
+def make_link(
+    capacity: int | None, strategy: str, check: Any = ok, max_batch_rows: int | None = None
+) -> RingLink:
     backend = types.SimpleNamespace(make_ring=ModelRing)
     return RingLink(
         backend,
@@ -72,6 +74,7 @@ def make_link(capacity: int | None, strategy: str, check: Any = ok) -> RingLink:
         "consumer",
         check,
         producer="producer",
+        max_batch_rows=max_batch_rows,
     )
 
 
@@ -94,17 +97,20 @@ def check_rows(got: RecordBatch) -> list[int]:
 async def pump(link: RingLink, sizes: list[int], consumer_delay: float = 0.0) -> list[int]:
     """One producer putting batches of ``sizes`` through ``link``, one consumer taking
     them through an unbounded host queue; the row indices the consumer got, in order."""
-    queue: asyncio.Queue[RingRows | None] = asyncio.Queue()
+    queue: asyncio.Queue[RingRows | RecordBatch | None] = asyncio.Queue()
     got: list[int] = []
 
     async def produce() -> None:
         start = 0
         for n in sizes:
             b = batch(start, n)
-            assert link.holds(b.values)
-            # reject refuses a batch whole; the link counts it
-            with contextlib.suppress(QueueFullError):
-                await link.put(b, queue.put)
+            if not link.holds(b.values):  # bigger than the ring: by reference
+                assert n > link.capacity
+                await queue.put(b)
+            else:
+                # reject refuses a batch whole; the link counts it
+                with contextlib.suppress(QueueFullError):
+                    await link.put(b, queue.put)
             start += n
         await queue.put(None)
 
@@ -112,7 +118,7 @@ async def pump(link: RingLink, sizes: list[int], consumer_delay: float = 0.0) ->
         while (rows := await queue.get()) is not None:
             if consumer_delay:
                 await asyncio.sleep(consumer_delay)
-            taken = link.take(rows)
+            taken = rows if type(rows) is RecordBatch else link.take(rows)
             if taken is not None:
                 got.extend(check_rows(taken))
 
@@ -121,31 +127,90 @@ async def pump(link: RingLink, sizes: list[int], consumer_delay: float = 0.0) ->
 
 
 @settings(max_examples=60, deadline=None)
-@given(capacity=st.integers(1, 16), sizes=st.lists(st.integers(1, 40), max_size=12))
-def test_block_delivers_every_row_in_order_in_pieces_that_fit(
-    capacity: int, sizes: list[int]
-) -> None:
+@given(
+    capacity=st.one_of(st.none(), st.integers(1, 16)),
+    sizes=st.lists(st.integers(1, 40), max_size=12),
+)
+def test_block_delivers_every_row_in_order(capacity: int | None, sizes: list[int]) -> None:
     link = make_link(capacity, "block")
     got = asyncio.run(pump(link, sizes))
     assert got == list(range(sum(sizes)))
     assert len(link) == 0 and link.rows_dropped == link.rows_rejected == link.rows_skipped == 0
 
 
-async def test_block_splits_a_batch_larger_than_the_ring() -> None:
-    link = make_link(4, "block")
-    pieces: list[RingRows] = []
+@pytest.mark.parametrize("strategy", ["block", "reject", "drop_oldest"])
+async def test_a_batch_bigger_than_the_ring_goes_whole_by_reference(strategy: str) -> None:
+    """Never split, refused or evicted for its size: the link declines it, and the stage
+    loop sends the batch itself through the host queue."""
+    link = make_link(4, strategy)
+    small, big = batch(0, 3), batch(3, 10)
+    assert link.holds(small.values)
+    await link.put(small, _append_to([]))
+    assert not link.holds(big.values)
+    assert len(link) == 3 and link.rows_rejected == link.rows_dropped == 0
+    assert link.holds(batch(13, 4).values)  # one that fits still goes through the ring
 
-    async def deliver(rows: RingRows) -> None:
-        pieces.append(rows)
-        check_rows(link.take(rows))  # the consumer keeps up
 
-    b = batch(0, 10)
+@pytest.mark.parametrize("strategy", ["block", "reject", "drop_oldest"])
+async def test_by_reference_the_bound_grows_with_the_largest_batch(strategy: str) -> None:
+    """ring_rows auto: no ring, the arrays themselves travel; the bound in rows is
+    RING_BYTES of rows or two of the largest batch, so no batch is too big for it."""
+    from pydotcompute.dataflow import RING_BYTES
+
+    link = make_link(None, strategy)
+    delivered: list[RingRows] = []
+    huge = RING_BYTES // (WIDTH * 4) + 5
+    for start, n in ((0, 3), (3, huge)):
+        b = batch(start, n)
+        assert link.holds(b.values)
+        await link.put(b, _append_to(delivered))
+    assert link.ring is None and link.by_reference
+    assert link.capacity == 2 * huge and link.largest_batch == huge
+    assert len(link) == 3 + huge and link.rows_rejected == link.rows_dropped == 0
+    first = link.take(delivered[0])
+    assert first is not None and first.values is not None
+    assert delivered[0].values is not None and first.values is delivered[0].values  # no copy
+    assert check_rows(first) == [0, 1, 2]
+    assert len(check_rows(link.take(delivered[1]))) == huge  # type: ignore[arg-type]
+    assert len(link) == 0
+
+
+async def test_by_reference_block_waits_for_room_counted_in_rows() -> None:
+    link = make_link(None, "block")
+    link.holds(batch(0, 1).values)
+    link.capacity = 6  # a small bound, as a wide row would give
+    delivered: list[RingRows] = []
+    await link.put(batch(0, 4), _append_to(delivered))
+    waiting = asyncio.ensure_future(link.put(batch(4, 4), _append_to(delivered)))
+    await asyncio.sleep(0.02)
+    assert not waiting.done() and len(delivered) == 1  # 4 + 4 > 6: it waits
+    assert check_rows(link.take(delivered[0])) == [0, 1, 2, 3]  # type: ignore[arg-type]
+    await asyncio.wait_for(waiting, 1.0)
+    assert check_rows(link.take(delivered[1])) == [4, 5, 6, 7]  # type: ignore[arg-type]
+
+
+async def test_by_reference_reject_refuses_what_does_not_fit_now() -> None:
+    link = make_link(None, "reject")
+    link.holds(batch(0, 1).values)
+    link.capacity = 6
+    delivered: list[RingRows] = []
+    await link.put(batch(0, 4), _append_to(delivered))
+    with pytest.raises(QueueFullError, match="room for 2 rows; a batch of 4 was refused"):
+        await link.put(batch(4, 4), _append_to(delivered))
+    assert link.rows_rejected == 4 and len(link) == 4
+
+
+async def test_by_reference_a_refused_delivery_is_not_left_in_flight() -> None:
+    link = make_link(None, "reject")
+    b = batch(0, 3)
     assert link.holds(b.values)
-    await link.put(b, deliver)
-    assert [p.count for p in pieces] == [4, 4, 2]
-    assert [p.start for p in pieces] == [0, 4, 8]
-    assert all(p.correlation_id == b.message_id for p in pieces)
-    assert {p.ring for p in pieces} == {"producer->consumer"} == {link.name}
+
+    async def refuse(rows: RingRows) -> None:
+        raise QueueFullError("the host queue is full")
+
+    with pytest.raises(QueueFullError, match="host queue is full"):
+        await link.put(b, refuse)
+    assert len(link) == 0
 
 
 async def test_ring_rows_name_their_ring_and_travel_on_the_wire() -> None:
@@ -214,7 +279,12 @@ def test_reject_refuses_whole_batches_that_do_not_fit_and_keeps_the_rest(
             refused += n
     assert got == expected
     assert link.rows_rejected == refused
-    assert all(n <= capacity for n in sizes) or refused  # too big never fits
+    # A batch bigger than the ring is never refused: it goes by reference.
+    assert all(
+        set(range(s, s + n)) <= set(got)
+        for s, n in zip(starts, sizes, strict=False)
+        if n > capacity
+    )
 
 
 async def test_reject_refuses_before_pushing_anything() -> None:
@@ -241,20 +311,36 @@ def test_drop_oldest_keeps_the_newest_rows_and_counts_the_rest(
         start = 0
         for n in sizes:  # the consumer is away while everything is pushed
             b = batch(start, n)
-            assert link.holds(b.values)
-            await link.put(b, _append_to(pending))
+            if link.holds(b.values):
+                await link.put(b, _append_to(pending))
+            else:  # bigger than the ring: the batch itself, by reference
+                pending.append(b)  # type: ignore[arg-type]
             start += n
         got: list[int] = []
         for rows in pending:
-            taken = link.take(rows)
+            taken = rows if type(rows) is RecordBatch else link.take(rows)
             if taken is not None:
                 got.extend(check_rows(taken))
         return got, link
 
     got, link = asyncio.run(run())
-    total = sum(sizes)
-    assert got == list(range(max(0, total - capacity), total))
-    assert link.rows_dropped == total - len(got)
+    # Rows through the ring: the newest `capacity` of them survive; a batch bigger than
+    # the ring went by reference and loses nothing.
+    ringed = [
+        i
+        for s, n in zip(np.cumsum([0, *sizes]), sizes, strict=False)
+        if n <= capacity
+        for i in range(s, s + n)
+    ]
+    whole = [
+        i
+        for s, n in zip(np.cumsum([0, *sizes]), sizes, strict=False)
+        if n > capacity
+        for i in range(s, s + n)
+    ]
+    kept = set(ringed[max(0, len(ringed) - capacity) :]) | set(whole)
+    assert got == sorted(kept)
+    assert link.rows_dropped == len(ringed) - len(set(ringed) & kept)
     assert link.ring is None or link.ring.dropped == link.rows_dropped  # type: ignore[attr-defined]
     assert len(link) == 0
 
@@ -282,12 +368,16 @@ async def test_a_producer_waiting_for_room_stops_when_the_consumer_does() -> Non
         raise KernelStateError("kernel 'consumer' is stopped and accepts no messages")
 
     link = make_link(2, "block", check=stopped)
-    b = batch(0, 5)
-    assert link.holds(b.values)
     delivered: list[RingRows] = []
-    with pytest.raises(KernelStateError, match="'consumer' is stopped"):
-        await asyncio.wait_for(link.put(b, _append_to(delivered)), 2.0)
-    assert [rows.count for rows in delivered] == [2]  # what fitted went in
+    for start in (0, 2):
+        b = batch(start, 2)
+        assert link.holds(b.values)
+        if start == 0:
+            await link.put(b, _append_to(delivered))
+            continue
+        with pytest.raises(KernelStateError, match="'consumer' is stopped"):
+            await asyncio.wait_for(link.put(b, _append_to(delivered)), 2.0)
+    assert [rows.count for rows in delivered] == [2]  # the first went in
 
 
 def test_rows_the_ring_cannot_hold_travel_by_reference() -> None:
@@ -312,15 +402,18 @@ def test_a_ring_needs_a_positive_capacity() -> None:
         make_link(0, "block")
 
 
-def test_an_auto_sized_ring_holds_ring_bytes_of_its_rows() -> None:
+def test_an_auto_link_has_no_ring_and_bounds_ring_bytes_of_rows() -> None:
     from pydotcompute.dataflow import RING_BYTES
 
     link = make_link(None, "reject")
     assert link.holds(np.zeros((2, WIDTH), np.float32))
-    assert link.capacity == RING_BYTES // (WIDTH * 4) == link.ring.capacity  # type: ignore[union-attr]
+    assert link.ring is None and link.capacity == RING_BYTES // (WIDTH * 4)
     wide = make_link(None, "block")
     assert wide.holds(np.zeros((1, 1 << 20), np.float64))  # an 8 MiB row
     assert wide.capacity == 8
+    declared = make_link(None, "block", max_batch_rows=RING_BYTES)
+    assert declared.holds(np.zeros((2, WIDTH), np.float32))
+    assert declared.capacity == 2 * RING_BYTES  # two of the declared largest batch
 
 
 def _append_to(out: list[RingRows]) -> Any:

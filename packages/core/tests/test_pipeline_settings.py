@@ -48,6 +48,7 @@ def test_the_table_declares_every_setting_once() -> None:
         "backend",
         "restart",
         "ring_rows",
+        "max_batch_rows",
         "fuse",
         "offload",
     ]
@@ -86,6 +87,7 @@ GOOD = [
         RestartPolicy(max_restarts=2, backoff=0.5),
     ),
     ("ring_rows", 4096, "4096", 4096),
+    ("max_batch_rows", 65536, "65536", 65536),
     ("fuse", False, "false", False),
     ("offload", "thread", "'thread'", "thread"),
 ]
@@ -101,6 +103,7 @@ BAD = [
     ("restart", "always", "'always'", "restart must be 'never' or a table of max_restarts"),
     ("restart", {"max_restarts": -1}, "{ max_restarts = -1 }", "restart: max_restarts must be"),
     ("ring_rows", -3, "-3", "ring_rows must be a positive integer or 'auto', got -3"),
+    ("max_batch_rows", 0, "0", "max_batch_rows must be a positive integer or 'auto', got 0"),
     ("fuse", "no", "'no'", "fuse must be true or false, got 'no'"),
     ("fuse", 0, "0", "fuse must be true or false, got 0"),
     ("offload", "process", "'process'", "offload must be one of auto, thread, none, got 'process'"),

@@ -60,12 +60,16 @@ async def test_block_through_a_real_ring() -> None:
         got.extend(rows_of(link.take(rows)))
 
     start = 0
-    for n in (4, 9, 1, 6):
+    for n in (4, 6, 1, 6, 9):
         b = batch(start, n)
-        assert link.holds(b.values)
-        await link.put(b, deliver)
+        if n > link.capacity:  # never split: the batch itself goes by reference
+            assert not link.holds(b.values)
+            got.extend(rows_of(b))
+        else:
+            assert link.holds(b.values)
+            await link.put(b, deliver)
         start += n
-    assert got == list(range(20))
+    assert got == list(range(26))
     assert_mirror(link)
 
 
@@ -99,13 +103,14 @@ async def test_drop_oldest_through_a_real_ring() -> None:
         pending.append(rows)
 
     start = 0
-    for n in (3, 4, 7):
+    for n in (3, 4, 5):
         await link.put(_held(link, batch(start, n)), deliver)
         start += n
         assert_mirror(link)
+    assert not link.holds(batch(start, 6).values)  # bigger than the ring: not evicting
     got = [i for rows in pending for i in rows_of(link.take(rows))]
-    assert got == [9, 10, 11, 12, 13]
-    assert link.rows_dropped == 9
+    assert got == [7, 8, 9, 10, 11]
+    assert link.rows_dropped == 7
     assert_mirror(link)
 
 

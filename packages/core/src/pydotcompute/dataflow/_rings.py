@@ -1,30 +1,42 @@
-"""Device rings between pipeline workers: the queue for records that stay on a device.
+"""Links between pipeline workers for records that stay on a device: by reference, or
+through a device ring.
 
 Between a worker and a downstream worker whose stages share one backend that keeps rows
-in device rings (``capabilities.device_rings``, see :mod:`pydotcompute.backend`), a
-RecordBatch whose values are that backend's arrays does not wait in the host queue:
-its rows are pushed into a ring (one kernel launch) and a small :class:`RingRows`
-message takes its place in the consumer's queue, in order with everything else the
-consumer receives. The consumer pops the rows (one launch) when it takes the message.
-A RingRows names its ring (``"producer->consumer"``), it does not carry it: the consumer
-finds the ring among the links into it (``StagePorts.rings_in``), so the message itself is
-plain data with a wire form. The ring is device memory that both workers of the pair use,
-so the two must share a device (and a process): rings link workers of one backend only.
+on a device (``capabilities.device_rings``, see :mod:`pydotcompute.backend`), a
+RecordBatch whose values are that backend's arrays goes through a :class:`RingLink`.
+A small :class:`RingRows` message stands for its rows in the consumer's queue, in order
+with everything else the consumer receives; the consumer turns it back into the batch
+when it takes the message. A RingRows names its link (``"producer->consumer"``), the
+consumer finds the link among those into it (``StagePorts.rings_in``), so the message
+itself is plain data with a wire form. One link per (producer worker, consumer worker)
+pair: one sender's messages arrive in the order it sent them.
 
-The host drives every push and pop of a ring, in stream order, so it keeps an exact
-mirror of the ring's head and tail: neither side waits for the device to learn how many
-rows moved. There is one ring per (producer worker, consumer worker) pair, because one
-sender's messages arrive in the order it sent them: rows leave a ring in the order of
-their RingRows.
+A link moves rows one of two ways, fixed when it is made:
 
-Backpressure is the consumer's strategy, applied to rows:
+* **By reference** (``ring_rows = "auto"``, the default): in one process on one device a
+  ring would copy every row twice for nothing, so the RingRows carries the batch's
+  array itself. The link bounds the rows in flight, counted on the host: at most
+  :data:`RING_BYTES` of rows or two of the largest batch seen (or declared by the
+  producer's ``max_batch_rows``), whichever is more, so the bound grows with the traffic
+  and no batch is ever too big for it.
+* **Through a device ring** (``ring_rows`` a number): the rows are pushed into a ring of
+  the backend (one kernel launch) and popped by the consumer (one launch). The host
+  drives every push and pop in stream order, so it keeps an exact mirror of the ring's
+  head and tail and neither side waits for the device. Planning refuses a ring that
+  cannot hold two of the largest batch its producer declares; a batch bigger than the
+  ring all the same goes by reference through the host queue, never split, refused or
+  evicted for its size.
 
-* ``block``: a batch larger than the free room goes in pieces, each once the consumer
-  has popped enough; nothing is lost.
-* ``reject``: a batch that does not fit is refused whole (:class:`QueueFullError`), as
-  a full REJECT queue refuses a message; the sender counts its records as rejected.
-* ``drop_oldest``: every batch goes in and the ring evicts its oldest rows; a RingRows
-  whose rows were evicted comes out short (or not at all). Evicted rows are counted.
+Backpressure is the consumer's strategy, applied to rows in flight:
+
+* ``block``: a batch waits until there is room for it (a batch bigger than the whole
+  bound waits until the link is empty); nothing is lost.
+* ``reject``: a batch that does not fit now is refused whole (:class:`QueueFullError`),
+  as a full REJECT queue refuses a message; the sender counts its records as rejected.
+  A batch bigger than the bound is refused only while other rows are in flight.
+* ``drop_oldest``: every batch goes in. A ring evicts its oldest rows, and a RingRows
+  whose rows were evicted comes out short (or not at all); evicted rows are counted.
+  By reference the host queue evicts whole messages, and counts them.
 
 Rows whose RingRows never arrived (refused or evicted by a REJECT or DROP_OLDEST host
 queue, which counts that message) are skipped when the pair's next RingRows is taken.
@@ -55,8 +67,9 @@ __all__ = [
 
 # A producer waiting for room looks this often whether its consumer still accepts.
 _ROOM_POLL_S = 0.05
-#: The size of a ring whose capacity is left to the link ("auto"): one ring per
-#: (producer worker, consumer worker) pair, so the bound is per pair, whatever the width.
+#: The least bound of a by-reference link ("auto"), in bytes of rows in flight per
+#: (producer worker, consumer worker) pair, whatever the width; two of the largest batch
+#: when that is more.
 RING_BYTES = 64 << 20
 
 
@@ -78,9 +91,10 @@ class DeviceQueue(Protocol):
 @message(name="pydotcompute.RingRows")
 @dataclasses.dataclass
 class RingRows:
-    """A RecordBatch whose rows wait in a device ring: rows ``start .. start+count-1``
-    of the ring named ``ring`` (a :attr:`RingLink.name`), with everything else of the
-    batch kept here on the host.
+    """A RecordBatch on its way through the link named ``ring`` (a
+    :attr:`RingLink.name`): rows ``start .. start+count-1`` of that link, by reference in
+    ``values`` or waiting in the link's device ring, with everything else of the batch
+    kept here on the host.
 
     Internal traffic of pipelines: the stage loop turns it back into a RecordBatch
     before stage code sees it. ``len()`` is its record count.
@@ -98,22 +112,25 @@ class RingRows:
     priority: int = 128
     correlation_id: UUID | None = None
     deadline: float | None = None
+    #: By reference: the batch's array itself (None: the rows wait in the ring).
+    values: Any = None
 
     def __len__(self) -> int:
         return self.count
 
 
 class RingLink:
-    """The device ring from one producer worker to one consumer worker, and the host's
-    mirror of its counters.
+    """The link from one producer worker to one consumer worker (see the module doc),
+    and the host's count of the rows in flight through it.
 
-    ``backend.make_ring(capacity, like, backpressure)`` builds the ring on the first
-    batch sent (it needs the rows' width and dtype) and may return None: then rows
-    like those are not ringed and batches travel by reference through the host queue.
-    A ``capacity`` of None sizes the ring to :data:`RING_BYTES` for those rows.
-    ``check_consumer()`` raises (as a send would) once the consumer takes no more
-    messages; a producer waiting for room calls it, so a stopped consumer cannot hang it.
-    :attr:`name` (``"producer->consumer"``) is what the RingRows through it carry.
+    ``capacity`` None links by reference; a number links through a device ring of that
+    many rows, which ``backend.make_ring(capacity, like, backpressure)`` builds on the
+    first batch sent (it needs the rows' width and dtype). ``make_ring`` may return None:
+    then rows like those travel by reference through the host queue, unbounded by the
+    link. ``max_batch_rows`` is the most rows of one batch the producer declares it emits
+    (None: unknown). ``check_consumer()`` raises (as a send would) once the consumer takes
+    no more messages; a producer waiting for room calls it, so a stopped consumer cannot
+    hang it. :attr:`name` (``"producer->consumer"``) is what the RingRows through it carry.
     """
 
     __slots__ = (
@@ -124,11 +141,14 @@ class RingLink:
         "_requested",
         "_ring",
         "_room",
+        "_row_bytes",
         "_tail",
         "backpressure",
+        "by_reference",
         "capacity",
         "check_consumer",
         "consumer",
+        "largest_batch",
         "name",
         "rows_dropped",
         "rows_rejected",
@@ -144,6 +164,7 @@ class RingLink:
         check_consumer: Callable[[], None],
         *,
         producer: str,
+        max_batch_rows: int | None = None,
     ) -> None:
         if capacity is not None and (type(capacity) is not int or capacity < 1):
             raise InvalidArgumentError(
@@ -152,49 +173,64 @@ class RingLink:
         self._backend = backend
         self._make = backend.make_ring
         self._requested = capacity
-        #: Rows the ring holds (for "auto", known once the first batch built the ring).
+        #: Whether batches go by reference (True) or through a device ring.
+        self.by_reference = capacity is None
+        #: Most rows in flight: the ring's rows, or by reference the bound (known once
+        #: the first batch told the row size; it grows with the largest batch).
         self.capacity = capacity or 0
+        #: The largest batch the link has seen or the producer declares, in rows.
+        self.largest_batch = max_batch_rows or 0
         self.backpressure = backpressure
         self.consumer = consumer
-        #: The ring's name, unique per (producer worker, consumer worker) pair.
+        #: The link's name, unique per (producer worker, consumer worker) pair.
         self.name = f"{producer}->{consumer}"
         self.check_consumer = check_consumer
         self._ring: DeviceQueue | None = None
         self._key: tuple[Any, ...] | None = None  # (width, dtype, device) the ring holds
-        self._head = 0  # sequence number of the oldest row in the ring
-        self._tail = 0  # sequence number the next pushed row gets
+        self._row_bytes = 0  # by reference: bytes of one row of the first batch
+        self._head = 0  # sequence number of the oldest row in flight
+        self._tail = 0  # sequence number the next row sent gets
         self._room = asyncio.Event()
         self.rows_dropped = 0  #: rows evicted by drop_oldest before the consumer took them
         self.rows_rejected = 0  #: rows refused under reject
         self.rows_skipped = 0  #: rows whose RingRows never reached the consumer
 
     def __len__(self) -> int:
-        """Rows in the ring now (the host's mirror)."""
+        """Rows in flight now (the host's count)."""
         return self._tail - self._head
 
     @property
     def ring(self) -> DeviceQueue | None:
-        """The device ring, once the first batch built it."""
+        """The device ring, once the first batch built it (None by reference)."""
         return self._ring
 
     def holds(self, values: Any) -> bool:
-        """Whether rows like ``values`` (a 2-D backend array) go through this ring,
-        building the ring on first use."""
+        """Whether rows like ``values`` (a 2-D array) go through this link; a ring is
+        built on first use. False sends the batch by reference through the host queue."""
+        if self.by_reference:
+            self._grow_bound(values)
+            return True
         key = (values.shape[1], values.dtype, getattr(values, "device", None))
+        if values.shape[0] > self.capacity:
+            return False  # never split, refused or evicted for its size: by reference
         if self._ring is None:
             if self._key is not None:  # make_ring declined these rows before
                 return key != self._key and self._try_make(values, key)
             return self._try_make(values, key)
         return key == self._key
 
+    def _grow_bound(self, values: Any) -> None:
+        """Size the by-reference bound from the traffic: RING_BYTES of rows, or two of
+        the largest batch, whichever is more."""
+        if not self._row_bytes:
+            width = values.shape[1] if values.ndim > 1 else 1
+            self._row_bytes = max(1, width * getattr(values.dtype, "itemsize", 4))
+        self.largest_batch = max(self.largest_batch, values.shape[0])
+        self.capacity = max(RING_BYTES // self._row_bytes, 2 * self.largest_batch, 1)
+
     def _try_make(self, values: Any, key: tuple[Any, ...]) -> bool:
         self._key = key
-        capacity = self._requested
-        if capacity is None:
-            row_bytes = max(1, values.shape[1] * getattr(values.dtype, "itemsize", 4))
-            capacity = max(1, RING_BYTES // row_bytes)
-        self.capacity = capacity
-        ring = self._make(capacity, values, self.backpressure)
+        ring = self._make(self.capacity, values, self.backpressure)
         if ring is None:
             return False
         self._ring = ring
@@ -203,59 +239,61 @@ class RingLink:
     # -- producer side -------------------------------------------------------------------
 
     async def put(self, batch: RecordBatch, deliver: Callable[[RingRows], Awaitable[None]]) -> None:
-        """Push ``batch``'s rows and ``deliver`` the RingRows standing for them (several,
-        in order, when block splits the batch). Call :meth:`holds` first.
+        """Send ``batch``'s rows and ``deliver`` the RingRows standing for them. Call
+        :meth:`holds` first.
 
         Raises:
-            QueueFullError: reject, and the batch does not fit.
+            QueueFullError: reject, and the batch does not fit now.
             Whatever ``deliver`` or ``check_consumer`` raises (a consumer that stopped
             while this waited for room).
         """
-        ring = self._ring
-        assert ring is not None, "RingLink.put before holds()"
         n = len(batch)
         strategy = self.backpressure
         if strategy is BackpressureStrategy.DROP_OLDEST:
-            ring.push_device(batch.values)
-            start = self._tail
-            self._tail += n
-            head = max(self._head, self._tail - self.capacity)
-            self.rows_dropped += head - self._head
-            self._head = head
-            await deliver(self._rows(batch, start, 0, n))
+            if self._ring is not None:
+                self._ring.push_device(batch.values)
+                start = self._tail
+                self._tail += n
+                head = max(self._head, self._tail - self.capacity)
+                self.rows_dropped += head - self._head
+                self._head = head
+                await deliver(self._rows(batch, start, None))
+                return
+            await self._send_by_reference(batch, deliver)
             return
         if strategy is BackpressureStrategy.REJECT:
-            if n > self.capacity - len(self):
+            if not self._fits(n):
                 self.rows_rejected += n
                 raise QueueFullError(
-                    f"the device ring into {self.consumer!r} has room for "
-                    f"{self.capacity - len(self)} rows; a batch of {n} was refused"
+                    f"the link into {self.consumer!r} has room for "
+                    f"{max(0, self.capacity - len(self))} rows; a batch of {n} was refused"
                 )
-            await self._push(ring, batch, 0, n, deliver)
-            return
-        done = 0
-        while done < n:
-            free = self.capacity - len(self)
-            if free == 0:
+        else:
+            while not self._fits(n):
                 await self._wait_for_room()
-                continue
-            k = min(free, n - done)
-            await self._push(ring, batch, done, k, deliver)
-            done += k
+        if self._ring is not None:
+            self._ring.push_device(batch.values)
+            start = self._tail
+            self._tail += n
+            await deliver(self._rows(batch, start, None))
+            return
+        await self._send_by_reference(batch, deliver)
 
-    async def _push(
-        self,
-        ring: DeviceQueue,
-        batch: RecordBatch,
-        offset: int,
-        k: int,
-        deliver: Callable[[RingRows], Awaitable[None]],
+    def _fits(self, n: int) -> bool:
+        """Room for ``n`` more rows now; a batch bigger than the bound fits an empty link."""
+        return len(self) + n <= self.capacity or len(self) == 0
+
+    async def _send_by_reference(
+        self, batch: RecordBatch, deliver: Callable[[RingRows], Awaitable[None]]
     ) -> None:
-        whole = offset == 0 and k == len(batch)
-        ring.push_device(batch.values if whole else batch.values[offset : offset + k])
         start = self._tail
-        self._tail += k
-        await deliver(self._rows(batch, start, offset, k))
+        self._tail += len(batch)
+        try:
+            await deliver(self._rows(batch, start, batch.values))
+        except BaseException:
+            if self._tail == start + len(batch):  # nothing sent since: not in flight
+                self._tail = start
+            raise
 
     async def _wait_for_room(self) -> None:
         self._room.clear()
@@ -264,46 +302,52 @@ class RingLink:
         except TimeoutError:
             self.check_consumer()
 
-    def _rows(self, batch: RecordBatch, start: int, offset: int, k: int) -> RingRows:
-        whole = offset == 0 and k == len(batch)
-        part = slice(offset, offset + k)
+    def _rows(self, batch: RecordBatch, start: int, values: Any) -> RingRows:
         return RingRows(
             ring=self.name,
             start=start,
-            count=k,
-            record_ids=batch.record_ids if whole else batch.record_ids[part],
-            keys=batch.keys if whole or batch.keys is None else batch.keys[part],
-            counts=batch.counts if whole or batch.counts is None else batch.counts[part],
+            count=len(batch),
+            record_ids=batch.record_ids,
+            keys=batch.keys,
+            counts=batch.counts,
             columns=batch.columns,
             field=batch.field,
             correlation_id=root_id(batch),
+            values=values,
         )
 
     # -- consumer side -------------------------------------------------------------------
 
     def take(self, rows: RingRows) -> RecordBatch | None:
-        """Pop ``rows``' records out of the ring as a RecordBatch: all of them, or under
-        drop_oldest those not evicted (None when every one was).
+        """``rows``' records as a RecordBatch: by reference its own array, else popped
+        out of the ring, all of them or under drop_oldest those not evicted (None when
+        every one was).
 
         Raises:
-            MessageValidationError: ``rows`` came through another ring.
+            MessageValidationError: ``rows`` came through another link, or through a
+                ring this link does not have.
         """
         ring = self._ring
-        if rows.ring != self.name or ring is None:
+        if rows.ring != self.name or (rows.values is None and ring is None):
             raise MessageValidationError(
                 f"RingRows.ring is {rows.ring!r}, but this is ring {self.name!r}"
-                + ("" if ring is not None else ", which has never been written")
+                + ("" if rows.ring != self.name else ", which has never been written")
             )
         if rows.start > self._head:  # rows of RingRows that never arrived
             gap = rows.start - self._head
-            ring.pop_device(gap)
+            if ring is not None:
+                ring.pop_device(gap)
             self._head += gap
             self.rows_skipped += gap
         lost = self._head - rows.start
         k = rows.count - lost
         if k <= 0:
             return None
-        values, _, _ = ring.pop_device(k)
+        if rows.values is not None:
+            values = rows.values
+        else:
+            assert ring is not None
+            values, _, _ = ring.pop_device(k)
         self._head += k
         self._room.set()
         return RecordBatch(

@@ -28,12 +28,13 @@ from ..errors import (
     UnknownParameterError,
 )
 from ._dtype import parse_dtype
-from ._fusion import fused_groups
+from ._fusion import fusable, fused_groups
 from ._resources import resource_warnings
 from ._settings import (
     BACKEND,
     BACKPRESSURE,
     BATCH_SIZE,
+    MAX_BATCH_ROWS,
     QUEUE_SIZE,
     RESTART,
     RING_ROWS,
@@ -137,8 +138,13 @@ class PlannedStage:
 
     @property
     def ring_rows(self) -> int | None:
-        """Rows of each device ring into a worker; None: fill RING_BYTES."""
+        """Rows of each device ring into a worker; None: no ring, batches by reference."""
         return self.setting(RING_ROWS)
+
+    @property
+    def max_batch_rows(self) -> int | None:
+        """Most rows of one RecordBatch this stage emits; None: not declared."""
+        return self.setting(MAX_BATCH_ROWS)
 
     @property
     def is_source(self) -> bool:
@@ -275,6 +281,9 @@ def plan_pipeline(
                     )
                 )
             kernel_owner.setdefault(kid, spec.name)
+    for spec in specs:
+        if spec.name in checked:
+            _check_ring_room(checked[spec.name], checked, spec, checker)
     checker.raise_found()
     assert order is not None  # no problem found, so the graph was checked
     planned = tuple(checked[stage_name] for stage_name in order)
@@ -288,6 +297,42 @@ def plan_pipeline(
         dtype=dtype,
         groups=fused_groups(planned),
     )
+
+
+def _check_ring_room(
+    consumer: PlannedStage,
+    checked: Mapping[str, PlannedStage],
+    spec: StageSpec,
+    checker: _Checker,
+) -> None:
+    """Report a device ring into ``consumer`` that cannot hold two of the largest batch
+    a stage feeding it declares it emits (``max_batch_rows``): such a ring would make
+    every batch wait for the one before it to be taken, or worse."""
+    rows = consumer.ring_rows
+    if rows is None or not consumer.definition.reads_rings:
+        return
+    for name in consumer.inputs:
+        producer = checked.get(name)
+        if (
+            producer is None
+            or producer.backend is not consumer.backend
+            or not consumer.backend.capabilities.device_rings
+            or producer.max_batch_rows is None
+            or fusable(producer, consumer)
+        ):
+            continue
+        need = 2 * producer.max_batch_rows
+        if rows < need:
+            checker.report(
+                checker.error(
+                    ParameterValueError,
+                    f"ring_rows = {rows} cannot hold two batches of {producer.max_batch_rows} "
+                    f"rows, the most stage {name!r} emits (its max_batch_rows); set ring_rows "
+                    f"to at least {need}, or to 'auto' to pass batches by reference",
+                    spec,
+                    "ring_rows",
+                )
+            )
 
 
 def _resolve_inputs(

@@ -282,8 +282,9 @@ class PipelineRun:
         return n == 1 or all(self.plan[name].workers == 1 for name in stage.outputs)
 
     def _ring_links(self, runtime: RingKernelRuntime) -> dict[str, dict[str, RingLink]]:
-        """Producer worker -> consumer worker -> the device ring between them, for every
-        pair of stages that share one backend able to make rings."""
+        """Producer worker -> consumer worker -> the link between them (by reference, or
+        a device ring where ``ring_rows`` asks for one), for every pair of stages that
+        share one backend able to make rings."""
         links: dict[str, dict[str, RingLink]] = {}
         for stage in self.plan.stages:
             if not stage.backend.capabilities.device_rings:
@@ -303,6 +304,7 @@ class PipelineRun:
                             consumer_id,
                             functools.partial(runtime.check_accepting, consumer_id),
                             producer=producer_id,
+                            max_batch_rows=stage.max_batch_rows,
                         )
         return links
 

@@ -214,7 +214,18 @@ RING_ROWS: Final = StageSetting[int | None](
     _positive_int_or_auto,
     "a positive integer, or auto",
     "rows of each device ring into a worker, when it shares a device backend with the "
-    f"stage feeding it; auto: as many as fill {RING_BYTES >> 20} MiB",
+    "stage feeding it (at least two of that stage's max_batch_rows); auto: no ring, "
+    f"batches go by reference, at most {RING_BYTES >> 20} MiB or two of the largest "
+    "batch in flight per pair of workers",
+    show=lambda rows: "auto" if rows is None else rows,
+)
+MAX_BATCH_ROWS: Final = StageSetting[int | None](
+    "max_batch_rows",
+    "auto",
+    _positive_int_or_auto,
+    "a positive integer, or auto",
+    "most rows of one RecordBatch the stage emits (a one-to-one stage: the most it is fed); "
+    "a device ring after it must hold two; auto: unknown until the batches come",
     show=lambda rows: "auto" if rows is None else rows,
 )
 
@@ -242,5 +253,14 @@ OFFLOAD: Final = StageSetting[str](
 
 #: Every stage setting, in the order reports list them.
 STAGE_SETTINGS: Final = settings_table(
-    WORKERS, QUEUE_SIZE, BACKPRESSURE, BATCH_SIZE, BACKEND, RESTART, RING_ROWS, FUSE, OFFLOAD
+    WORKERS,
+    QUEUE_SIZE,
+    BACKPRESSURE,
+    BATCH_SIZE,
+    BACKEND,
+    RESTART,
+    RING_ROWS,
+    MAX_BATCH_ROWS,
+    FUSE,
+    OFFLOAD,
 )
