@@ -92,6 +92,22 @@ def _reduction_cases(op: str) -> list[ConformanceCase]:
             _reduce(REF, op, x), rtol=1e-15 if op in ("var", "std", "mean") else 0.0,
         )  # fmt: skip
 
+    def float16(b: ComputeBackend) -> None:
+        # float16 holds integers exactly only up to 2048 and overflows past 65504: a
+        # backend that accumulated float16 in float16 would stall on the ones and give
+        # inf (or NaN) for the second row, whose float32 sum is 0.
+        x = np.zeros((2, 4096), dtype=np.float16)
+        x[0] = 1.0
+        x[1, :4] = (60000, 60000, -60000, -60000)
+        expect(
+            b,
+            f"{label}(float16 accumulated in float32)",
+            _reduce(b, op, b.asarray(x, "float16")),
+            _reduce(REF, op, x),
+            rtol=1e-6,
+            dtype="float32",
+        )
+
     def empty(b: ComputeBackend) -> None:
         expect(
             b,
@@ -137,6 +153,7 @@ def _reduction_cases(op: str) -> list[ConformanceCase]:
         ConformanceCase(f"{label}: edge rows", edge),
         ConformanceCase(f"{label}: float64 out for float64 input, else float32", dtypes),
         ConformanceCase(f"{label}: float64 input is computed in float64", float64),
+        ConformanceCase(f"{label}: float16 input is accumulated in float32", float16),
         ConformanceCase(f"{label}: width-0 rows and empty batches", empty),
         ConformanceCase(f"{label}: NaN propagates", nan),
         ConformanceCase(f"{label}: random arrays with NaN and infinities", random),
