@@ -72,8 +72,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Type-check every package's sources with mypy --strict."""
-    # core's `cli` extra brings rich, which pydotcompute.cli._display imports (when installed).
-    install(session, "typecheck", packages=["packages/core[cli]", *PACKAGES[1:]])
+    # core's `cli` extra brings rich, which pydotcompute.cli._display imports (when installed);
+    # `metrics` brings prometheus-client (typed), which the metrics endpoint imports.
+    install(session, "typecheck", packages=["packages/core[cli,metrics]", *PACKAGES[1:]])
     session.run("mypy", *(f"{pkg}/src" for pkg in PACKAGES))
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "KernelStateError",
     "MessageTypeError",
     "MessageValidationError",
+    "MetricsEndpointError",
     "ParameterValueError",
     "PipelineCycleError",
     "PipelineResourceWarning",
@@ -355,6 +356,17 @@ class PipelineStoppedError(PipelineRunError, RuntimeError):
         self.kernels = dict(kernels)  #: kernel id -> its lifecycle state
         states = ", ".join(f"{kid!r} ({state})" for kid, state in self.kernels.items())
         super().__init__(f"{problem}; workers no longer active: {states or 'none found'}")
+
+
+class MetricsEndpointError(PipelineRunError, RuntimeError):
+    """A run's Prometheus metrics cannot be served: ``prometheus-client`` (the
+    ``pydotcompute[metrics]`` extra) is not installed, or the address cannot be bound
+    (the port is in use, or the address is not one of this machine's).
+
+    The caller's fault: the message names the address and the reason. Install the
+    extra, or pick another port (0 lets the system choose a free one). Nothing was
+    launched: the endpoint is bound before any worker starts.
+    """
 
 
 class StreamProtocolError(PipelineRunError):

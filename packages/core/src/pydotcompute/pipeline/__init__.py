@@ -24,6 +24,17 @@ from ._gc import (
     RELAXED_THRESHOLD,
     relaxed_gc,
 )
+from ._metrics import (
+    WAIT_BUCKETS_S,
+    MetricsSnapshot,
+    RunMetrics,
+    WaitHistogram,
+)
+from ._metrics_server import (
+    DEFAULT_METRICS_ADDRESS,
+    MetricsServer,
+    require_metrics,
+)
 from ._plan import (
     PipelinePlan,
     PlannedStage,
@@ -55,19 +66,25 @@ from ._toml import (
 )
 
 __all__ = [
+    "DEFAULT_METRICS_ADDRESS",
     "FEEDER",
     "INPUT_DTYPES",
     "RELAXED_THRESHOLD",
     "STAGE_SETTINGS",
     "STRUCTURE_KEYS",
+    "WAIT_BUCKETS_S",
+    "MetricsServer",
+    "MetricsSnapshot",
     "Pipeline",
     "PipelinePlan",
     "PipelineRun",
     "PlannedStage",
+    "RunMetrics",
     "StageSetting",
     "StageSpec",
     "StageTelemetry",
     "TomlLines",
+    "WaitHistogram",
     "cast_problem",
     "input_dtype",
     "load_pipeline",
@@ -77,6 +94,7 @@ __all__ = [
     "plan_pipeline",
     "records_from_array",
     "relaxed_gc",
+    "require_metrics",
     "resource_warnings",
     "rows_that_fit",
     "settings_table",

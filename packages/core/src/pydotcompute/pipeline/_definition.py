@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import ParameterValueError, PipelineValidationError
 from ..plugins import PluginManager, get_plugin_manager
 from ..runtime import RingKernelRuntime
+from ._metrics_server import DEFAULT_METRICS_ADDRESS
 from ._plan import DTYPE_KEY, PipelinePlan, StageSpec, plan_pipeline
 from ._run import PipelineRun
 from ._settings import STAGE_SETTINGS
@@ -172,6 +173,8 @@ class Pipeline:
         prefix: str = "",
         relax_gc: bool = False,
         wire_check: bool = False,
+        metrics_port: int | None = None,
+        metrics_address: str = DEFAULT_METRICS_ADDRESS,
     ) -> PipelineRun:
         """Validate and return a run to use as ``async with pipeline.open() as run``.
 
@@ -181,7 +184,10 @@ class Pipeline:
         lasts (process-wide; see :func:`pydotcompute.relaxed_gc`): worth it for
         per-message traffic. ``wire_check=True`` is a test mode: every message between
         workers goes through its wire form, as it would between processes (see
-        :class:`~pydotcompute.PipelineRun`).
+        :class:`~pydotcompute.PipelineRun`). ``metrics_port``: serve the run's
+        Prometheus metrics on ``metrics_address`` (127.0.0.1) at that port while it
+        lasts (0: a free one; ``run.metrics_url`` says where); needs the
+        ``pydotcompute[metrics]`` extra.
 
         Raises:
             PipelineValidationError: see :meth:`validate`.
@@ -192,6 +198,8 @@ class Pipeline:
             prefix=prefix,
             relax_gc=relax_gc,
             wire_check=wire_check,
+            metrics_port=metrics_port,
+            metrics_address=metrics_address,
         )
 
     async def run(
@@ -202,12 +210,14 @@ class Pipeline:
         plugins: PluginManager | None = None,
         relax_gc: bool = False,
         wire_check: bool = False,
+        metrics_port: int | None = None,
+        metrics_address: str = DEFAULT_METRICS_ADDRESS,
     ) -> AsyncIterator[Any]:
         """Validate, launch, feed ``inputs`` (records and/or RecordBatches), and yield the
         results as they complete, each with its root id(s); then shut down.
 
-        ``relax_gc`` and ``wire_check``: see :meth:`open`. To stop early, close the
-        generator (``async with contextlib.aclosing(pipeline.run(inputs)) as
+        ``relax_gc``, ``wire_check`` and the metrics: see :meth:`open`. To stop early,
+        close the generator (``async with contextlib.aclosing(pipeline.run(inputs)) as
         results:``) so the run shuts down at once, or use :meth:`open`.
 
         Raises:
@@ -215,7 +225,12 @@ class Pipeline:
             StageFailedError: a stage's kernel failed.
         """
         async with self.open(
-            runtime=runtime, plugins=plugins, relax_gc=relax_gc, wire_check=wire_check
+            runtime=runtime,
+            plugins=plugins,
+            relax_gc=relax_gc,
+            wire_check=wire_check,
+            metrics_port=metrics_port,
+            metrics_address=metrics_address,
         ) as run:
             async for result in run.process(inputs):
                 yield result

@@ -55,6 +55,8 @@ from ..runtime import (
     wire_round_trip,
 )
 from ._gc import relaxed_gc
+from ._metrics import RunMetrics
+from ._metrics_server import DEFAULT_METRICS_ADDRESS, MetricsServer
 from ._plan import PipelinePlan, PlannedStage
 from ._settings import OFFLOAD
 from ._telemetry import StageTelemetry, stage_telemetry
@@ -116,6 +118,13 @@ class PipelineRun:
     arrays come back as numpy), as if each worker ran in a process of its own. A message
     without a wire form then fails its send with ``MessageValidationError``. It costs a
     copy per message; the results are the same as without it.
+
+    ``metrics_port``: serve Prometheus metrics of every stage and worker at
+    ``http://METRICS_ADDRESS:PORT/metrics`` while the run lasts (0: a free port, see
+    :attr:`metrics_url`); needs the ``pydotcompute[metrics]`` extra. The port is bound
+    before any worker starts, so a port in use fails the start with
+    ``MetricsEndpointError`` and nothing runs. Metrics are read when scraped: a run
+    pays nothing per message for them.
     """
 
     def __init__(
@@ -126,8 +135,17 @@ class PipelineRun:
         prefix: str = "",
         relax_gc: bool = False,
         wire_check: bool = False,
+        metrics_port: int | None = None,
+        metrics_address: str = DEFAULT_METRICS_ADDRESS,
     ) -> None:
         self.plan = plan
+        self.metrics_port = metrics_port
+        self.metrics_address = metrics_address
+        self._metrics: RunMetrics | None = None
+        self._metrics_server: MetricsServer | None = None
+        # "finished" once every sink ended its stream; "failed" or "stopped" when the
+        # run was closed before that (see :attr:`outcome`).
+        self._outcome: str | None = None
         self.prefix = prefix
         self.wire_check = wire_check
         self._gc: contextlib.AbstractContextManager[None] = (
@@ -168,6 +186,11 @@ class PipelineRun:
         if self._started:
             return
         self._started = True
+        if self.metrics_port is not None:  # first: a port in use fails before any launch
+            self._metrics = RunMetrics(self)
+            self._metrics_server = MetricsServer(
+                self._metrics.snapshot_threadsafe, self.metrics_port, self.metrics_address
+            )
         self._gc.__enter__()
         self._gc_entered = True
         if self._runtime is None:
@@ -244,10 +267,39 @@ class PipelineRun:
             for kid in self._ids[group[0]]:
                 await runtime.activate(kid)
         self.started_at = time.perf_counter()
+        if self._metrics is not None:
+            self._metrics.start()
 
     def _groups(self) -> tuple[tuple[str, ...], ...]:
         """The plan's stages as they run: fused chains together, the rest alone."""
         return self.plan.groups or tuple((stage.name,) for stage in self.plan.stages)
+
+    @property
+    def groups(self) -> tuple[tuple[str, ...], ...]:
+        """The stages as they run, each group in one set of workers: a fused chain's
+        stages together, in order; every other stage alone."""
+        return self._groups()
+
+    def kernel_ids_of(self, stage: str) -> tuple[str, ...]:
+        """The ids of the worker kernels running ``stage`` (shared by a fused chain)."""
+        return self._ids[stage]
+
+    @property
+    def kernel_ids(self) -> tuple[str, ...]:
+        """Every worker kernel's id, group by group."""
+        return tuple(kid for group in self._groups() for kid in self._ids.get(group[0], ()))
+
+    @property
+    def outcome(self) -> str | None:
+        """None while the run goes on; "finished" once every sink ended its stream
+        (every stage finished its work); "failed" when a stage's failure stopped it;
+        "stopped" when it was closed before finishing."""
+        return self._outcome
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where the run serves its Prometheus metrics (None: it does not)."""
+        return None if self._metrics_server is None else self._metrics_server.url
 
     def _factory(self, group: tuple[str, ...], setup: StageSetup) -> Callable[[StageSetup], Any]:
         """The kernel factory of ``group``'s workers: its stage's own, or for a fused
@@ -320,6 +372,8 @@ class PipelineRun:
         if self._closed:
             return self.report
         self._closed = True
+        if self._outcome is None:
+            self._outcome = "stopped"
         if self.ended_at is None and self.started_at is not None:
             self.ended_at = time.perf_counter()
         feeder = self._feeder
@@ -347,6 +401,10 @@ class PipelineRun:
             if self._gc_entered:
                 self._gc_entered = False
                 self._gc.__exit__(None, None, None)
+            if self._metrics is not None:  # a last snapshot of the final figures
+                await self._metrics.stop()
+            if self._metrics_server is not None:
+                await self._metrics_server.aclose()
 
     async def __aenter__(self) -> PipelineRun:
         try:
@@ -552,6 +610,8 @@ class PipelineRun:
             async for msg in self._read_many(sinks):
                 yield msg
         self.ended_at = time.perf_counter()
+        if self._outcome is None:
+            self._outcome = "finished"
 
     async def _read(self, kid: str, *, watch: bool) -> AsyncGenerator[Any, None]:
         """Yield what sink ``kid`` sends, until its end marker. ``watch``: this is the
@@ -669,6 +729,8 @@ class PipelineRun:
             if runtime.state(kid) is KernelState.FAILED
         ]
         errors = {kid: runtime.kernel_error(kid) for kid in failed}
+        if failed and self._outcome is None:
+            self._outcome = "failed"
         await self.close()
         root = next((k for k in failed if not isinstance(errors[k], _CASCADE)), None)
         if root is None and failed:
@@ -710,6 +772,7 @@ class PipelineRun:
                     if consumer in self._ids[stage.name]
                 ),
                 self.plan.group_of(stage.name),
+                self._outcome,
             )
             for stage in self.plan.stages
         }

@@ -21,7 +21,10 @@ class StageTelemetry:
     stage_type: str  #: the registered stage it runs
     backend: str  #: the compute backend's name
     workers: int  #: worker kernels
-    state: str  #: "active", or the first worker state that is not
+    #: while the run goes on: "active", or the first worker state that is not; once it
+    #: is over: "finished" (the run ended its stream through every stage), "failed" (a
+    #: worker failed past its restart policy) or "stopped" (closed before finishing)
+    state: str
     records_in: int  #: records taken in (a RecordBatch counts its rows)
     records_out: int  #: records sent on
     records_failed: int  #: records turned into StageError here
@@ -54,13 +57,15 @@ def stage_telemetry(
     seconds: float,
     ring_records_dropped: int = 0,
     group: tuple[str, ...] = (),
+    outcome: str | None = None,
 ) -> StageTelemetry:
     """Add up one stage's workers' runtime telemetry (the runtime's message counts and
     the record counts each worker reports in ``counts``), over a run that has lasted
     ``seconds``; ``ring_records_dropped``: rows the device rings into
     its workers evicted (rows whose message a queue refused or evicted are counted with
-    that message instead)."""
-    state = next((k.state for k in kernels if k.state != "active"), "active")
+    that message instead); ``outcome``: how the run ended, None while it goes on (see
+    ``PipelineRun.outcome``)."""
+    state = _state([k.state for k in kernels], outcome)
     fused = len(group) > 1
     if fused:  # each member counts its own records in the shared workers
         records = {
@@ -98,3 +103,14 @@ def stage_telemetry(
         messages_per_s=processed / seconds if seconds > 0 else 0.0,
         fused_with=group if fused else (),
     )
+
+
+def _state(workers: Sequence[str], outcome: str | None) -> str:
+    """The stage's state from its workers' and the run's. Once the run is over its
+    workers are terminated (or idle, waiting for input that will not come): what
+    matters then is whether the stage finished its stream, failed, or was stopped."""
+    if "failed" in workers:
+        return "failed"
+    if outcome is None:
+        return next((state for state in workers if state != "active"), "active")
+    return "finished" if outcome == "finished" else "stopped"

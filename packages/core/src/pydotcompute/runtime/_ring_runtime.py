@@ -359,6 +359,15 @@ class RingKernelRuntime:
         """A snapshot of one kernel's counters (valid after shutdown too)."""
         return self._get(kernel_id).telemetry()
 
+    def input_waits(self, kernel_id: str) -> tuple[int, Sequence[float]]:
+        """How many messages the kernel's input queue has handed out, ever, and the
+        waits (seconds) of the most recent of them, newest last: the queue's own live
+        record, none when telemetry is off. For readers on the runtime's event loop
+        (the record changes as messages are taken); a histogram of waits reads the
+        samples taken since it last looked (see ``pydotcompute.pipeline.WaitHistogram``)."""
+        queue = self._get(kernel_id).input
+        return queue.taken, queue.wait_samples
+
     def get_all_telemetry(self) -> dict[str, KernelTelemetry]:
         """Snapshots for every kernel, by id."""
         return {kid: k.telemetry() for kid, k in self._kernels.items()}
