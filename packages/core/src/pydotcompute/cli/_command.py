@@ -42,6 +42,7 @@ from ..dataflow import (
 )
 from ..errors import (
     InvalidArgumentError,
+    MetricsEndpointError,
     PipelineResourceWarning,
     PipelineRunError,
     PipelineValidationError,
@@ -49,6 +50,7 @@ from ..errors import (
     RingKernelError,
 )
 from ..pipeline import (
+    DEFAULT_METRICS_ADDRESS,
     STAGE_SETTINGS,
     Pipeline,
     PipelinePlan,
@@ -56,6 +58,7 @@ from ..pipeline import (
     PlannedStage,
     new_run_id,
     records_from_array,
+    require_metrics,
 )
 from ..plugins import PluginManager, get_plugin_manager
 from ._allocator import keep_freed_memory
@@ -198,6 +201,20 @@ def _parser() -> argparse.ArgumentParser:
         help=f"after Ctrl-C or SIGTERM, seconds the records in flight get to finish "
         f"({_INTERRUPT_DRAIN_S:g})",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve Prometheus metrics of every stage and worker at "
+        "http://ADDRESS:PORT/metrics while the run lasts (0: a free port, printed on "
+        "stderr); needs pydotcompute[metrics]",
+    )
+    run.add_argument(
+        "--metrics-address",
+        default=DEFAULT_METRICS_ADDRESS,
+        metavar="ADDRESS",
+        help=f"where --metrics-port listens ({DEFAULT_METRICS_ADDRESS}: this machine only)",
+    )
     _add_report_options(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -226,6 +243,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="show every column of the per-stage report (default: the main ones, to fit "
+        "100 columns)",
+    )
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument(
         "--progress",
@@ -246,6 +269,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, got {value}")
     return value
 
 
@@ -573,6 +606,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except InputFileError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    if args.metrics_port is not None:
+        try:  # before reading anything: a missing extra is a usage error
+            require_metrics()
+        except RingKernelError as exc:
+            print(f"error: --metrics-port: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     plan = _plan_file(args.pipeline)
     if plan is None:
         return EXIT_USAGE
@@ -644,6 +683,7 @@ def _run_and_report(
     report: dict[str, Any] | None = None
     broke: RingKernelError | None = None
     unwritable: InputFileError | None = None
+    unserved: MetricsEndpointError | None = None
     try:
         report = run_on_loop(
             _drive(
@@ -655,10 +695,15 @@ def _run_and_report(
                 args.mode,
                 interrupt=interrupt,
                 drain_s=args.drain_timeout,
+                metrics=None
+                if args.metrics_port is None
+                else (args.metrics_port, args.metrics_address),
             )
         )
     except InputFileError as exc:  # the output failed mid-run (a full disk...)
         unwritable = exc
+    except MetricsEndpointError as exc:  # nothing ran: the port is bound first
+        unserved = exc
     except (PipelineRunError, RingKernelError) as exc:
         broke = exc
     finally:
@@ -666,6 +711,9 @@ def _run_and_report(
         written = writer is None or _close_writer(writer, quiet=unwritable is not None)
     if unwritable is not None:
         print(f"error: {unwritable}; the run was stopped", file=sys.stderr)
+        return EXIT_USAGE
+    if unserved is not None:
+        print(f"error: --metrics-port: {unserved}", file=sys.stderr)
         return EXIT_USAGE
     if broke is not None:
         print(f"error: {broke} (traceback in {log_traceback(broke)})", file=sys.stderr)
@@ -686,7 +734,7 @@ def _run_and_report(
         # before an interrupt); the rows keep input order with these left out.
         report["output_missing"] = writer.missing
         report["output_missing_ids"] = [source.label(row) for row in writer.first_missing.tolist()]
-    print_report(report, args.json)
+    print_report(report, args.json, wide=args.wide)
     if interrupt.signum is not None:
         return interrupt.exit_status
     clean = not input_errors and report["stage_errors"] == 0
@@ -757,8 +805,10 @@ async def _drive(
     on_result: Callable[[Any], None] | None = None,
     interrupt: Interrupt | None = None,
     drain_s: float = _INTERRUPT_DRAIN_S,
+    metrics: tuple[int, str] | None = None,
 ) -> dict[str, Any]:
     """Run ``plan`` over ``messages``, writing results; return the report data.
+    ``metrics``: (port, address) to serve the run's Prometheus metrics on.
 
     With ``interrupt``, SIGINT/SIGTERM stop the feeding; what is in flight gets
     ``drain_s`` seconds to come out (and be written); then the workers are stopped, and
@@ -774,7 +824,10 @@ async def _drive(
     stop = asyncio.Event()
     abandoned = False
     unwritable: InputFileError | None = None
-    async with PipelineRun(plan, relax_gc=True) as run:
+    port, address = (None, DEFAULT_METRICS_ADDRESS) if metrics is None else metrics
+    async with PipelineRun(plan, relax_gc=True, metrics_port=port, metrics_address=address) as run:
+        if run.metrics_url is not None:
+            print(f"serving metrics at {run.metrics_url}", file=sys.stderr, flush=True)
         display = Progress(run, total) if progress else None
         watcher = loop.create_task(display.watch()) if display else None
 
@@ -908,5 +961,5 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.json:
         for line in shown:
             print(line)
-    print_report(report, args.json)
+    print_report(report, args.json, wide=args.wide)
     return EXIT_OK if report["stage_errors"] == 0 else EXIT_PARTIAL

@@ -7,59 +7,56 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any, Final
 
 from ..pipeline import PipelineRun, StageTelemetry
 from ._files import nan_to_null
 
-__all__ = ["Output", "Progress", "print_report"]
+__all__ = ["REPORT_WIDTH", "Output", "Progress", "print_report"]
 
 _REFRESH_S: Final = 0.25
 
 
-def print_report(report: dict[str, Any], as_json: bool) -> None:
+#: The per-stage report's columns: (header, cell of one stage's telemetry, shown by
+#: default). The default ones fit a 100-column terminal; ``--wide`` shows them all.
+_REPORT_COLUMNS: Final[tuple[tuple[str, Callable[[Mapping[str, Any]], str], bool], ...]] = (
+    ("stage", lambda t: str(t["stage"]), True),
+    ("type", lambda t: str(t["stage_type"]), False),
+    ("workers", lambda t: str(t["workers"]), False),
+    ("backend", lambda t: str(t["backend"]), False),
+    ("records in", lambda t: f"{t['records_in']:,}", True),
+    ("records out", lambda t: f"{t['records_out']:,}", True),
+    ("failed", lambda t: f"{t['records_failed']:,}", True),
+    ("records/s", lambda t: f"{t['records_per_s']:,.0f}", True),
+    ("messages", lambda t: f"{t['messages_processed']:,}", False),
+    ("dropped", lambda t: f"{t['messages_dropped']:,}", True),
+    ("rejected", lambda t: f"{t['messages_rejected'] + t['records_rejected']:,}", True),
+    ("queue depth", lambda t: str(t["input_queue_depth"]), False),
+    ("state", lambda t: str(t["state"]), True),
+)
+#: The width the report is laid out for when stdout is not a terminal.
+REPORT_WIDTH: Final = 100
+_WIDE_WIDTH: Final = 1000
+
+
+def print_report(report: dict[str, Any], as_json: bool, *, wide: bool = False) -> None:
     """Print a run's report on stdout: the per-stage telemetry table and a summary, or
-    (``as_json``) the whole report as JSON, NaN and infinities as null."""
+    (``as_json``) the whole report as JSON, NaN and infinities as null. The table shows
+    the main columns, to fit the terminal (100 columns when stdout is not one), or
+    every column when ``wide``."""
     if as_json:
         print(json.dumps(nan_to_null(report), indent=2))
         return
-    out = Output(sys.stdout)
+    columns = [c for c in _REPORT_COLUMNS if wide or c[2]]
+    width = _width(sys.stdout, REPORT_WIDTH)
+    # Wide: laid out for as wide as it takes; a narrower terminal wraps the lines.
+    out = Output(sys.stdout, width=max(width, _WIDE_WIDTH) if wide else width)
     out.table(
         f"Pipeline {report['pipeline']!r}: per-stage telemetry",
-        [
-            "stage",
-            "type",
-            "workers",
-            "backend",
-            "records in",
-            "records out",
-            "failed",
-            "records/s",
-            "messages",
-            "dropped",
-            "rejected",
-            "queue depth",
-            "state",
-        ],
-        [
-            [
-                t["stage"],
-                t["stage_type"],
-                str(t["workers"]),
-                t["backend"],
-                f"{t['records_in']:,}",
-                f"{t['records_out']:,}",
-                f"{t['records_failed']:,}",
-                f"{t['records_per_s']:,.0f}",
-                f"{t['messages_processed']:,}",
-                f"{t['messages_dropped']:,}",
-                f"{t['messages_rejected'] + t['records_rejected']:,}",
-                str(t["input_queue_depth"]),
-                t["state"],
-            ]
-            for t in report["stages"].values()
-        ],
+        [header for header, _, _ in columns],
+        [[cell(t) for _, cell, _ in columns] for t in report["stages"].values()],
+        whole=True,
     )
     lines = []
     if report.get("interrupted"):
@@ -130,24 +127,32 @@ def toml_value(value: Any) -> str:
 class Output:
     """Tables on a stream: rich when installed, plain aligned text otherwise."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], *, width: int | None = None) -> None:
+        """``width``: the columns rich lays tables out in (cells fold to fit); by
+        default the terminal's, and at least 160."""
         self.stream = stream
         try:
             from rich.console import Console
         except ImportError:  # rich is the `cli` extra
             self._console: Any = None
         else:
-            self._console = Console(file=stream, soft_wrap=False, width=max(_width(stream), 160))
+            if width is None:
+                width = max(_width(stream), 160)
+            self._console = Console(file=stream, soft_wrap=False, width=width)
 
-    def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
+    def table(
+        self, title: str, columns: list[str], rows: list[list[str]], *, whole: bool = False
+    ) -> None:
+        """Print a table; ``whole``: only the first column folds to fit the width, the
+        others (figures) are never broken."""
         if self._console is not None:
             from rich.table import Table
             from rich.text import Text
 
             # Text, not markup: cells such as "[stages.NAME.params]" are shown as written.
             table = Table(title=Text(title), title_justify="left")
-            for column in columns:
-                table.add_column(Text(column), overflow="fold")
+            for i, column in enumerate(columns):
+                table.add_column(Text(column), overflow="fold", no_wrap=whole and i > 0)
             for row in rows:
                 table.add_row(*(Text(cell) for cell in row))
             self._console.print(table)
@@ -166,11 +171,12 @@ class Output:
         print(file=self.stream)
 
 
-def _width(stream: IO[str]) -> int:
+def _width(stream: IO[str], default: int = 160) -> int:
+    """The terminal's width when ``stream`` is one, else ``default``."""
     try:
         return os.get_terminal_size(stream.fileno()).columns
     except (OSError, ValueError, AttributeError):
-        return 160
+        return default
 
 
 class Progress:
