@@ -10,6 +10,7 @@ computed, so a contender that did less work fails the comparison instead of winn
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,9 +43,13 @@ def side_by_side(
     results: dict[str, list[Round]] = {other: [] for other in others}
     results[name] = []
 
+    # Each contender starts from a collected heap: what one left behind is not another's
+    # garbage collection, landing unevenly in the timed windows.
     def setup() -> None:
         for other, run in others.items():
+            gc.collect()
             results[other].append(run())
+        gc.collect()
 
     def timed() -> None:
         results[name].append(run_library())
