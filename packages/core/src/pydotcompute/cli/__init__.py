@@ -10,6 +10,11 @@ from ._allocator import (
 from ._command import (
     main,
 )
+from ._arrow import (
+    TableInput,
+    TablePiece,
+    TableWriter,
+)
 from ._display import (
     Output,
     Progress,
@@ -18,6 +23,7 @@ from ._display import (
 from ._files import (
     INPUT_FORMATS,
     OUTPUT_FORMATS,
+    STREAMED_FORMATS,
     InputData,
     InputFileError,
     InputRecordError,
@@ -36,6 +42,10 @@ __all__ = [
     "Output",
     "Progress",
     "ResultWriter",
+    "STREAMED_FORMATS",
+    "TableInput",
+    "TablePiece",
+    "TableWriter",
     "format_of",
     "keep_freed_memory",
     "main",

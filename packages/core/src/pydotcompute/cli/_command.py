@@ -3,7 +3,7 @@
 ``pydotcompute stages``           installed stages and backends, and broken plugins
 ``pydotcompute settings``         the settings every stage takes: defaults and meaning
 ``pydotcompute validate FILE``    check a pipeline file and show each stage's settings
-``pydotcompute run FILE``         run a pipeline over JSON Lines / CSV / .npy input
+``pydotcompute run FILE``         run a pipeline over JSONL / CSV / .npy / Parquet / Arrow input
 ``pydotcompute graph FILE``       draw a pipeline file (Mermaid, DOT, or SVG through Graphviz)
 ``pydotcompute demo``             run the guide's preprocess -> compute pipeline
 
@@ -62,6 +62,7 @@ from ..pipeline import (
 )
 from ..plugins import PluginManager, get_plugin_manager
 from ._allocator import keep_freed_memory
+from ._arrow import TableInput
 from ._display import Output, Progress, print_report, toml_value
 from ._exits import (
     EXIT_CODES_HELP,
@@ -76,6 +77,7 @@ from ._exits import (
 from ._files import (
     INPUT_FORMATS,
     OUTPUT_FORMATS,
+    STREAMED_FORMATS,
     InputData,
     InputFileError,
     ResultWriter,
@@ -168,7 +170,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a pipeline file over an input")
     run.add_argument("pipeline", help="pipeline TOML file")
     source = run.add_mutually_exclusive_group(required=True)
-    source.add_argument("-i", "--input", help="input file: .jsonl, .csv or .npy")
+    source.add_argument(
+        "-i",
+        "--input",
+        help="input file: .jsonl, .csv, .npy, or .parquet, .arrow (Arrow IPC file or "
+        "stream), .arrows, read a row group or record batch at a time (the arrow extra)",
+    )
     source.add_argument("--synthetic", type=_positive, metavar="N", help="N random records instead")
     run.add_argument("--width", type=_positive, default=64, help="values per synthetic record (64)")
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic records (0)")
@@ -180,7 +187,9 @@ def _parser() -> argparse.ArgumentParser:
             "output file (default: none): .jsonl, one line per result in completion order, "
             "each with its record's id; or .npy, the results of one sink, in input order "
             "where each record gives one result (a record without a result has no row; the "
-            "report counts them), else in completion order"
+            "report counts them), else in completion order; or .parquet, .arrow (IPC file), "
+            ".arrows (IPC stream), written as results come, in completion order, with an id "
+            "column (the arrow extra)"
         ),
     )
     run.add_argument(
@@ -519,12 +528,15 @@ class _Source:
         label: Callable[[int], Any],
         labels: Callable[[npt.NDArray[np.int64]], list[Any]],
         data: InputData | None = None,
+        table: TableInput | None = None,
     ) -> None:
         self.count = count
         self.chunks = chunks
         self.label = label
         self.labels = labels
         self.data = data
+        #: A Parquet or Arrow input, fed as it is read (it makes its own messages).
+        self.table = table
 
 
 def _file_source(data: InputData) -> _Source:
@@ -551,6 +563,11 @@ def _messages(
 ) -> Iterator[Any]:
     if source.data is not None and source.data.ragged is not None:
         yield from ragged_records(source.data, run_id)
+        return
+    if source.table is not None:
+        yield from source.table.messages(
+            columnar=columnar, batch_size=batch, run_id=run_id, dtype=dtype
+        )
         return
     for lo, values, keys in source.chunks(batch):
         yield from records_from_array(
@@ -627,7 +644,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     input_errors: list[Any] = []
-    if args.input is not None:
+    streamed = args.input is not None and _streamed(args.input, args.input_format)
+    if streamed:
+        try:
+            table = TableInput(
+                args.input,
+                format_of(args.input, args.input_format, INPUT_FORMATS),
+                require_key=routes_by_key(plan),
+                one_width=args.mode == "columnar",
+                dtype=plan.dtype,
+            )
+        except InputFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        input_errors = table.errors  # filled while the run reads the file
+        source = _Source(table.count, _no_chunks, table.label, table.labels, table=table)
+    elif args.input is not None:
         try:
             data = read_input(
                 args.input,
@@ -669,6 +701,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _run_and_report(args, plan, messages, source, input_errors, writer, interrupt)
     finally:
         interrupt.restore()
+
+
+def _streamed(path: str, fmt: str | None) -> bool:
+    """Whether the input is read a piece at a time while the run goes (Parquet, Arrow)."""
+    try:
+        return format_of(path, fmt, INPUT_FORMATS) in STREAMED_FORMATS
+    except InputFileError:
+        return False  # read_input says what is wrong with it
+
+
+def _no_chunks(size: int) -> Iterator[tuple[int, npt.NDArray[np.float32], Any]]:
+    raise AssertionError("a streamed input makes its own messages")
 
 
 def _run_and_report(
@@ -720,6 +764,12 @@ def _run_and_report(
         return EXIT_INTERNAL
     if not written:
         return EXIT_USAGE
+    if source.table is not None:
+        _show_input_errors(input_errors)  # found as the file was read
+        if source.table.failure is not None:
+            kept = "" if writer is None else f"; the results before it are in {writer.path}"
+            print(f"error: {source.table.failure}; the run stopped there{kept}", file=sys.stderr)
+            return EXIT_USAGE
     assert report is not None
     report["input"] = {
         "path": args.input,

@@ -1,6 +1,8 @@
 """The command-line tool's input readers and output writers.
 
-Inputs: JSON Lines, CSV, ``.npy``. A bad record never costs the good ones: it is
+Inputs: JSON Lines, CSV, ``.npy``; Parquet and Arrow IPC through :mod:`._arrow` (read a
+row group or record batch at a time while the run goes; :func:`read_input` reads them
+whole). A bad record never costs the good ones: it is
 skipped and reported as an :class:`InputRecordError` naming the file, the line and the
 field, and every good record is read. Values are read as the pipeline's ``dtype``
 (see :func:`~pydotcompute.pipeline.input_dtype`: unset, text stays float64 and an
@@ -12,7 +14,8 @@ Outputs: JSON Lines (one line per result record, in completion order, each with 
 input record's id) or ``.npy`` (the results of one sink, one row per input record in
 input order where each record gives one result; otherwise in completion order). An
 ``.npy`` output holds the results' own float dtype: float64 statistics of float64 input
-stay float64.
+stay float64. Parquet and Arrow IPC outputs are written as results come, in completion
+order, with an ``id`` column (see :class:`._arrow.TableWriter`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from ..dataflow import (
     as_float_array,
     ids_to_array,
     payload_of,
+    record_count,
     record_ids_for_rows,
     root_id,
 )
@@ -48,6 +52,7 @@ from ._jsonl import batch_lines, error_lines
 __all__ = [
     "INPUT_FORMATS",
     "OUTPUT_FORMATS",
+    "STREAMED_FORMATS",
     "InputData",
     "InputFileError",
     "InputRecordError",
@@ -61,14 +66,22 @@ __all__ = [
     "routes_by_key",
 ]
 
-INPUT_FORMATS: Final = ("jsonl", "csv", "npy")
-OUTPUT_FORMATS: Final = ("jsonl", "npy")
+INPUT_FORMATS: Final = ("jsonl", "csv", "npy", "parquet", "arrow", "arrows")
+OUTPUT_FORMATS: Final = ("jsonl", "npy", "parquet", "arrow", "arrows")
+#: Read and written a piece at a time through pyarrow (the ``arrow`` extra): see ``_arrow``.
+STREAMED_FORMATS: Final = ("parquet", "arrow", "arrows")
 _EXTENSIONS: Final = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".json": "jsonl",
     ".csv": "csv",
     ".npy": "npy",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".arrow": "arrow",
+    ".feather": "arrow",
+    ".ipc": "arrow",
+    ".arrows": "arrows",
 }
 _ID_COLUMNS: Final = ("id",)
 _KEY_COLUMNS: Final = ("key",)
@@ -207,6 +220,10 @@ def read_input(
         raise InputFileError(name, "is not a regular file (a directory?)")
     if kind == "npy":
         return _read_npy(name, require_key, given)
+    if kind in STREAMED_FORMATS:
+        from ._arrow import read_table  # pyarrow only when such a file is read
+
+        return read_table(name, kind, require_key=require_key, one_width=one_width, dtype=dtype)
     builder = _Builder(name, input_dtype(given), require_key=require_key, one_width=one_width)
     try:
         with open(name, encoding="utf-8", newline="") as handle:
@@ -647,7 +664,9 @@ FIRST_MISSING = 100
 
 
 class ResultWriter:
-    """Writes results as they arrive: JSON Lines at once, ``.npy`` at :meth:`close`.
+    """Writes results as they arrive: JSON Lines at once, Parquet and Arrow IPC a row
+    group or record batch at a time (:class:`._arrow.TableWriter`; :meth:`close` writes
+    the footer), ``.npy`` at :meth:`close`.
 
     The file is created (emptied) when the writer is, so an unwritable path fails
     before the run. ``label(ids)`` names records in JSON (see :func:`result_rows`);
@@ -687,15 +706,26 @@ class ResultWriter:
         self._shape: tuple[int, tuple[str, ...]] | None = None
         self._mixed: str | None = None
         self._chunks: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.floating[Any]]]] = []
+        self._table: Any = None
+        if self.format in STREAMED_FORMATS:
+            from ._arrow import TableWriter  # pyarrow only when such a file is written
+
+            self._table = TableWriter(self.path, self.format, label=label)
         # Opened here, in binary for .npy: np.save given a path would append ".npy".
         mode = "w" if self.format == "jsonl" else "wb"
         encoding = "utf-8" if self.format == "jsonl" else None
-        self._handle: IO[Any] | None = open(self.path, mode, encoding=encoding)  # noqa: SIM115
+        self._handle: IO[Any] | None = (
+            None if self._table is not None else open(self.path, mode, encoding=encoding)  # noqa: SIM115
+        )
 
     def write(self, msg: Any) -> None:
         """Write one result message (any number of records)."""
         if type(msg) is StageError:
             self.errors += len(msg)
+        if self._table is not None:
+            self._table.write(msg)
+            self.records += record_count(msg)
+            return
         if self.format == "jsonl":
             text, records = self._jsonl(msg)
             self.records += records
@@ -739,6 +769,11 @@ class ResultWriter:
             InputFileError: ``.npy`` results came in two shapes (the file is left
                 empty; nothing is written that would misplace them).
         """
+        table, self._table = self._table, None
+        if table is not None:
+            table.close()
+            self.rows = table.rows
+            return
         handle, self._handle = self._handle, None
         if handle is None:
             return
