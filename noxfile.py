@@ -1,5 +1,5 @@
-"""Developer sessions: `nox -l` lists them. The README's test command runs `tests` and
-`tests-interpreter`; `bench` and `gpu` run only when asked for."""
+"""Developer sessions: `nox -l` lists them. The README's test command runs `tests`,
+`tests-interpreter` and `docs`; `bench` and `gpu` run only when asked for."""
 
 from __future__ import annotations
 
@@ -76,6 +76,15 @@ def typecheck(session: nox.Session) -> None:
     # `metrics` brings prometheus-client (typed), which the metrics endpoint imports.
     install(session, "typecheck", packages=["packages/core[cli,metrics]", *PACKAGES[1:]])
     session.run("mypy", *(f"{pkg}/src" for pkg in PACKAGES))
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into site/ with mkdocs --strict: a broken link, a
+    missing page or a docstring mkdocstrings cannot read fails it. (Every code block of
+    the pages runs in `tests`: tests/test_docs.py.)"""
+    install(session, "docs", packages=["packages/core[cli]", "packages/stages"])
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
 
 
 @nox.session
