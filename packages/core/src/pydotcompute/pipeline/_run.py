@@ -583,8 +583,15 @@ class PipelineRun:
             raise PipelineStateError("process() runs once per run; open another run")
         self._feeder = asyncio.get_running_loop().create_task(self.feed(inputs))
         try:
-            async for result in self.results():
-                yield result
+            # results(), written out: one generator fewer to pass through per result.
+            async for batch in self._sink_batches():
+                for i, result in enumerate(batch):
+                    try:
+                        yield result
+                    except GeneratorExit:
+                        self._take(batch[i + 1 :])
+                        raise
+            self._finished()
             await self._feeder
         finally:
             if not self._feeder.done():
@@ -602,23 +609,32 @@ class PipelineRun:
         Raises:
             StageFailedError: a stage's kernel failed (the run is stopped).
         """
-        sinks = [kid for stage in self.plan.sinks for kid in self._ids[stage.name]]
-        if len(sinks) == 1:
-            async for msg in self._read(sinks[0], watch=True):
-                yield msg
-        else:
-            async for msg in self._read_many(sinks):
-                yield msg
+        async for batch in self._sink_batches():
+            for i, result in enumerate(batch):
+                try:
+                    yield result
+                except GeneratorExit:  # closed early: the rest is for stop_and_collect
+                    self._take(batch[i + 1 :])
+                    raise
+        self._finished()
+
+    def _finished(self) -> None:
         self.ended_at = time.perf_counter()
         if self._outcome is None:
             self._outcome = "finished"
 
-    async def _read(self, kid: str, *, watch: bool) -> AsyncGenerator[Any, None]:
-        """Yield what sink ``kid`` sends, until its end marker. ``watch``: this is the
-        only reader, so it looks for failures in each quiet spell and raises
-        StageFailedError itself; else (one of several readers) failures are left to
-        the caller, which watches them all. Closed early, it keeps the rest of the
-        batch it took for :meth:`stop_and_collect`."""
+    async def _sink_batches(self) -> AsyncIterator[list[Any]]:
+        """What the sinks send, a list at a time, until every sink has finished."""
+        sinks = [kid for stage in self.plan.sinks for kid in self._ids[stage.name]]
+        reader = self._read(sinks[0], watch=True) if len(sinks) == 1 else self._read_many(sinks)
+        async for batch in reader:
+            yield batch
+
+    async def _read(self, kid: str, *, watch: bool) -> AsyncGenerator[list[Any], None]:
+        """Yield what sink ``kid`` sends, a non-empty list at a time, until its end
+        marker. ``watch``: this is the only reader, so it looks for failures in each
+        quiet spell and raises StageFailedError itself; else (one of several readers)
+        failures are left to the caller, which watches them all."""
         receive_batch = self.runtime.receive_batch
         while True:
             try:
@@ -631,14 +647,11 @@ class PipelineRun:
                 if not watch:
                     raise
                 await self._raise_failure()
-            for i, msg in enumerate(batch):
-                if type(msg) is EndOfStream:
-                    return
-                try:
-                    yield msg
-                except GeneratorExit:
-                    self._take(batch[i + 1 :])
-                    raise
+            if type(batch[-1]) is EndOfStream:  # a sink sends nothing after its marker
+                if len(batch) > 1:
+                    yield batch[:-1]
+                return
+            yield batch
 
     def _take(self, msgs: Iterable[Any]) -> None:
         """Keep results that were read but not handed out (end markers left out)."""
@@ -660,16 +673,16 @@ class PipelineRun:
         taken, self._taken = self._taken, []
         return taken
 
-    async def _read_many(self, kids: list[str]) -> AsyncIterator[Any]:
+    async def _read_many(self, kids: list[str]) -> AsyncIterator[list[Any]]:
         merged: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(_MERGE_CAPACITY)
 
         async def reader(kid: str) -> None:
             async with contextlib.aclosing(self._read(kid, watch=False)) as sink:
-                async for msg in sink:
+                async for batch in sink:
                     try:
-                        await merged.put(("msg", msg))
+                        await merged.put(("msgs", batch))
                     except asyncio.CancelledError:
-                        self._take([msg])
+                        self._take(batch)
                         raise
             await merged.put(("end", kid))
 
@@ -699,8 +712,8 @@ class PipelineRun:
             await asyncio.gather(*readers, return_exceptions=True)
             while not merged.empty():  # read from the sinks, never handed out
                 kind, value = merged.get_nowait()
-                if kind == "msg":
-                    self._take([value])
+                if kind == "msgs":
+                    self._take(value)
 
     async def _check(self) -> None:
         """Raise if a kernel failed or the feeder did."""
