@@ -12,10 +12,12 @@ import asyncio
 import errno
 import importlib
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, cast
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from ..errors import InvalidArgumentError, MetricsEndpointError
 from ._metrics import MetricsSnapshot
@@ -30,6 +32,8 @@ __all__ = ["DEFAULT_METRICS_ADDRESS", "MetricsServer", "metric_families", "requi
 DEFAULT_METRICS_ADDRESS: Final = "127.0.0.1"
 _PREFIX: Final = "pydotcompute_"
 _INSTALL: Final = "pip install 'pydotcompute[metrics]'"
+# How often the server's loop looks for close(): what a run's close waits at most.
+_POLL_S: Final = 0.02
 
 # (name, help, StageTelemetry field) of the per-stage counters.
 _STAGE_COUNTERS: Final = (
@@ -292,7 +296,7 @@ class MetricsServer:
         registry.register(cast("Collector", _RunCollector(snapshot, time.monotonic)))
         where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         try:
-            self._server, self._thread = client.start_http_server(port, address, registry)
+            self._server = _bind(address, port, client.make_wsgi_app(registry))
         except socket.gaierror as exc:
             raise MetricsEndpointError(
                 f"cannot serve metrics on {where}: no such address ({exc.strerror})"
@@ -310,6 +314,13 @@ class MetricsServer:
         self.port: int = self._server.server_port
         self._closed = False
         self._lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": _POLL_S},
+            name=f"pydotcompute-metrics-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
 
     @property
     def url(self) -> str:
@@ -317,8 +328,8 @@ class MetricsServer:
         return f"http://{host}:{self.port}/metrics"
 
     def close(self) -> None:
-        """Stop serving and free the port (waits for the server's loop, < 0.5 s).
-        Idempotent."""
+        """Stop serving and free the port (waits for the server's loop, at most
+        ``_POLL_S``). Idempotent."""
         with self._lock:
             if self._closed:
                 return
@@ -330,3 +341,22 @@ class MetricsServer:
     async def aclose(self) -> None:
         """:meth:`close` without holding up the event loop."""
         await asyncio.to_thread(self.close)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No line on stderr per scrape (the run's own output is there)."""
+
+
+def _bind(address: str, port: int, app: Any) -> WSGIServer:
+    """A WSGI server for ``app`` (prometheus-client's exposition), a thread per scrape,
+    bound (IPv4 or IPv6, as ``address`` is) but not serving yet. Not the client's
+    ``start_http_server``: its loop looks for shutdown every 0.5 s, which every run's
+    close would then wait for."""
+    family = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    server_class = type("_MetricsServer", (_ThreadingWSGIServer,), {"address_family": family[0][0]})
+    return make_server(address, port, app, server_class, handler_class=_QuietHandler)
+
+
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a scrape in progress never holds up the process's exit
