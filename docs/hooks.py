@@ -171,6 +171,28 @@ def expand(markdown: str) -> str:
     return MARKER.sub(replace, markdown)
 
 
+#: A Sphinx cross-reference role as the docstrings write it (``:class:`~a.B```), as
+#: mkdocstrings leaves it in the HTML: the role's name before a code span.
+SPHINX_ROLE = re.compile(r":(?:class|func|meth|attr|data|mod|exc|obj):<code>~?([^<]*)</code>")
+
+
+def plain_roles(html: str) -> str:
+    """The docstrings' Sphinx roles as plain code: ``:class:`~a.b.C``` reads ``C``,
+    ``:func:`f``` reads ``f`` (mkdocstrings' Google-style parser leaves them as text)."""
+
+    def replace(match: re.Match[str]) -> str:
+        target = match[1]
+        shown = target.rsplit(".", 1)[-1] if match[0].find("<code>~") >= 0 else target
+        return f"<code>{shown}</code>"
+
+    return SPHINX_ROLE.sub(replace, html)
+
+
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     """MkDocs calls this for every page, before it turns the Markdown into HTML."""
     return expand(markdown)
+
+
+def on_page_content(html: str, **kwargs: Any) -> str:
+    """MkDocs calls this for every page's HTML (the API reference's docstrings in it)."""
+    return plain_roles(html)

@@ -265,3 +265,13 @@ def test_the_readme_links_every_page_of_the_guide() -> None:
         if page_id(p).startswith(("guide/", "reference/", "extending/"))
     }
     assert guide <= linked
+
+
+def test_sphinx_roles_of_the_docstrings_read_as_plain_code() -> None:
+    html = (
+        "see :class:<code>~pydotcompute.pipeline.PipelinePlan</code> and "
+        ":meth:<code>send</code>, not <code>:class:</code>"
+    )
+    assert HOOKS.plain_roles(html) == (
+        "see <code>PipelinePlan</code> and <code>send</code>, not <code>:class:</code>"
+    )
