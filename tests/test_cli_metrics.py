@@ -99,18 +99,24 @@ def test_a_scrape_during_a_run_agrees_with_its_final_report() -> None:
     assert report["interrupted"] and not report["in_flight_abandoned"]
 
 
-def test_a_port_in_use_is_one_error_line() -> None:
+@pytest.mark.parametrize("output", ["out.jsonl", "out.npy"])
+def test_a_port_in_use_is_one_error_line_and_touches_no_output(tmp_path: Path, output: str) -> None:
+    out = tmp_path / output
+    out.write_bytes(b"a previous run's results")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = pydotcompute("run", GUIDE, "--synthetic", "10", "--metrics-port", str(port))
+        done = pydotcompute(
+            "run", GUIDE, "--synthetic", "10", "-o", str(out), "--metrics-port", str(port)
+        )
     line = one_error_line(done)
     assert line == (
         f"error: --metrics-port: cannot serve metrics on 127.0.0.1:{port}: "
         "the port is already in use"
     )
     assert done.stdout == ""
+    assert out.read_bytes() == b"a previous run's results"  # nothing ran, nothing written
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,13 @@ from pipeline_helpers import make_plugins
 from prometheus_client.parser import text_string_to_metric_families
 from pydotcompute import Pipeline, RestartPolicy, records_from_array
 from pydotcompute.errors import InvalidArgumentError, MetricsEndpointError, PipelineStateError
-from pydotcompute.pipeline import WAIT_BUCKETS_S, RunMetrics, WaitHistogram
+from pydotcompute.pipeline import (
+    WAIT_BUCKETS_S,
+    MetricsServer,
+    PipelineRun,
+    RunMetrics,
+    WaitHistogram,
+)
 from pydotcompute.plugins import PluginManager
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -252,6 +258,25 @@ def test_without_prometheus_client_the_error_names_the_extra(
     run = Pipeline("p").add_stage("a", "scale").open(plugins=pm, metrics_port=0)
     with pytest.raises(MetricsEndpointError, match=r"pip install 'pydotcompute\[metrics\]'"):
         asyncio.run(run.start())
+
+
+async def test_a_run_serves_on_an_endpoint_bound_beforehand_and_closes_it(
+    pm: PluginManager,
+) -> None:
+    server = MetricsServer(0)
+    before = await asyncio.to_thread(scrape, server.url)  # the process's own metrics only
+    assert "process_cpu_seconds_total" in {name for name, _ in before}
+    assert not any(name.startswith("pydotcompute_") for name, _ in before)
+    pipeline = Pipeline("bound").add_stage("a", "scale")
+    run = PipelineRun(pipeline.validate(pm), metrics_server=server)
+    async with run:
+        assert run.metrics_url == server.url
+        results = [r async for r in run.process(records_from_array(rows(10), columnar=True))]
+        samples = await asyncio.to_thread(scrape, server.url)
+        assert_matches(samples, run, "bound")
+    assert sum(len(r) for r in results) == 10
+    with pytest.raises(urllib.error.URLError):  # closed with the run
+        await asyncio.to_thread(scrape, server.url)
 
 
 async def test_without_metrics_a_run_serves_nothing(pm: PluginManager) -> None:

@@ -42,7 +42,6 @@ from ..dataflow import (
 )
 from ..errors import (
     InvalidArgumentError,
-    MetricsEndpointError,
     PipelineResourceWarning,
     PipelineRunError,
     PipelineValidationError,
@@ -52,13 +51,13 @@ from ..errors import (
 from ..pipeline import (
     DEFAULT_METRICS_ADDRESS,
     STAGE_SETTINGS,
+    MetricsServer,
     Pipeline,
     PipelinePlan,
     PipelineRun,
     PlannedStage,
     new_run_id,
     records_from_array,
-    require_metrics,
 )
 from ..plugins import PluginManager, get_plugin_manager
 from ._allocator import keep_freed_memory
@@ -623,12 +622,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except InputFileError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    server: MetricsServer | None = None
     if args.metrics_port is not None:
-        try:  # before reading anything: a missing extra is a usage error
-            require_metrics()
+        try:  # before anything is read or written: a port in use runs nothing
+            server = MetricsServer(args.metrics_port, args.metrics_address)
         except RingKernelError as exc:
             print(f"error: --metrics-port: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    try:
+        return _plan_and_run(args, server)
+    finally:
+        if server is not None:  # the run closes it too; not every path gets that far
+            server.close()
+
+
+def _plan_and_run(args: argparse.Namespace, server: MetricsServer | None) -> int:
     plan = _plan_file(args.pipeline)
     if plan is None:
         return EXIT_USAGE
@@ -698,7 +706,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 print(f"error: {_describe(exc, args.output)}", file=sys.stderr)
                 return EXIT_USAGE
         messages = _messages(source, args.mode == "columnar", args.batch, run_id, plan.dtype)
-        return _run_and_report(args, plan, messages, source, input_errors, writer, interrupt)
+        return _run_and_report(
+            args, plan, messages, source, input_errors, writer, interrupt, server
+        )
     finally:
         interrupt.restore()
 
@@ -723,11 +733,11 @@ def _run_and_report(
     input_errors: list[Any],
     writer: ResultWriter | None,
     interrupt: Interrupt,
+    server: MetricsServer | None = None,
 ) -> int:
     report: dict[str, Any] | None = None
     broke: RingKernelError | None = None
     unwritable: InputFileError | None = None
-    unserved: MetricsEndpointError | None = None
     try:
         report = run_on_loop(
             _drive(
@@ -739,15 +749,11 @@ def _run_and_report(
                 args.mode,
                 interrupt=interrupt,
                 drain_s=args.drain_timeout,
-                metrics=None
-                if args.metrics_port is None
-                else (args.metrics_port, args.metrics_address),
+                metrics=server,
             )
         )
     except InputFileError as exc:  # the output failed mid-run (a full disk...)
         unwritable = exc
-    except MetricsEndpointError as exc:  # nothing ran: the port is bound first
-        unserved = exc
     except (PipelineRunError, RingKernelError) as exc:
         broke = exc
     finally:
@@ -755,9 +761,6 @@ def _run_and_report(
         written = writer is None or _close_writer(writer, quiet=unwritable is not None)
     if unwritable is not None:
         print(f"error: {unwritable}; the run was stopped", file=sys.stderr)
-        return EXIT_USAGE
-    if unserved is not None:
-        print(f"error: --metrics-port: {unserved}", file=sys.stderr)
         return EXIT_USAGE
     if broke is not None:
         print(f"error: {broke} (traceback in {log_traceback(broke)})", file=sys.stderr)
@@ -855,10 +858,10 @@ async def _drive(
     on_result: Callable[[Any], None] | None = None,
     interrupt: Interrupt | None = None,
     drain_s: float = _INTERRUPT_DRAIN_S,
-    metrics: tuple[int, str] | None = None,
+    metrics: MetricsServer | None = None,
 ) -> dict[str, Any]:
     """Run ``plan`` over ``messages``, writing results; return the report data.
-    ``metrics``: (port, address) to serve the run's Prometheus metrics on.
+    ``metrics``: the endpoint to serve the run's Prometheus metrics on.
 
     With ``interrupt``, SIGINT/SIGTERM stop the feeding; what is in flight gets
     ``drain_s`` seconds to come out (and be written); then the workers are stopped, and
@@ -874,8 +877,7 @@ async def _drive(
     stop = asyncio.Event()
     abandoned = False
     unwritable: InputFileError | None = None
-    port, address = (None, DEFAULT_METRICS_ADDRESS) if metrics is None else metrics
-    async with PipelineRun(plan, relax_gc=True, metrics_port=port, metrics_address=address) as run:
+    async with PipelineRun(plan, relax_gc=True, metrics_server=metrics) as run:
         if run.metrics_url is not None:
             print(f"serving metrics at {run.metrics_url}", file=sys.stderr, flush=True)
         display = Progress(run, total) if progress else None

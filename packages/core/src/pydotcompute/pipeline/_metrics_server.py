@@ -255,23 +255,29 @@ def _bound(value: float) -> str:
 
 
 class _RunCollector:
-    """Collects a run's metrics at scrape time, in the HTTP server's thread."""
+    """Collects a run's metrics at scrape time, in the HTTP server's thread; nothing
+    until a run is served (:meth:`MetricsServer.serve`)."""
 
-    def __init__(self, snapshot: Callable[[], MetricsSnapshot], clock: Callable[[], float]):
-        self._snapshot = snapshot
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.snapshot: Callable[[], MetricsSnapshot] | None = None
         self._clock = clock
 
     def collect(self) -> Iterator[Metric]:
-        snapshot = self._snapshot()
+        take = self.snapshot
+        if take is None:
+            return
+        snapshot = take()
         yield from metric_families(snapshot, max(0.0, self._clock() - snapshot.taken_at))
 
 
 class MetricsServer:
-    """A Prometheus endpoint at ``http://ADDRESS:PORT/metrics``, bound when made.
+    """A Prometheus endpoint at ``http://ADDRESS:PORT/metrics``, bound and serving when
+    made: the process's own metrics at first, a run's once :meth:`serve` is given its
+    snapshots (``PipelineRun`` does that with ``metrics_server=``, or makes one itself
+    with ``metrics_port=``).
 
-    ``port`` 0 lets the system pick a free port (:attr:`port` says which). ``snapshot``
-    is called in the server's thread on each scrape. :meth:`close` stops it and frees
-    the port.
+    ``port`` 0 lets the system pick a free port (:attr:`port` says which).
+    :meth:`close` stops it and frees the port.
 
     Raises:
         MetricsEndpointError: prometheus-client is missing, or the address cannot be
@@ -279,12 +285,7 @@ class MetricsServer:
         InvalidArgumentError: ``port`` is not an int from 0 to 65535.
     """
 
-    def __init__(
-        self,
-        snapshot: Callable[[], MetricsSnapshot],
-        port: int,
-        address: str = DEFAULT_METRICS_ADDRESS,
-    ) -> None:
+    def __init__(self, port: int, address: str = DEFAULT_METRICS_ADDRESS) -> None:
         if type(port) is not int or not 0 <= port <= 65535:
             raise InvalidArgumentError(f"metrics port must be an int from 0 to 65535, got {port!r}")
         client = require_metrics()
@@ -293,7 +294,8 @@ class MetricsServer:
         registry: CollectorRegistry = client.CollectorRegistry(auto_describe=False)
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             registry.register(collector)
-        registry.register(cast("Collector", _RunCollector(snapshot, time.monotonic)))
+        self._collector = _RunCollector(time.monotonic)
+        registry.register(cast("Collector", self._collector))
         where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         try:
             self._server = _bind(address, port, client.make_wsgi_app(registry))
@@ -321,6 +323,11 @@ class MetricsServer:
             daemon=True,
         )
         self._thread.start()
+
+    def serve(self, snapshot: Callable[[], MetricsSnapshot]) -> None:
+        """Serve a run's metrics from now on: ``snapshot`` is called in the server's
+        thread on each scrape (see ``RunMetrics.snapshot_threadsafe``)."""
+        self._collector.snapshot = snapshot
 
     @property
     def url(self) -> str:

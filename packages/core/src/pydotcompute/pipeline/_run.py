@@ -123,8 +123,9 @@ class PipelineRun:
     ``http://METRICS_ADDRESS:PORT/metrics`` while the run lasts (0: a free port, see
     :attr:`metrics_url`); needs the ``pydotcompute[metrics]`` extra. The port is bound
     before any worker starts, so a port in use fails the start with
-    ``MetricsEndpointError`` and nothing runs. Metrics are read when scraped: a run
-    pays nothing per message for them.
+    ``MetricsEndpointError`` and nothing runs. Or ``metrics_server``: serve them on
+    this endpoint, bound beforehand (the run closes it). Metrics are read when
+    scraped: a run pays nothing per message for them.
     """
 
     def __init__(
@@ -137,12 +138,13 @@ class PipelineRun:
         wire_check: bool = False,
         metrics_port: int | None = None,
         metrics_address: str = DEFAULT_METRICS_ADDRESS,
+        metrics_server: MetricsServer | None = None,
     ) -> None:
         self.plan = plan
         self.metrics_port = metrics_port
         self.metrics_address = metrics_address
         self._metrics: RunMetrics | None = None
-        self._metrics_server: MetricsServer | None = None
+        self._metrics_server = metrics_server
         # "finished" once every sink ended its stream; "failed" or "stopped" when the
         # run was closed before that (see :attr:`outcome`).
         self._outcome: str | None = None
@@ -186,11 +188,12 @@ class PipelineRun:
         if self._started:
             return
         self._started = True
-        if self.metrics_port is not None:  # first: a port in use fails before any launch
+        if self.metrics_port is not None and self._metrics_server is None:
+            # First: a port in use fails before anything is launched.
+            self._metrics_server = MetricsServer(self.metrics_port, self.metrics_address)
+        if self._metrics_server is not None:
             self._metrics = RunMetrics(self)
-            self._metrics_server = MetricsServer(
-                self._metrics.snapshot_threadsafe, self.metrics_port, self.metrics_address
-            )
+            self._metrics_server.serve(self._metrics.snapshot_threadsafe)
         self._gc.__enter__()
         self._gc_entered = True
         if self._runtime is None:
