@@ -51,6 +51,9 @@ def test_the_table_declares_every_setting_once() -> None:
         "max_batch_rows",
         "fuse",
         "offload",
+        "num_cpus",
+        "num_gpus",
+        "resources",
     ]
     for name, setting in STAGE_SETTINGS.items():
         assert setting.name == name and name not in STRUCTURE_KEYS
@@ -90,6 +93,9 @@ GOOD = [
     ("max_batch_rows", 65536, "65536", 65536),
     ("fuse", False, "false", False),
     ("offload", "thread", "'thread'", "thread"),
+    ("num_cpus", 0.5, "0.5", 0.5),
+    ("num_gpus", 1, "1", 1.0),
+    ("resources", {"node_a": 2}, "{ node_a = 2 }", {"node_a": 2.0}),
 ]
 
 # (setting, bad value for add_stage, the same as TOML, the message)
@@ -107,6 +113,10 @@ BAD = [
     ("fuse", "no", "'no'", "fuse must be true or false, got 'no'"),
     ("fuse", 0, "0", "fuse must be true or false, got 0"),
     ("offload", "process", "'process'", "offload must be one of auto, thread, none, got 'process'"),
+    ("num_cpus", -1, "-1", "num_cpus must be a number >= 0 or 'auto', got -1"),
+    ("num_gpus", True, "true", "num_gpus must be a number >= 0, got True"),
+    ("resources", [1], "[1]", "resources must be a table of resource names to amounts"),
+    ("resources", {"GPU": 1}, "{ GPU = 1 }", "resources: 'GPU' is set with num_gpus, not here"),
 ]
 
 
@@ -177,7 +187,7 @@ def test_an_unknown_setting_in_python_points_to_params(pm: PluginManager) -> Non
         Pipeline().add_stage("a", "scale", factor=3).validate(pm)
     assert (info.value.stage, info.value.key) == ("a", "factor")
     assert "unknown setting 'factor' (settings: stage, inputs, workers," in str(info.value)
-    assert "offload, params; the stage's own parameters go in its params" in str(info.value)
+    assert "resources, params; the stage's own parameters go in its params" in str(info.value)
 
 
 def test_an_unknown_setting_is_reported_with_the_graph_problems(pm: PluginManager) -> None:

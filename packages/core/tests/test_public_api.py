@@ -238,6 +238,11 @@ PINNED: dict[str, set[str]] = {
         "stack_records",
     },
     "pydotcompute.pipeline": {
+        "AnyRun",
+        "ENGINES",
+        "RayPipelineRun",
+        "RayUnavailableError",
+        "open_run",
         "DEFAULT_METRICS_ADDRESS",
         "FEEDER",
         "INPUT_DTYPES",

@@ -16,6 +16,10 @@ from ._dtype import (
     parse_dtype,
     rows_that_fit,
 )
+from ._engine import (
+    AnyRun,
+    open_run,
+)
 from ._feed import (
     new_run_id,
     records_from_array,
@@ -36,10 +40,15 @@ from ._metrics_server import (
     require_metrics,
 )
 from ._plan import (
+    ENGINES,
     PipelinePlan,
     PlannedStage,
     StageSpec,
     plan_pipeline,
+)
+from ._ray import (
+    RayPipelineRun,
+    RayUnavailableError,
 )
 from ._resources import (
     resource_warnings,
@@ -66,7 +75,9 @@ from ._toml import (
 )
 
 __all__ = [
+    "ENGINES",
     "DEFAULT_METRICS_ADDRESS",
+    "AnyRun",
     "FEEDER",
     "INPUT_DTYPES",
     "RELAXED_THRESHOLD",
@@ -79,6 +90,8 @@ __all__ = [
     "PipelinePlan",
     "PipelineRun",
     "PlannedStage",
+    "RayPipelineRun",
+    "RayUnavailableError",
     "RunMetrics",
     "StageSetting",
     "StageSpec",
@@ -89,6 +102,7 @@ __all__ = [
     "input_dtype",
     "load_pipeline",
     "new_run_id",
+    "open_run",
     "parse_dtype",
     "parse_pipeline",
     "plan_pipeline",

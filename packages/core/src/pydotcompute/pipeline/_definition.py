@@ -22,8 +22,9 @@ from typing import Any
 from ..errors import ParameterValueError, PipelineValidationError
 from ..plugins import PluginManager, get_plugin_manager
 from ..runtime import RingKernelRuntime
+from ._engine import open_run
 from ._metrics_server import DEFAULT_METRICS_ADDRESS
-from ._plan import DTYPE_KEY, PipelinePlan, StageSpec, plan_pipeline
+from ._plan import ADDRESS_KEY, DTYPE_KEY, ENGINE_KEY, PipelinePlan, StageSpec, plan_pipeline
 from ._run import PipelineRun
 from ._settings import STAGE_SETTINGS
 
@@ -56,6 +57,8 @@ class Pipeline:
         defaults: Mapping[str, Any] | None = None,
         source: str | None = None,
         default_lines: Mapping[str, int] | None = None,
+        engine: str | None = None,
+        address: str | None = None,
     ) -> None:
         self.name = name
         self.defaults: dict[str, Any] = dict(defaults or {})
@@ -77,6 +80,15 @@ class Pipeline:
             )
         #: The input dtype as written (checked by :meth:`validate`); None: unset.
         self.dtype: Any = dtype if dtype is not None else written
+        # Like dtype, the engine describes the pipeline, not a stage ([pipeline] engine).
+        written_engine = self.defaults.pop(ENGINE_KEY, None)
+        #: The engine as written, "local" or "ray" (checked by :meth:`validate`); None:
+        #: local.
+        self.engine: Any = engine if engine is not None else written_engine
+        written_address = self.defaults.pop(ADDRESS_KEY, None)
+        #: Engine ray: the cluster to join ("auto", "HOST:PORT"); None: a local Ray
+        #: starts and stops with each run.
+        self.address: Any = address if address is not None else written_address
 
     # -- building ----------------------------------------------------------------------
 
@@ -160,6 +172,8 @@ class Pipeline:
             self.defaults,
             plugins or get_plugin_manager(),
             dtype=self.dtype,
+            engine=self.engine,
+            address=self.address,
             source=self.source,
             default_lines=self._default_lines,
             found=self.source_problems,
@@ -192,6 +206,17 @@ class Pipeline:
         Raises:
             PipelineValidationError: see :meth:`validate`.
         """
+        if self.engine == "ray":  # else validate() says what is wrong with it
+            # A RayPipelineRun has PipelineRun's interface but not its runtime, so the
+            # annotation above (the local engine's, which callers type against) is not
+            # its type: open_run() is the typed way to either engine.
+            return open_run(  # type: ignore[return-value]
+                self.validate(plugins),
+                runtime=runtime,
+                prefix=prefix,
+                relax_gc=relax_gc,
+                wire_check=wire_check,
+            )
         return PipelineRun(
             self.validate(plugins),
             runtime,

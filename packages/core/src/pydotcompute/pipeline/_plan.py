@@ -61,6 +61,12 @@ _T = TypeVar("_T")
 
 #: The pipeline attribute naming its input dtype (a key of ``[pipeline]``, not a setting).
 DTYPE_KEY = "dtype"
+#: The pipeline attribute naming the engine that runs it (a key of ``[pipeline]``).
+ENGINE_KEY = "engine"
+#: The pipeline attribute naming the Ray cluster engine ray joins (a key of ``[pipeline]``).
+ADDRESS_KEY = "address"
+#: The engines a pipeline runs on: this process's runtime, or a Ray cluster.
+ENGINES = ("local", "ray")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +176,11 @@ class PipelinePlan:
     #: fused (see :mod:`._fusion`), every other stage alone; topological order.
     #: Empty: every stage alone.
     groups: tuple[tuple[str, ...], ...] = ()
+    #: Where it runs: ``"local"`` (this process's runtime) or ``"ray"`` (a Ray cluster).
+    engine: str = "local"
+    #: Engine ray: the cluster to join (``"auto"``, ``"HOST:PORT"``); None: a local Ray
+    #: starts and stops with each run.
+    address: str | None = None
 
     def group_of(self, name: str) -> tuple[str, ...]:
         """The stages that run in the same workers as stage ``name`` (itself included)."""
@@ -204,6 +215,8 @@ def plan_pipeline(
     settings: Mapping[str, StageSetting[Any]] = STAGE_SETTINGS,
     found: Sequence[PipelineValidationError] = (),
     dtype: Any = None,
+    engine: Any = None,
+    address: Any = None,
 ) -> PipelinePlan:
     """Validate ``specs`` and return the plan.
 
@@ -212,7 +225,8 @@ def plan_pipeline(
     unless a caller extends it); ``found`` are problems a reader already found in the
     file, reported together with the ones found here. ``dtype`` is the pipeline's
     input dtype as written (None, or one of float16, float32, float64; located at
-    ``default_lines["dtype"]``).
+    ``default_lines["dtype"]``); ``engine`` and ``address`` where it runs (None, or
+    ``"local"`` or ``"ray"``; the Ray cluster to join).
 
     Every problem is collected before raising, so one pass reports them all; checks
     that would only echo an earlier problem are skipped (no cycle check while an input
@@ -233,6 +247,24 @@ def plan_pipeline(
             checker.report(
                 exc.located(stage=None, source=source, line=(default_lines or {}).get(DTYPE_KEY))
             )
+    if engine is not None and engine not in ENGINES:
+        checker.report(
+            ParameterValueError(
+                f"engine must be one of {', '.join(ENGINES)}, got {engine!r}",
+                key=ENGINE_KEY,
+                source=source,
+                line=(default_lines or {}).get(ENGINE_KEY),
+            )
+        )
+    if address is not None and (not isinstance(address, str) or not address):
+        checker.report(
+            ParameterValueError(
+                f"address must be a Ray cluster's address ('auto', 'HOST:PORT'), got {address!r}",
+                key=ADDRESS_KEY,
+                source=source,
+                line=(default_lines or {}).get(ADDRESS_KEY),
+            )
+        )
     if not specs:
         if not checker.errors:  # else the reader's problems say why there are none
             checker.report(
@@ -296,6 +328,8 @@ def plan_pipeline(
         warnings=found_warnings,
         dtype=dtype,
         groups=fused_groups(planned),
+        engine=engine or "local",
+        address=address,
     )
 
 

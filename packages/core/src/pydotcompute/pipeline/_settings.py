@@ -13,6 +13,7 @@ property of :class:`~pydotcompute.pipeline.PlannedStage`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
@@ -162,6 +163,51 @@ def _show_restart(policy: RestartPolicy) -> Any:
     return "never" if policy == RestartPolicy.never() else dataclasses.asdict(policy)
 
 
+def _amount(name: str, value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ParameterValueError(f"{name} must be a number >= 0, got {value!r}", key=name)
+    return float(value)
+
+
+def _amount_or_auto(name: str, value: Any) -> float | None:
+    if value == "auto":
+        return None
+    try:
+        return _amount(name, value)
+    except ParameterValueError:
+        raise ParameterValueError(
+            f"{name} must be a number >= 0 or 'auto', got {value!r}", key=name
+        ) from None
+
+
+def _resources(name: str, value: Any) -> Mapping[str, float]:
+    if not isinstance(value, Mapping):
+        raise ParameterValueError(
+            f"{name} must be a table of resource names to amounts, got {value!r}", key=name
+        )
+    held: dict[str, float] = {}
+    for resource, amount in value.items():
+        if not isinstance(resource, str) or not resource:
+            raise ParameterValueError(
+                f"{name}: a resource's name must be a non-empty string, got {resource!r}",
+                key=name,
+            )
+        if resource in ("CPU", "GPU"):
+            raise ParameterValueError(
+                f"{name}: {resource!r} is set with num_{resource.lower()}s, not here", key=name
+            )
+        try:
+            held[resource] = _amount(f"{name}.{resource}", amount)
+        except ParameterValueError as exc:
+            raise ParameterValueError(str(exc), key=name) from None
+    return MappingProxyType(held)
+
+
 # -- the table -------------------------------------------------------------------------
 
 WORKERS: Final = StageSetting[int](
@@ -251,6 +297,32 @@ OFFLOAD: Final = StageSetting[str](
     f"{OFFLOAD_MIN_VALUES:,} values or more); a thread pays for long array work only",
 )
 
+# Placement: read by the Ray engine only (see pipeline/_ray); the local engine runs
+# every worker in its own process whatever they say.
+NUM_CPUS: Final = StageSetting[float | None](
+    "num_cpus",
+    "auto",
+    _amount_or_auto,
+    "a number >= 0, or auto",
+    "engine ray: CPUs each worker's actor reserves (fractions allowed); auto: Ray's actor default",
+    show=lambda cpus: "auto" if cpus is None else cpus,
+)
+NUM_GPUS: Final = StageSetting[float](
+    "num_gpus",
+    0,
+    _amount,
+    "a number >= 0",
+    "engine ray: GPUs each worker's actor reserves (fractions allowed)",
+)
+RESOURCES: Final = StageSetting[Mapping[str, float]](
+    "resources",
+    {},
+    _resources,
+    "a table of resource names to numbers >= 0",
+    "engine ray: custom resources each worker's actor reserves (pins it to nodes that have them)",
+    show=dict,
+)
+
 #: Every stage setting, in the order reports list them.
 STAGE_SETTINGS: Final = settings_table(
     WORKERS,
@@ -263,4 +335,7 @@ STAGE_SETTINGS: Final = settings_table(
     MAX_BATCH_ROWS,
     FUSE,
     OFFLOAD,
+    NUM_CPUS,
+    NUM_GPUS,
+    RESOURCES,
 )
