@@ -242,6 +242,7 @@ PINNED: dict[str, set[str]] = {
         "ENGINES",
         "RayPipelineRun",
         "RayUnavailableError",
+        "import_ray",
         "open_run",
         "DEFAULT_METRICS_ADDRESS",
         "FEEDER",

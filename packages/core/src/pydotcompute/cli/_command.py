@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -50,13 +51,18 @@ from ..errors import (
 )
 from ..pipeline import (
     DEFAULT_METRICS_ADDRESS,
+    ENGINES,
     STAGE_SETTINGS,
+    AnyRun,
     MetricsServer,
     Pipeline,
     PipelinePlan,
     PipelineRun,
     PlannedStage,
+    RayUnavailableError,
+    import_ray,
     new_run_id,
+    open_run,
     records_from_array,
 )
 from ..plugins import PluginManager, get_plugin_manager
@@ -201,6 +207,18 @@ def _parser() -> argparse.ArgumentParser:
         help="feed RecordBatches (default) or one message per record",
     )
     run.add_argument("--batch", type=_positive, default=4096, help="records per RecordBatch (4096)")
+    run.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="where the stages run: in this process (local) or as Ray actors (ray; the ray "
+        "extra); default: the file's [pipeline] engine, else local",
+    )
+    run.add_argument(
+        "--address",
+        metavar="ADDRESS",
+        help="engine ray: the Ray cluster to join (auto, HOST:PORT); default: a local Ray "
+        "started and stopped with the run",
+    )
     run.add_argument(
         "--drain-timeout",
         type=_seconds,
@@ -640,6 +658,9 @@ def _plan_and_run(args: argparse.Namespace, server: MetricsServer | None) -> int
     plan = _plan_file(args.pipeline)
     if plan is None:
         return EXIT_USAGE
+    plan = _on_engine(args, plan, server)
+    if plan is None:
+        return EXIT_USAGE
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.output is not None:
@@ -877,7 +898,7 @@ async def _drive(
     stop = asyncio.Event()
     abandoned = False
     unwritable: InputFileError | None = None
-    async with PipelineRun(plan, relax_gc=True, metrics_server=metrics) as run:
+    async with _open_run(plan, metrics) as run:
         if run.metrics_url is not None:
             print(f"serving metrics at {run.metrics_url}", file=sys.stderr, flush=True)
         display = Progress(run, total) if progress else None
@@ -947,6 +968,7 @@ async def _drive(
     signum = None if interrupt is None else interrupt.signum
     return {
         "pipeline": plan.name,
+        "engine": plan.engine,
         "mode": mode,
         "loop": "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
         "interrupted": signum is not None,
@@ -962,6 +984,35 @@ async def _drive(
         "records_per_s": run.records_fed / seconds if seconds > 0 else 0.0,
         "stages": {name: t.to_dict() for name, t in telemetry.items()},
     }
+
+
+def _on_engine(
+    args: argparse.Namespace, plan: PipelinePlan, server: MetricsServer | None
+) -> PipelinePlan | None:
+    """``plan`` on the engine (and Ray cluster) the command line chose over the file's;
+    None: a usage error, said on stderr."""
+    engine = args.engine or plan.engine
+    if engine != "ray":
+        if args.address is not None:
+            print("error: --address is for engine ray (--engine ray)", file=sys.stderr)
+            return None
+        return dataclasses.replace(plan, engine=engine)
+    if server is not None:
+        print("error: --metrics-port serves the local engine's runs only", file=sys.stderr)
+        return None
+    try:
+        import_ray()  # before anything is read: a missing extra is said at once
+    except RayUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    address = plan.address if args.address is None else args.address
+    return dataclasses.replace(plan, engine=engine, address=address)
+
+
+def _open_run(plan: PipelinePlan, metrics: MetricsServer | None) -> AnyRun:
+    if plan.engine == "ray":
+        return open_run(plan, relax_gc=True)
+    return PipelineRun(plan, relax_gc=True, metrics_server=metrics)
 
 
 def _until(messages: Iterator[Any], stop: asyncio.Event) -> Iterator[Any]:

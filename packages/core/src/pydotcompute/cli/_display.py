@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import IO, Any, Final
 
-from ..pipeline import PipelineRun, StageTelemetry
+from ..pipeline import AnyRun, StageTelemetry
 from ._files import nan_to_null
 
 __all__ = ["REPORT_WIDTH", "Output", "Progress", "print_report"]
@@ -185,7 +185,7 @@ class Progress:
     """A live display on stderr: records fed / results, and per-stage throughput and
     queue depth, refreshed every quarter second."""
 
-    def __init__(self, run: PipelineRun, total: int) -> None:
+    def __init__(self, run: AnyRun, total: int) -> None:
         self.run = run
         self.total = total
         self.results = 0

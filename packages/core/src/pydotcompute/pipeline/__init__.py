@@ -49,6 +49,7 @@ from ._plan import (
 from ._ray import (
     RayPipelineRun,
     RayUnavailableError,
+    import_ray,
 )
 from ._resources import (
     resource_warnings,
@@ -99,6 +100,7 @@ __all__ = [
     "TomlLines",
     "WaitHistogram",
     "cast_problem",
+    "import_ray",
     "input_dtype",
     "load_pipeline",
     "new_run_id",
