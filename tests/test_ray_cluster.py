@@ -1,0 +1,81 @@
+"""engine = "ray" on a two-node cluster on this machine (``ray.cluster_utils.Cluster``):
+stages pinned to nodes by custom resources; a run joins it by address."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import ray
+from cli_helpers import GUIDE, pydotcompute
+from pydotcompute import Pipeline, records_from_array
+from pydotcompute.pipeline import RayPipelineRun
+from ray.cluster_utils import Cluster
+from ray_helpers import worker_env
+from test_pipeline_examples import canonical
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """A head node with resource ``node_a`` and a second node with ``node_b``."""
+    nodes = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"node_a": 4}}
+    )
+    try:
+        nodes.add_node(num_cpus=1, resources={"node_b": 4})
+        nodes.wait_for_nodes()
+        ray.init(address=nodes.address, **worker_env())
+        yield nodes
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
+
+
+def node_with(resource: str) -> str:
+    return next(n["NodeID"] for n in ray.nodes() if n["Alive"] and resource in n["Resources"])
+
+
+async def test_stages_run_on_the_nodes_their_resources_pin_them_to(cluster: Cluster) -> None:
+    x = np.random.default_rng(5).random((10_000, 64), dtype=np.float32)
+    batches = list(records_from_array(x, batch_size=1000, run_id=6))
+
+    def guide() -> Pipeline:
+        return (
+            Pipeline("guide")
+            .add_stage("preprocess", resources={"node_a": 1})
+            .add_stage("compute", resources={"node_b": 1}, params={"stats": ["mean"]})
+        )
+
+    local = [r async for r in guide().run(batches)]
+    pipeline = guide()
+    pipeline.engine = "ray"
+    async with pipeline.open() as run:
+        assert isinstance(run, RayPipelineRun)
+        on = {kid: ray.get(actor.node_id.remote()) for kid, actor in run.actors().items()}
+        on_ray = [r async for r in run.process(batches)]
+    # Placement splits the chain the local engine fuses: one actor per node.
+    assert on == {"preprocess": node_with("node_a"), "compute": node_with("node_b")}
+    assert canonical(on_ray) == canonical(local)
+    telemetry: Any = run.telemetry()
+    assert telemetry["compute"].records_in == 10_000 and telemetry["compute"].fused_with == ()
+
+
+def test_the_command_joins_a_cluster_by_address_and_leaves_it_up(cluster: Cluster) -> None:
+    done = pydotcompute(
+        "run",
+        GUIDE,
+        "--synthetic",
+        "5000",
+        "--engine",
+        "ray",
+        "--address",
+        cluster.address,
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["engine"], report["results"]) == ("ray", 5000)
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 2  # the run did not stop it
