@@ -1,4 +1,6 @@
-"""Every kernel variant compiled for sm_80 and sm_90 without a GPU, its PTX inspected.
+"""Every kernel variant real launches use, compiled for sm_90 (and sm_80) without a GPU,
+its PTX inspected. The variants come from the launchers' own plans, specialised by
+Triton's own binder (see pydotcompute_triton.ops._variants).
 
 Catches what the interpreter lets through (type errors such as a loop-carried int32 that
 becomes int64) and checks the instructions the numerics and the ring rely on. Runs only
@@ -22,32 +24,43 @@ if os.environ.get("TRITON_INTERPRET") == "1":
     )
 triton = pytest.importorskip("triton")
 
-from pydotcompute_triton.ops._utils import LAUNCH_OPTIONS  # noqa: E402
-from pydotcompute_triton.ops._variants import IntFlavour, KernelVariant, kernel_variants  # noqa: E402
+from pydotcompute_triton.ops._variants import (  # noqa: E402
+    PlannedVariant,
+    Specialization,
+    launch_plans,
+    specialization,
+)
 from pydotcompute_triton.ops.row_reduce import REDUCTIONS  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 
 pytestmark = pytest.mark.compile_check
 
 TARGETS = {"sm80": GPUTarget("cuda", 80, 32), "sm90": GPUTarget("cuda", 90, 32)}
-VARIANTS = kernel_variants()
-Case = tuple[KernelVariant, str, IntFlavour]  # (variant, target name, integer flavour)
+PLANS = launch_plans()
+BY_NAME = {plan.name: plan for plan in PLANS}
+Case = tuple[str, str]  # (planned launch's name, target name)
 
 
 def cases() -> list[Case]:
-    """Every variant for both targets with i32 integers (what most launches use), and the
-    variants with the smallest and largest blocks with i64 integers and with integers
-    pinned to 1 (Triton specialises those), for sm_90."""
-    out: list[Case] = [(v, target, "i32") for v in VARIANTS for target in TARGETS]
-    flavours: tuple[IntFlavour, ...] = ("i64", "one")
-    out += [(v, "sm90", ints) for v in VARIANTS if v.block_extreme for ints in flavours]
+    """Every planned launch's variant for sm_90 (H100/H200), and the float32 ones of
+    aligned widths for sm_80 too; one case per distinct variant."""
+    out: list[Case] = []
+    seen: set[tuple[str, str]] = set()
+    for plan in PLANS:
+        for target in ("sm90", "sm80") if plan.float32_aligned else ("sm90",):
+            key = (specialization(plan.launch, TARGETS[target]).key, target)
+            if key not in seen:
+                seen.add(key)
+                out.append((plan.name, target))
     return out
 
 
 def compile_ptx(case: Case) -> str:
-    variant, target, ints = case
-    compiled = triton.compile(variant.source(ints), target=TARGETS[target], options=LAUNCH_OPTIONS)
-    assert compiled.asm["cubin"], f"ptxas produced no cubin for {variant.name}"
+    name, target = case
+    plan = BY_NAME[name]
+    spec: Specialization = specialization(plan.launch, TARGETS[target])
+    compiled = triton.compile(spec.source(), target=TARGETS[target], options=spec.options.__dict__)
+    assert compiled.asm["cubin"], f"ptxas produced no cubin for {plan.name}"
     text: str = compiled.asm["ptx"]
     return text
 
@@ -85,8 +98,8 @@ CASES = cases()
 COMPILER = BatchCompiler(CASES)
 
 
-def test_every_launcher_table_is_covered() -> None:
-    names = {v.kernel.__name__ for v in VARIANTS}
+def test_every_launcher_is_planned() -> None:
+    names = {plan.launch.kernel.__name__ for plan in PLANS}
     assert names == {
         "_minmax_normalize_kernel",
         "_row_reduce_kernel",
@@ -96,18 +109,15 @@ def test_every_launcher_table_is_covered() -> None:
         "_ring_push_kernel",
         "_ring_pop_kernel",
     }
-    assert len(VARIANTS) == len(set(v.name for v in VARIANTS))
+    assert len(PLANS) == len({plan.name for plan in PLANS})
 
 
 @pytest.mark.parametrize(
-    ("variant", "target", "ints"),
-    [pytest.param(*c, id=f"{c[1]}-{c[2]}-{c[0].name}") for c in CASES],
+    ("plan", "target"), [pytest.param(BY_NAME[c[0]], c[1], id=f"{c[1]}-{c[0]}") for c in CASES]
 )
-def test_compiles_and_uses_the_expected_instructions(
-    variant: KernelVariant, target: str, ints: IntFlavour
-) -> None:
-    code = COMPILER.ptx((variant, target, ints))
-    name = variant.kernel.__name__
+def test_compiles_and_uses_the_expected_instructions(plan: PlannedVariant, target: str) -> None:
+    code = COMPILER.ptx((plan.name, target))
+    name = plan.launch.kernel.__name__
     assert f".entry {name}" in code
     if name in ("_ring_push_kernel", "_ring_pop_kernel"):
         # The completion ticket: an acquire-release add at GPU scope, after a CTA barrier.
@@ -118,7 +128,8 @@ def test_compiles_and_uses_the_expected_instructions(
         # float32 results round exactly as the numpy reference's.
         assert "fma.rn.f32" not in code
         assert "div.full.f32" not in code and "div.approx.f32" not in code
-    reduction = REDUCTIONS[variant.constexprs["OP"]] if name == "_row_reduce_kernel" else None
+    op = plan.launch.constexprs.get("OP")
+    reduction = REDUCTIONS[op] if name == "_row_reduce_kernel" else None
     if name == "_minmax_normalize_kernel" or reduction in ("mean", "std", "var"):
         assert "div.rn.f32" in code
     if reduction == "std":

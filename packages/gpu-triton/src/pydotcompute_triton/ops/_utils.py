@@ -1,8 +1,12 @@
-"""Helpers shared by the kernel launchers: tile choice, launch options, the interpreter.
+"""Helpers shared by the kernel launchers: tiles per width class, planned launches, the
+interpreter.
 
-Tuning constants below are reasoned, not yet measured on a GPU (this package was written
-on a machine without one); ``benchmarks/gpu/bench_kernels.py`` measures the kernels that use
-them, and the numbers it records are what a change to these constants should cite.
+Compile once: every kernel marks the sizes that vary from batch to batch (row counts,
+ring positions) ``do_not_specialize``, so a ragged last batch or a one-row batch runs the
+variant the first batch compiled; what stays fixed for a stream (dtype, width, strides)
+picks the variant. Launchers build a :class:`Launch` and run it; the compile check
+(``tests/test_compile_kernels.py``) builds the same launches and compiles exactly the
+variants they would.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from triton.runtime.interpreter import InterpretedFunction
 __all__ = [
     "COLUMN_BLOCKS",
     "LAUNCH_OPTIONS",
-    "TILE_ELEMENTS",
+    "WIDTH_CLASSES",
+    "Launch",
     "RowTile",
     "cdiv",
     "check_launchable",
@@ -34,24 +39,6 @@ __all__ = [
     "triton_dtype_name",
 ]
 
-# Elements one program holds in registers per tile. 4096 float32 values are 16 KiB: with
-# num_warps=4 (128 threads) that is 32 values a thread, enough for 128-bit vector loads
-# and a few loads in flight without spilling registers.
-TILE_ELEMENTS: Final = 4096
-
-# Column-block widths a row kernel is compiled for. A row of width w uses the smallest
-# block that holds it (single pass, the row stays in registers) or, beyond the last, the
-# last block in a loop over the row. Powers of four keep the compiled variants to five
-# per kernel and dtype while wasting at most three quarters of a block's lanes, which a
-# bandwidth-bound kernel mostly does not feel (masked lanes move no bytes).
-COLUMN_BLOCKS: Final = (16, 64, 256, 1024, 4096)
-
-# Options every launch passes. num_warps=4 is Triton's default, spelled out so that the
-# compile check (tests/test_compile_kernels.py) compiles exactly what runs. FP fusion is
-# off so that no multiply-add is contracted into an FMA: results then round exactly like
-# the numpy reference (and Triton 3.9 warns when the option is left unset).
-LAUNCH_OPTIONS: Final[dict[str, Any]] = {"num_warps": 4, "enable_fp_fusion": False}
-
 
 @dataclass(frozen=True)
 class RowTile:
@@ -60,28 +47,78 @@ class RowTile:
     block_m: int  #: rows per program
     block_n: int  #: columns per load
     single_pass: bool  #: the whole row fits in one block (no loop over column blocks)
+    num_warps: int = 4  #: warps per program
+
+
+# The tile and warps per width class: a row of width w uses the first class whose block
+# holds it (single pass, the row stays in registers), or past the last one the looped
+# tile. Reasoned, not yet measured on a GPU (benchmarks/gpu/bench_kernels.py sweeps the
+# neighbours of the table at widths 64 and 1,024, and its figures are what a change here
+# should cite): a program holds about 32 values a thread, enough for 128-bit loads
+# with several in flight and no register spills; narrow rows take many rows a program
+# (a 64-wide float32 row is only 256 bytes), wide ones eight warps so that one program
+# still has a whole row's bytes in flight. Powers of four keep the compiled variants to
+# six per kernel and dtype while wasting at most three quarters of a block's lanes,
+# which a bandwidth-bound kernel mostly does not feel (masked lanes move no bytes).
+WIDTH_CLASSES: Final = (
+    RowTile(256, 16, True, 4),
+    RowTile(64, 64, True, 4),
+    RowTile(16, 256, True, 4),
+    RowTile(8, 1024, True, 8),
+    RowTile(2, 4096, True, 8),
+)
+_LOOPED: Final = RowTile(1, 4096, False, 8)
+
+#: Column-block widths a row kernel is compiled for, narrowest first.
+COLUMN_BLOCKS: Final = tuple(t.block_n for t in WIDTH_CLASSES)
+
+# Options every launch passes besides the tile's warps. FP fusion is off so that no
+# multiply-add is contracted into an FMA: results then round exactly like the numpy
+# reference (and Triton 3.9 warns when the option is left unset).
+LAUNCH_OPTIONS: Final[dict[str, Any]] = {"enable_fp_fusion": False}
 
 
 def row_tile(width: int) -> RowTile:
     """The tile a row kernel uses for rows of ``width`` columns (``width >= 1``)."""
-    for block_n in COLUMN_BLOCKS:
-        if width <= block_n:
-            return RowTile(TILE_ELEMENTS // block_n, block_n, True)
-    return RowTile(1, COLUMN_BLOCKS[-1], False)
+    for tile in WIDTH_CLASSES:
+        if width <= tile.block_n:
+            return tile
+    return _LOOPED
 
 
 def row_tiles() -> tuple[RowTile, ...]:
-    """Every tile :func:`row_tile` can return: the variants the compile check builds."""
-    singles = tuple(RowTile(TILE_ELEMENTS // b, b, True) for b in COLUMN_BLOCKS)
-    return (*singles, RowTile(1, COLUMN_BLOCKS[-1], False))
+    """Every tile :func:`row_tile` can return."""
+    return (*WIDTH_CLASSES, _LOOPED)
 
 
 def column_block(width: int) -> int:
     """The smallest column block that holds ``width`` columns, or the largest one."""
-    for block_n in COLUMN_BLOCKS:
-        if width <= block_n:
-            return block_n
-    return COLUMN_BLOCKS[-1]
+    return row_tile(width).block_n
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch, planned: what the launcher runs and the compile check compiles.
+
+    ``args`` are the kernel's runtime arguments in order, ``constexprs`` its constexpr
+    arguments by name; ``num_warps`` and :data:`LAUNCH_OPTIONS` are the options.
+    """
+
+    kernel: Any  #: the @triton.jit function
+    grid: tuple[int, ...]
+    args: tuple[Any, ...]
+    constexprs: dict[str, Any]
+    num_warps: int = 4
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"num_warps": self.num_warps, **LAUNCH_OPTIONS}
+
+    def __call__(self) -> None:
+        """Launch, on the device of the first tensor argument."""
+        device = next(a.device for a in self.args if isinstance(a, torch.Tensor))
+        with launch_guard(device):
+            self.kernel[self.grid](*self.args, **self.constexprs, **self.options)
 
 
 def cdiv(a: int, b: int) -> int:
@@ -136,15 +173,18 @@ def check_launchable(x: torch.Tensor, what: str) -> None:
 
 
 @contextlib.contextmanager
-def launch_guard() -> Iterator[None]:
-    """Context for a kernel launch: under the interpreter, silence numpy's FP warnings.
+def launch_guard(device: torch.device | None = None) -> Iterator[None]:
+    """Context for a kernel launch: under ``device`` when it is a CUDA device (Triton
+    launches on the current device and stream, which need not be the tensor's), and under
+    the interpreter with numpy's FP warnings silenced.
 
     The interpreter evaluates kernels with numpy, which warns on ``inf - inf`` or ``0 / 0``;
     a GPU computes the same IEEE results silently, and so must the interpreter (warnings
-    are errors in this project's tests). Compiled launches are not affected.
+    are errors in this project's tests).
     """
-    if interpreted():
-        with np.errstate(all="ignore"):
-            yield
-    else:
+    with contextlib.ExitStack() as stack:
+        if device is not None and device.type == "cuda":
+            stack.enter_context(torch.cuda.device(device))
+        if interpreted():
+            stack.enter_context(np.errstate(all="ignore"))
         yield

@@ -1,165 +1,217 @@
-"""Every compiled variant of every kernel in this package, for ahead-of-time compile checks.
+"""The launches the compile check compiles: the launchers' own plans, on small CPU tensors.
 
-Derived from the same tables the launchers pick from (tiles, dtypes, reductions, key
-dtypes, ring element sizes), so a new tile or dtype is checked as soon as it is used.
-Integer arguments are left out of the constexprs: :meth:`KernelVariant.source` types
-them as ``i32`` or ``i64``, or pins them to the constant 1 as Triton's launcher does
-for arguments equal to 1.
+Every launcher builds a :class:`~._utils.Launch` through a ``plan_*`` function;
+:func:`launch_plans` calls the same functions for each dtype, width class and kernel
+option the launchers can meet, so the compile check builds exactly the variants real
+launches use (Triton derives a variant from the arguments: their types, which integers
+are 1 or multiples of 16, which pointers are 16-byte aligned, and the constexprs).
+:func:`specialization` reads that derivation from Triton itself, as a launch would on a
+GPU, without one. Row counts are left out of it (``do_not_specialize``), so one plan per
+width stands for every batch size.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Final
 
-from triton.compiler import ASTSource
+import torch
 
 from .._checks import KERNEL_FLOAT_DTYPES
-from ._utils import COLUMN_BLOCKS, row_tiles, triton_dtype_name
-from .minmax_normalize import _minmax_normalize_kernel
-from .partition import BLOCK as PARTITION_BLOCK
-from .partition import KEY_DTYPES, _partition_hist_kernel, _partition_scatter_kernel
+from ._utils import Launch, row_tiles
+from .minmax_normalize import plan_minmax_normalize
+from .partition import KEY_DTYPES, plan_partition
 from .ring_pop import _ring_pop_kernel
 from .ring_push import _ring_push_kernel
-from .row_reduce import REDUCTIONS, _row_reduce_kernel
-from .segment_sum import _segment_sum_kernel, segment_tile
+from .row_reduce import REDUCTIONS, plan_row_reduce
+from .segment_sum import plan_segment_sum
 
-__all__ = ["IntFlavour", "KernelVariant", "kernel_variants"]
+__all__ = [
+    "ALIGNED_WIDTHS",
+    "ODD_WIDTHS",
+    "PlannedVariant",
+    "Specialization",
+    "launch_plans",
+    "specialization",
+]
 
-IntFlavour = Literal["i32", "i64", "one"]
-
-# Element types the ring kernels copy (DeviceRing views its storage as these).
-_RING_BITS = ("i16", "i32", "i64")
+#: One width per width class (the last one loops over column blocks), each a multiple
+#: of 16 as the benchmark widths are.
+ALIGNED_WIDTHS: Final = (*tuple(t.block_n for t in row_tiles()[:-1]), 8192)
+#: Widths whose rows are not 16-element aligned: another variant of the same tile.
+ODD_WIDTHS: Final = (3, 1000)
+_ROWS: Final = 5  # any count: row counts are not specialized on
+_RING_BITS: Final = (torch.int16, torch.int32, torch.int64)
 
 
 @dataclass(frozen=True)
-class KernelVariant:
-    """One kernel with its pointer element types and constexpr values fixed."""
+class PlannedVariant:
+    """A launch the launchers would make, named for test ids and messages."""
 
-    kernel: Any  #: the @triton.jit function
-    pointers: dict[str, str] = field(hash=False)  #: pointer argument -> "*fp32" etc.
-    constexprs: dict[str, Any] = field(hash=False)  #: constexpr argument -> value
-
-    @property
-    def name(self) -> str:
-        """``kernel[ptr types, constexprs]``, for test ids and messages."""
-        ptrs = ",".join(self.pointers.values())
-        consts = ",".join(f"{k}={v}" for k, v in self.constexprs.items())
-        return f"{self.kernel.__name__}[{ptrs}|{consts}]"
-
-    @property
-    def block_extreme(self) -> bool:
-        """Whether this variant uses the smallest or largest column block."""
-        block = self.constexprs.get("BLOCK_N", self.constexprs.get("BLOCK_C"))
-        return block is None or block in (COLUMN_BLOCKS[0], COLUMN_BLOCKS[-1])
-
-    def source(self, ints: IntFlavour) -> ASTSource:
-        """The Triton source to compile, integer arguments typed as ``ints``."""
-        signature: dict[str, str] = {}
-        constexprs = dict(self.constexprs)
-        for arg in self.kernel.arg_names:
-            if arg in self.pointers:
-                signature[arg] = self.pointers[arg]
-            elif arg in self.constexprs:
-                signature[arg] = "constexpr"
-            elif ints == "one":
-                signature[arg] = "constexpr"
-                constexprs[arg] = 1
-            else:
-                signature[arg] = ints
-        return ASTSource(self.kernel, signature, constexprs=constexprs)
+    name: str
+    launch: Launch
+    float32_aligned: bool  #: float32 rows of an aligned width (compiled for sm_80 too)
 
 
-def _tile_constexprs() -> list[dict[str, Any]]:
-    return [
-        {"BLOCK_M": t.block_m, "BLOCK_N": t.block_n, "SINGLE_PASS": t.single_pass}
-        for t in row_tiles()
-    ]
+def _rows(dtype: torch.dtype, width: int, rows: int = _ROWS) -> torch.Tensor:
+    return torch.zeros((rows, width), dtype=dtype)
 
 
-def kernel_variants() -> list[KernelVariant]:
-    """Every (kernel, pointer types, constexprs) the launchers can launch."""
-    out: list[KernelVariant] = []
-    floats = [triton_dtype_name(d) for d in KERNEL_FLOAT_DTYPES]
-    for dt in floats:
-        for tile in _tile_constexprs():
-            out.append(
-                KernelVariant(
-                    _minmax_normalize_kernel,
-                    {"x_ptr": f"*{dt}", "out_ptr": f"*{dt}"},
-                    tile,
-                )
+def launch_plans() -> list[PlannedVariant]:
+    """The launches whose variants the compile check builds (see the module doc)."""
+    out: list[PlannedVariant] = []
+
+    def add(name: str, launch: Launch, dtype: Any, width: int) -> None:
+        aligned = dtype in (torch.float32, torch.int32) and width in ALIGNED_WIDTHS
+        out.append(PlannedVariant(name, launch, aligned))
+
+    for dtype in KERNEL_FLOAT_DTYPES:
+        dt = str(dtype).removeprefix("torch.")
+        widths = ALIGNED_WIDTHS + (ODD_WIDTHS if dtype == torch.float32 else ())
+        for width in widths:
+            x = _rows(dtype, width)
+            add(
+                f"minmax_normalize[{dt},w={width}]",
+                plan_minmax_normalize(x, x.clone()),
+                dtype,
+                width,
             )
-            for op in range(len(REDUCTIONS)):
-                out.append(
-                    KernelVariant(
-                        _row_reduce_kernel,
-                        {"x_ptr": f"*{dt}", "out_ptr": "*fp32"},
-                        {"OP": op, **tile},
-                    )
-                )
-        for block_c in COLUMN_BLOCKS:
-            block_r, block_c = segment_tile(block_c)
-            out.append(
-                KernelVariant(
-                    _segment_sum_kernel,
-                    {"x_ptr": f"*{dt}", "offsets_ptr": "*i64", "out_ptr": "*fp32"},
-                    {"BLOCK_R": block_r, "BLOCK_C": block_c},
-                )
-            )
-    for key in (triton_dtype_name(d) for d in KEY_DTYPES):
-        block = {"BLOCK": PARTITION_BLOCK}
-        out.append(
-            KernelVariant(
-                _partition_hist_kernel,
-                {"keys_ptr": f"*{key}", "hist_ptr": "*i32"},
-                block,
-            )
+            ops = REDUCTIONS if dtype == torch.float32 else ("mean", "std")
+            for op in ops:
+                out32 = torch.zeros(_ROWS, dtype=torch.float32)
+                add(f"row_{op}[{dt},w={width}]", plan_row_reduce(x, out32, op), dtype, width)
+            offsets = torch.tensor([0, 2, _ROWS], dtype=torch.int64)
+            sums = torch.zeros((2, width), dtype=torch.float32)
+            add(f"segment_sum[{dt},w={width}]", plan_segment_sum(x, offsets, sums), dtype, width)
+    for key_dtype in KEY_DTYPES:
+        keys = torch.arange(100, dtype=key_dtype)
+        n, blocks = 7, 2
+        hist, scatter = plan_partition(
+            keys,
+            n,
+            torch.zeros(n * blocks, dtype=torch.int32),
+            torch.zeros(n * blocks, dtype=torch.int64),
+            torch.zeros(100, dtype=torch.int64),
+            torch.zeros(n, dtype=torch.int64),
+            torch.zeros(n + 1, dtype=torch.int64),
         )
-        out.append(
-            KernelVariant(
-                _partition_scatter_kernel,
-                {
-                    "keys_ptr": f"*{key}",
-                    "hist_ptr": "*i32",
-                    "scan_ptr": "*i64",
-                    "perm_ptr": "*i64",
-                    "counts_ptr": "*i64",
-                    "offsets_ptr": "*i64",
-                },
-                block,
-            )
-        )
-    ring_tiles = sorted({(t.block_m, t.block_n) for t in row_tiles()})
+        kd = str(key_dtype).removeprefix("torch.")
+        add(f"partition_hist[{kd}]", hist, torch.int32, ALIGNED_WIDTHS[0])
+        add(f"partition_scatter[{kd}]", scatter, torch.int32, ALIGNED_WIDTHS[0])
     for bits in _RING_BITS:
-        for block_m, block_n in ring_tiles:
-            tile = {"BLOCK_M": block_m, "BLOCK_N": block_n}
-            out.append(
-                KernelVariant(
-                    _ring_push_kernel,
-                    {
-                        "rows_ptr": f"*{bits}",
-                        "meta_ptr": "*i64",
-                        "ring_ptr": f"*{bits}",
-                        "ring_meta_ptr": "*i64",
-                        "state_ptr": "*i64",
-                        "accepted_ptr": "*i64",
-                    },
-                    tile,
-                )
-            )
-            out.append(
-                KernelVariant(
-                    _ring_pop_kernel,
-                    {
-                        "ring_ptr": f"*{bits}",
-                        "ring_meta_ptr": "*i64",
-                        "out_ptr": f"*{bits}",
-                        "out_meta_ptr": "*i64",
-                        "state_ptr": "*i64",
-                        "count_ptr": "*i64",
-                    },
-                    tile,
-                )
-            )
+        for width in ALIGNED_WIDTHS:
+            for meta_width in (0, 2):
+                if meta_width and (bits != torch.int32 or width != 64):
+                    continue
+                name = f"[{str(bits).removeprefix('torch.')},w={width},meta={meta_width}]"
+                push, pop = _ring_launches(bits, width, meta_width)
+                add("ring_push" + name, push, bits, width)
+                add("ring_pop" + name, pop, bits, width)
     return out
+
+
+def _ring_launches(bits: torch.dtype, width: int, meta_width: int) -> tuple[Launch, Launch]:
+    """A DeviceRing's push and pop launches, as :mod:`.ring_push` and :mod:`.ring_pop`
+    make them, for a ring of ``width``-wide rows stored as ``bits``."""
+    from ._ring_layout import STATE_SIZE
+    from ._utils import row_tile
+
+    capacity = 64
+    tile = row_tile(width)
+    ring = torch.zeros((capacity, width), dtype=bits)
+    meta = torch.zeros((capacity, max(meta_width, 1)), dtype=torch.int64)
+    state = torch.zeros(STATE_SIZE, dtype=torch.int64)
+    count = torch.zeros(1, dtype=torch.int64)
+    rows = torch.zeros((_ROWS, width), dtype=bits)
+    rows_meta = torch.zeros((_ROWS, max(meta_width, 1)), dtype=torch.int64)
+    constexprs = {"BLOCK_M": tile.block_m, "BLOCK_N": tile.block_n}
+    push = Launch(
+        _ring_push_kernel,
+        (1,),
+        (
+            rows,
+            rows_meta,
+            ring,
+            meta,
+            state,
+            count,
+            _ROWS,
+            0,
+            width,
+            meta_width,
+            capacity,
+            0,
+            rows.stride(0),
+            rows.stride(1),
+            rows_meta.stride(0),
+            rows_meta.stride(1),
+        ),
+        constexprs,
+        tile.num_warps,
+    )
+    out = torch.zeros((_ROWS, width), dtype=bits)
+    pop = Launch(
+        _ring_pop_kernel,
+        (1,),
+        (ring, meta, out, meta, state, count, _ROWS, width, meta_width, capacity),
+        constexprs,
+        tile.num_warps,
+    )
+    return push, pop
+
+
+@dataclass(frozen=True)
+class Specialization:
+    """The variant a launch compiles: Triton's signature, constexprs, attributes and
+    options for it (what ``JITFunction.run`` derives before compiling)."""
+
+    kernel: Any
+    signature: dict[str, str]
+    constexprs: dict[tuple[int, ...], Any]
+    attrs: dict[tuple[int, ...], Any]
+    options: Any  #: the backend's options object (num_warps, enable_fp_fusion, ...)
+
+    @property
+    def key(self) -> str:
+        """Equal for launches that run one compiled variant."""
+        return repr(
+            (
+                self.kernel.__name__,
+                sorted(self.signature.items()),
+                sorted(self.constexprs.items()),
+                sorted(self.attrs.items()),
+                sorted(self.options.__dict__.items()),
+            )
+        )
+
+    def source(self) -> Any:
+        """The ``triton.compiler.ASTSource`` to compile."""
+        from triton.compiler import ASTSource
+
+        return ASTSource(self.kernel, self.signature, self.constexprs, self.attrs)
+
+
+def specialization(launch: Launch, target: Any) -> Specialization:
+    """The variant ``launch`` would compile for ``target`` (a
+    ``triton.backends.compiler.GPUTarget``), derived by Triton's own binder as a launch
+    derives it, without a GPU.
+
+    Uses Triton's launch internals (``create_function_from_signature``, ``_pack_args``
+    of Triton 3.9): the compile check runs with the pinned Triton for that reason.
+    """
+    from triton import knobs
+    from triton.compiler.compiler import make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    kernel = launch.kernel
+    backend = make_backend(target)
+    binder = create_function_from_signature(kernel.signature, kernel.params, backend)
+    kwargs = {**launch.constexprs, **launch.options}
+    # What JITFunction.run adds to every launch's options.
+    kwargs["debug"] = kernel.debug or knobs.runtime.debug
+    for knob in ("instrumentation_mode", "fpsan_homomorphic_casts"):
+        if hasattr(knobs.compilation, knob):
+            kwargs[knob] = getattr(knobs.compilation, knob)
+    bound, spec, options = binder(*launch.args, **kwargs)
+    options, signature, constexprs, attrs = kernel._pack_args(backend, kwargs, bound, spec, options)
+    return Specialization(kernel, signature, constexprs, attrs, options)

@@ -13,9 +13,9 @@ import triton
 import triton.language as tl
 
 from .._checks import check_2d, check_kernel_float, require_tensor
-from ._utils import LAUNCH_OPTIONS, cdiv, check_launchable, launch_guard, row_tile
+from ._utils import Launch, cdiv, check_launchable, row_tile
 
-__all__ = ["minmax_normalize"]
+__all__ = ["minmax_normalize", "plan_minmax_normalize"]
 
 
 @triton.jit
@@ -29,7 +29,7 @@ def _normalize(x, lo, hi):  # type: ignore[no-untyped-def]
     return tl.where(x == x, y, x)  # NaN inputs stay NaN
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit(do_not_specialize=["n_rows"])  # type: ignore[untyped-decorator]
 def _minmax_normalize_kernel(  # type: ignore[no-untyped-def]
     x_ptr,
     out_ptr,
@@ -95,20 +95,18 @@ def minmax_normalize(x: torch.Tensor) -> torch.Tensor:
     out = torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
     if n_rows == 0 or n_cols == 0:
         return out
-    tile = row_tile(n_cols)
-    grid = (cdiv(n_rows, tile.block_m),)
-    with launch_guard():
-        _minmax_normalize_kernel[grid](
-            x,
-            out,
-            n_rows,
-            n_cols,
-            x.stride(0),
-            x.stride(1),
-            out.stride(0),
-            BLOCK_M=tile.block_m,
-            BLOCK_N=tile.block_n,
-            SINGLE_PASS=tile.single_pass,
-            **LAUNCH_OPTIONS,
-        )
+    plan_minmax_normalize(x, out)()
     return out
+
+
+def plan_minmax_normalize(x: torch.Tensor, out: torch.Tensor) -> Launch:
+    """The launch that normalises ``x`` (2-D, at least one row and column) into ``out``."""
+    n_rows, n_cols = x.shape
+    tile = row_tile(n_cols)
+    return Launch(
+        _minmax_normalize_kernel,
+        (cdiv(n_rows, tile.block_m),),
+        (x, out, n_rows, n_cols, x.stride(0), x.stride(1), out.stride(0)),
+        {"BLOCK_M": tile.block_m, "BLOCK_N": tile.block_n, "SINGLE_PASS": tile.single_pass},
+        tile.num_warps,
+    )

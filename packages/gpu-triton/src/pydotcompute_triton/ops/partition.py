@@ -29,12 +29,12 @@ import triton
 import triton.language as tl
 
 from .._checks import check_keys, check_n, keys_for_modulo, require_tensor
-from ._utils import LAUNCH_OPTIONS, cdiv, check_launchable, launch_guard
+from ._utils import Launch, cdiv, check_launchable, launch_guard
 
-__all__ = ["BLOCK", "KEY_DTYPES", "partition"]
+__all__ = ["BLOCK", "KEY_DTYPES", "partition", "plan_partition"]
 
 # Keys per program. The rank step compares every pair in the block: BLOCK**2 = 4096
-# booleans, the same register budget as a row-kernel tile (_utils.TILE_ELEMENTS).
+# booleans, the register budget of a narrow row-kernel tile (_utils.WIDTH_CLASSES).
 BLOCK: Final = 64
 
 #: Key dtypes the kernels read directly; other integer keys are widened first.
@@ -56,7 +56,7 @@ def _bucket_and_rank(keys_ptr, n_keys, keys_stride, n, BLOCK: tl.constexpr):  # 
     return idx, valid, bucket, before, after
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit(do_not_specialize=["n_keys", "n_blocks"])  # type: ignore[untyped-decorator]
 def _partition_hist_kernel(  # type: ignore[no-untyped-def]
     keys_ptr,
     hist_ptr,
@@ -72,7 +72,9 @@ def _partition_hist_kernel(  # type: ignore[no-untyped-def]
     tl.store(hist_ptr + cell, before + 1, mask=last)
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit(  # type: ignore[untyped-decorator]
+    do_not_specialize=["n_keys", "n_blocks", "buckets_per_program"]
+)
 def _partition_scatter_kernel(  # type: ignore[no-untyped-def]
     keys_ptr,
     hist_ptr,
@@ -138,12 +140,39 @@ def partition(keys: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, t
         keys = keys_for_modulo(keys, n)
     n_blocks = cdiv(n_keys, BLOCK)
     hist = torch.zeros((n * n_blocks,), dtype=torch.int32, device=device)
-    with launch_guard():
-        _partition_hist_kernel[(n_blocks,)](
-            keys, hist, n_keys, keys.stride(0), n, n_blocks, BLOCK=BLOCK, **LAUNCH_OPTIONS
-        )
-        scan = torch.cumsum(hist, 0, dtype=torch.int64)
-        _partition_scatter_kernel[(n_blocks,)](
+    scan = torch.empty((n * n_blocks,), dtype=torch.int64, device=device)
+    hist_launch, scatter_launch = plan_partition(keys, n, hist, scan, perm, counts, offsets)
+    hist_launch()
+    with launch_guard(device):
+        torch.cumsum(hist, 0, dtype=torch.int64, out=scan)
+    scatter_launch()
+    return counts, offsets, perm
+
+
+def plan_partition(
+    keys: torch.Tensor,
+    n: int,
+    hist: torch.Tensor,
+    scan: torch.Tensor,
+    perm: torch.Tensor,
+    counts: torch.Tensor,
+    offsets: torch.Tensor,
+) -> tuple[Launch, Launch]:
+    """The two launches of :func:`partition` on int32/int64 ``keys`` (not empty): the
+    histogram into ``hist``, then (after ``scan`` holds its inclusive int64 cumsum) the
+    scatter."""
+    n_keys = keys.numel()
+    n_blocks = cdiv(n_keys, BLOCK)
+    hist_launch = Launch(
+        _partition_hist_kernel,
+        (n_blocks,),
+        (keys, hist, n_keys, keys.stride(0), n, n_blocks),
+        {"BLOCK": BLOCK},
+    )
+    scatter_launch = Launch(
+        _partition_scatter_kernel,
+        (n_blocks,),
+        (
             keys,
             hist,
             scan,
@@ -155,7 +184,7 @@ def partition(keys: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, t
             n,
             n_blocks,
             cdiv(n, n_blocks),
-            BLOCK=BLOCK,
-            **LAUNCH_OPTIONS,
-        )
-    return counts, offsets, perm
+        ),
+        {"BLOCK": BLOCK},
+    )
+    return hist_launch, scatter_launch

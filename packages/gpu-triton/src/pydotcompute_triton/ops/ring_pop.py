@@ -14,13 +14,13 @@ import triton
 import triton.language as tl
 
 from ._ring_layout import HEAD, META_BLOCK, POPPED, TAIL, TICKET
-from ._utils import LAUNCH_OPTIONS, RowTile, cdiv, launch_guard
+from ._utils import Launch, RowTile, cdiv
 from .ring_push import _copy_rows
 
 __all__ = ["ring_pop"]
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit(do_not_specialize=["max_rows", "meta_width"])  # type: ignore[untyped-decorator]
 def _ring_pop_kernel(  # type: ignore[no-untyped-def]
     ring_ptr,
     ring_meta_ptr,
@@ -87,21 +87,11 @@ def ring_pop(
     out_meta = torch.empty((max_rows, meta_width), dtype=torch.int64, device=ring.device)
     kernel_meta = out_meta if meta_width else ring_meta  # a valid pointer, never used
     count = torch.empty((1,), dtype=torch.int64, device=ring.device)
-    grid = (cdiv(max_rows, tile.block_m),)
-    with launch_guard():
-        _ring_pop_kernel[grid](
-            ring,
-            ring_meta,
-            out,
-            kernel_meta,
-            state,
-            count,
-            max_rows,
-            width,
-            meta_width,
-            capacity,
-            BLOCK_M=tile.block_m,
-            BLOCK_N=tile.block_n,
-            **LAUNCH_OPTIONS,
-        )
+    Launch(
+        _ring_pop_kernel,
+        (cdiv(max_rows, tile.block_m),),
+        (ring, ring_meta, out, kernel_meta, state, count, max_rows, width, meta_width, capacity),
+        {"BLOCK_M": tile.block_m, "BLOCK_N": tile.block_n},
+        tile.num_warps,
+    )()
     return out, out_meta, count

@@ -25,7 +25,7 @@ from ._ring_layout import (
     TAIL,
     TICKET,
 )
-from ._utils import LAUNCH_OPTIONS, RowTile, cdiv, launch_guard
+from ._utils import Launch, RowTile, cdiv
 
 __all__ = ["ring_push"]
 
@@ -54,7 +54,7 @@ def _copy_rows(  # type: ignore[no-untyped-def]
         tl.store(dst + c[None, :], v, mask=mask)
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit(do_not_specialize=["n_in", "first_row", "meta_width", "policy"])  # type: ignore[untyped-decorator]
 def _ring_push_kernel(  # type: ignore[no-untyped-def]
     rows_ptr,
     meta_ptr,
@@ -154,10 +154,11 @@ def ring_push(
     # the last `capacity`. Either way at most `capacity` input rows need programs.
     drop_oldest = policy == POLICY_DROP_OLDEST.value
     first_row = n_in - capacity if drop_oldest and n_in > capacity else 0
-    grid = (cdiv(min(n_in, capacity), tile.block_m),)
     accepted = torch.empty((1,), dtype=torch.int64, device=ring.device)
-    with launch_guard():
-        _ring_push_kernel[grid](
+    Launch(
+        _ring_push_kernel,
+        (cdiv(min(n_in, capacity), tile.block_m),),
+        (
             rows,
             meta,
             ring,
@@ -174,8 +175,8 @@ def ring_push(
             rows.stride(1),
             meta.stride(0),
             meta.stride(1),
-            BLOCK_M=tile.block_m,
-            BLOCK_N=tile.block_n,
-            **LAUNCH_OPTIONS,
-        )
+        ),
+        {"BLOCK_M": tile.block_m, "BLOCK_N": tile.block_n},
+        tile.num_warps,
+    )()
     return accepted

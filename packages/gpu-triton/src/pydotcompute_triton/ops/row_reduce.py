@@ -20,10 +20,11 @@ import triton
 import triton.language as tl
 
 from .._checks import check_2d, check_kernel_float, require_tensor
-from ._utils import LAUNCH_OPTIONS, cdiv, check_launchable, launch_guard, row_tile
+from ._utils import Launch, cdiv, check_launchable, row_tile
 
 __all__ = [
     "REDUCTIONS",
+    "plan_row_reduce",
     "row_max",
     "row_mean",
     "row_min",
@@ -37,7 +38,7 @@ __all__ = [
 REDUCTIONS: Final = ("sum", "mean", "min", "max", "std", "var", "range")
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit(do_not_specialize=["n_rows"])  # type: ignore[untyped-decorator]
 def _row_reduce_kernel(  # type: ignore[no-untyped-def]
     x_ptr,
     out_ptr,
@@ -133,23 +134,27 @@ def _reduce(x: torch.Tensor, op: str) -> torch.Tensor:
         fill = 0.0 if op == "sum" else float("nan")
         return torch.full((n_rows,), fill, dtype=torch.float32, device=x.device)
     out = torch.empty((n_rows,), dtype=torch.float32, device=x.device)
-    tile = row_tile(n_cols)
-    grid = (cdiv(n_rows, tile.block_m),)
-    with launch_guard():
-        _row_reduce_kernel[grid](
-            x,
-            out,
-            n_rows,
-            n_cols,
-            x.stride(0),
-            x.stride(1),
-            OP=REDUCTIONS.index(op),
-            BLOCK_M=tile.block_m,
-            BLOCK_N=tile.block_n,
-            SINGLE_PASS=tile.single_pass,
-            **LAUNCH_OPTIONS,
-        )
+    plan_row_reduce(x, out, op)()
     return out
+
+
+def plan_row_reduce(x: torch.Tensor, out: torch.Tensor, op: str) -> Launch:
+    """The launch that reduces each row of ``x`` (2-D, not empty) into ``out`` by ``op``
+    (one of :data:`REDUCTIONS`)."""
+    n_rows, n_cols = x.shape
+    tile = row_tile(n_cols)
+    return Launch(
+        _row_reduce_kernel,
+        (cdiv(n_rows, tile.block_m),),
+        (x, out, n_rows, n_cols, x.stride(0), x.stride(1)),
+        {
+            "OP": REDUCTIONS.index(op),
+            "BLOCK_M": tile.block_m,
+            "BLOCK_N": tile.block_n,
+            "SINGLE_PASS": tile.single_pass,
+        },
+        tile.num_warps,
+    )
 
 
 def row_sum(x: torch.Tensor) -> torch.Tensor:

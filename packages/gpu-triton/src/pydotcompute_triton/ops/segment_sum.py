@@ -21,19 +21,12 @@ from .._checks import (
     check_offsets_values,
     require_tensor,
 )
-from ._utils import (
-    LAUNCH_OPTIONS,
-    TILE_ELEMENTS,
-    cdiv,
-    check_launchable,
-    column_block,
-    launch_guard,
-)
+from ._utils import Launch, cdiv, check_launchable, row_tile
 
-__all__ = ["segment_sum"]
+__all__ = ["plan_segment_sum", "segment_sum", "segment_tile"]
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit(do_not_specialize=["n_rows"])  # type: ignore[untyped-decorator]
 def _segment_sum_kernel(  # type: ignore[no-untyped-def]
     x_ptr,
     offsets_ptr,
@@ -65,10 +58,11 @@ def _segment_sum_kernel(  # type: ignore[no-untyped-def]
     tl.store(out_ptr + seg * out_row_stride + cols, tl.sum(acc, axis=0), mask=col_ok)
 
 
-def segment_tile(width: int) -> tuple[int, int]:
-    """``(BLOCK_R, BLOCK_C)`` for rows of ``width`` columns: one tile of TILE_ELEMENTS."""
-    block_c = column_block(width)
-    return TILE_ELEMENTS // block_c, block_c
+def segment_tile(width: int) -> tuple[int, int, int]:
+    """``(BLOCK_R, BLOCK_C, num_warps)`` for rows of ``width`` columns: the row tile of
+    its width class."""
+    tile = row_tile(width)
+    return tile.block_m, tile.block_n, tile.num_warps
 
 
 def segment_sum(x: torch.Tensor, offsets: torch.Tensor, *, check: bool = True) -> torch.Tensor:
@@ -104,10 +98,18 @@ def segment_sum(x: torch.Tensor, offsets: torch.Tensor, *, check: bool = True) -
         return torch.zeros((k, n_cols), dtype=torch.float32, device=x.device)
     offsets = offsets.to(torch.int64)  # no copy when already int64
     out = torch.empty((k, n_cols), dtype=torch.float32, device=x.device)
-    block_r, block_c = segment_tile(n_cols)
-    grid = (k, cdiv(n_cols, block_c))
-    with launch_guard():
-        _segment_sum_kernel[grid](
+    plan_segment_sum(x, offsets, out)()
+    return out
+
+
+def plan_segment_sum(x: torch.Tensor, offsets: torch.Tensor, out: torch.Tensor) -> Launch:
+    """The launch that sums ``x``'s segments (int64 ``offsets``) into ``out``."""
+    n_rows, n_cols = x.shape
+    block_r, block_c, warps = segment_tile(n_cols)
+    return Launch(
+        _segment_sum_kernel,
+        (offsets.numel() - 1, cdiv(n_cols, block_c)),
+        (
             x,
             offsets,
             out,
@@ -117,8 +119,7 @@ def segment_sum(x: torch.Tensor, offsets: torch.Tensor, *, check: bool = True) -
             x.stride(1),
             offsets.stride(0),
             out.stride(0),
-            BLOCK_R=block_r,
-            BLOCK_C=block_c,
-            **LAUNCH_OPTIONS,
-        )
-    return out
+        ),
+        {"BLOCK_R": block_r, "BLOCK_C": block_c},
+        warps,
+    )
