@@ -179,6 +179,24 @@ def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernel
 
     user_post_init = getattr(base, "__post_init__", None)
 
+    def __post_init_lazy_id__(self: RingKernelMessage) -> None:
+        # __post_init__ below for the usual class (a lazy id, no __post_init__ of its
+        # own), in fewer steps: it runs for every message built.
+        fields = self.__dict__
+        given_id = fields["message_id"]
+        if given_id is _AUTO_ID:
+            del fields["message_id"]  # drawn on first read: see _LazyMessageId
+        elif type(given_id) is not UUID:
+            _validate_standard_fields(self)
+        priority, correlation_id = self.priority, self.correlation_id
+        if not (
+            type(priority) is int
+            and 0 <= priority <= MAX_PRIORITY
+            and (correlation_id is None or type(correlation_id) is UUID)
+            and self.deadline is None
+        ):
+            _validate_standard_fields(self)
+
     def __post_init__(self: RingKernelMessage, *args: Any) -> None:
         if lazy_id and self.__dict__["message_id"] is _AUTO_ID:
             del self.__dict__["message_id"]  # drawn on first read: see _LazyMessageId
@@ -204,7 +222,12 @@ def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernel
         cls.__name__,
         missing,
         bases=(base, RingKernelMessage),
-        namespace={"__post_init__": __post_init__, "__doc__": cls.__doc__},
+        namespace={
+            "__post_init__": __post_init_lazy_id__
+            if lazy_id and user_post_init is None
+            else __post_init__,
+            "__doc__": cls.__doc__,
+        },
         frozen=params.frozen,
         eq=params.eq,
         order=params.order,
