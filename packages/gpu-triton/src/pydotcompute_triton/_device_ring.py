@@ -11,7 +11,7 @@ the statistics) is the only synchronisation, and every such read goes through
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import torch
 from pydotcompute import BackpressureStrategy
@@ -20,7 +20,15 @@ from pydotcompute.errors import ArgumentTypeError, InvalidArgumentError
 from ._availability import require_triton
 from ._checks import require_tensor
 
-__all__ = ["DeviceRing", "DeviceRingStatistics"]
+__all__ = ["DeviceRing", "DeviceRingStatistics", "current_stream"]
+
+
+def current_stream(device: torch.device) -> Any:
+    """The current CUDA stream of ``device``, or None for a device without streams."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.current_stream(device)
+
 
 # The kernels copy bits, so one compiled variant per element size serves every dtype of
 # that size; these are the bit types the ring's storage is viewed as.
@@ -70,8 +78,10 @@ class DeviceRing:
     Kernels: one launch per push or pop (see :mod:`.ops.ring_push`, :mod:`.ops.ring_pop`).
     Synchronisation with the host: ``push``, ``pop``, ``pop_with_meta``, ``len()``, the
     counter properties and :meth:`statistics` each read once; ``push_device`` and
-    ``pop_device`` never do. Use from one host thread and one stream at a time: the push
-    and pop kernels are ordered by the stream, not by locks.
+    ``pop_device`` never do. Use from one host thread. A CUDA ring is bound to the stream
+    that was current on its device when it was made: the push and pop kernels share one
+    completion ticket and are ordered by that stream alone, so a push or pop on another
+    stream raises instead of racing. Kernels launch under the ring's device.
 
     Raises (constructor):
         TritonUnavailableError: Triton kernels cannot run here, or not on ``device``.
@@ -123,6 +133,7 @@ class DeviceRing:
         )
         self._state = torch.zeros((STATE_SIZE,), dtype=torch.int64, device=self._device)
         self._tile = row_tile(width)
+        self._stream = current_stream(self._device)
 
     # -- what it is ---------------------------------------------------------------------
 
@@ -156,6 +167,24 @@ class DeviceRing:
         """What a push into a full ring does."""
         return self._backpressure
 
+    @property
+    def stream(self) -> Any:
+        """The CUDA stream every push and pop runs on (None off CUDA)."""
+        return self._stream
+
+    def _check_stream(self, what: str) -> None:
+        """Raise unless the current stream is the one the ring is bound to."""
+        if self._stream is None:
+            return
+        now = current_stream(self._device)
+        if now != self._stream:
+            raise InvalidArgumentError(
+                f"DeviceRing.{what} ran on stream {now}, but the ring is bound to stream "
+                f"{self._stream} (current on {self._device} when it was made): its push and "
+                "pop kernels are ordered by one stream; make that stream current, or make "
+                "one ring per stream"
+            )
+
     def __repr__(self) -> str:
         return (
             f"DeviceRing(capacity={self._capacity}, width={self._width}, dtype={self._dtype}, "
@@ -180,6 +209,7 @@ class DeviceRing:
         from .ops.ring_push import ring_push
 
         rows, meta_arg = self._check_push(rows, meta)
+        self._check_stream("push")
         if rows.shape[0] == 0:
             return torch.zeros((1,), dtype=torch.int64, device=self._device)
         policy = {
@@ -267,6 +297,7 @@ class DeviceRing:
             raise InvalidArgumentError(
                 f"DeviceRing.pop max_rows must be at least 0; got {max_rows}"
             )
+        self._check_stream("pop")
         m = min(max_rows, self._capacity)
         if m == 0:
             return (
