@@ -105,6 +105,7 @@ PINNED: dict[str, set[str]] = {
         "BackendProtocolError",
         "BackendUnavailableError",
         "DanglingInputError",
+        "DeviceFaultError",
         "InputFileError",
         "InvalidArgumentError",
         "KernelAlreadyExistsError",
@@ -351,6 +352,8 @@ def test_error_hierarchy() -> None:
     assert issubclass(e.UnknownParameterError, e.PipelineValidationError)
     assert issubclass(e.BackendUnavailableError, RuntimeError)
     assert issubclass(e.StageFailedError, e.PipelineRunError)
+    assert issubclass(e.DeviceFaultError, e.PipelineRunError)
+    assert issubclass(e.DeviceFaultError, RuntimeError)
     # Misuse of a run and a run stopped from outside: RuntimeErrors, as they were before.
     assert issubclass(e.PipelineStateError, e.PipelineRunError)
     assert issubclass(e.PipelineStateError, RuntimeError)

@@ -15,7 +15,16 @@ Capabilities (:class:`BackendCapabilities`, all off by default):
 
 * ``device_rings``: the backend has ``make_ring(capacity, like, backpressure)``, returning
   a :class:`DeviceQueue` for rows like ``like`` (or None when it cannot hold them); two
-  stages on this backend then pass batches through device rings instead of host queues.
+  stages on this backend then link their workers by reference with a bound in rows, or
+  through device rings where ``ring_rows`` asks for them, instead of plain host queues.
+
+Optional methods a device backend may add (looked up by name, none required):
+
+* ``async def to_numpy_async(x)``: ``x`` on the host without blocking the event loop; a
+  map stage whose results leave the pipeline awaits it instead of ``to_numpy``.
+* ``device_fault(exc)``: ``exc`` as a :class:`~pydotcompute.errors.DeviceFaultError`
+  when it is the device's fault (a sticky CUDA error), else None; a map stage that
+  meets one ends its worker, failing the run, instead of failing batch after batch.
 
 The conformance suite checks every operation against the policies and against
 :class:`NumpyBackend`; run it from your backend's tests, one test per case::

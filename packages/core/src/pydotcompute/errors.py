@@ -15,6 +15,7 @@ __all__ = [
     "BackendProtocolError",
     "BackendUnavailableError",
     "DanglingInputError",
+    "DeviceFaultError",
     "InputFileError",
     "InvalidArgumentError",
     "KernelAlreadyExistsError",
@@ -395,6 +396,18 @@ class StageFailedError(PipelineRunError):
         super().__init__(
             f"stage {stage!r} failed (kernel {kernel_id!r}): {error!r}; the run was stopped"
         )
+
+
+class DeviceFaultError(PipelineRunError, RuntimeError):
+    """The device a stage computes on failed (a CUDA error such as an illegal memory
+    access), not its data.
+
+    Such a fault is sticky: every later launch on that device fails too, so a stage that
+    meets one ends its worker, and the run stops with :class:`StageFailedError` naming
+    the stage (this error as its ``error``) instead of turning every later batch into a
+    ``StageError``. Backends raise it (or say so through ``device_fault``, see
+    :mod:`pydotcompute.backend`); the message names the device and the original error.
+    """
 
 
 # -- input files ------------------------------------------------------------------------

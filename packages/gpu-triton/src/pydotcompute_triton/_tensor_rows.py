@@ -125,6 +125,25 @@ class TensorRows:
         bounds = torch.tensor([lo, hi], dtype=t.dtype, device=t.device)
         return torch.clamp(t, bounds[0], bounds[1])
 
+    async def to_numpy_async(self, x: Any) -> npt.NDArray[Any]:
+        """``x`` as a host numpy array without blocking the event loop: a CUDA tensor
+        through pinned memory and a CUDA event polled from asyncio, anything else at once
+        (see :mod:`._host_copy`). A stage whose results leave for the host awaits this.
+
+        Raises:
+            DeviceFaultError: the device failed before or during the copy.
+        """
+        from ._host_copy import to_numpy_async
+
+        return await to_numpy_async(x)
+
+    def device_fault(self, exc: BaseException) -> Any:
+        """``exc`` as a ``DeviceFaultError`` when it is this device's fault (a CUDA
+        error), else None: a stage that meets one ends its worker and fails the run."""
+        from ._host_copy import device_fault
+
+        return device_fault(exc, self.device)
+
     def make_ring(self, capacity: int, like: Any, backpressure: BackpressureStrategy | str) -> Any:
         """A :class:`~pydotcompute_triton.DeviceRing` for rows like ``like`` (its width
         and dtype), or None when ``like`` is not a tensor on this backend's device, the

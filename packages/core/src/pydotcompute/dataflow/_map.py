@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
+import numpy as np
 import numpy.typing as npt
 
 from ..compute import to_host
+from ..errors import DeviceFaultError
 from ._batching import RecordGroup, sort_batch, stack_records
-from ._loop import BatchStage, Emitter
+from ._loop import BatchStage, Emitter, _Undeliverable
 from ._records import RecordBatch
 
 __all__ = ["MapStage"]
@@ -56,16 +59,41 @@ class MapStage(BatchStage):
             try:
                 result = await self.offload(self.compute, columnar.values)
                 produced = self.batch_out(columnar, result)
+                if getattr(out, "_to_host", False):  # results leave for the host here
+                    produced = await self._on_host(produced)
             except Exception as exc:
+                self._end_on_device_fault(exc)
                 await out.send_error([columnar], exc)
                 continue
             await out.send(produced)
+
+    async def _on_host(self, batch: RecordBatch) -> RecordBatch:
+        """``batch`` with its values on the host, through the backend's
+        ``to_numpy_async`` where it has one (a device backend: the copy is awaited, so
+        the event loop goes on while the device finishes), else unchanged (the emitter
+        converts it)."""
+        convert = getattr(self.backend, "to_numpy_async", None)
+        if convert is None or type(batch.values) is np.ndarray:
+            return batch
+        host = copy.copy(batch)  # the batch may be in another stage's hands too
+        host.values = await convert(batch.values)
+        return host
+
+    def _end_on_device_fault(self, exc: Exception) -> None:
+        """Raise (ending the worker, so failing the run) when ``exc`` is the device's
+        fault, by the backend's ``device_fault``: a sticky device fault would otherwise
+        turn every later batch into a StageError."""
+        judge = getattr(self.backend, "device_fault", None)
+        fault = exc if isinstance(exc, DeviceFaultError) else judge(exc) if judge else None
+        if fault is not None:
+            raise _Undeliverable(fault) from exc  # not the data's fault: ends the worker
 
     async def _process_group(self, group: RecordGroup, out: Emitter) -> None:
         try:
             result = to_host(self.backend, await self.offload(self.compute, group.values))
             produced = self.records_out(group, result)
         except Exception as exc:
+            self._end_on_device_fault(exc)
             await out.send_error(group.records, exc)
             return
         await out.send_many(produced)
