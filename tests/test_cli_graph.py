@@ -6,6 +6,7 @@ output that cannot be written."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -212,8 +213,6 @@ def check_drawing(drawing: Drawing, plan: dict[str, Any]) -> None:
 
 
 def validated(path: Path, env: dict[str, str]) -> dict[str, Any]:
-    import json
-
     done = pydotcompute("validate", str(path), "--json", env=env)
     assert done.returncode == 0, done.stderr
     plan: dict[str, Any] = json.loads(done.stdout)
@@ -225,12 +224,22 @@ def test_the_examples_hold_dags_and_fused_groups() -> None:
     assert {p.name for p in EXAMPLES} >= {"guide.toml", "dag.toml", "fan_out_fan_in.toml"}
 
 
+@pytest.fixture(scope="module")
+def example_plans(plugin_env: dict[str, str]) -> dict[Path, dict[str, Any]]:
+    """What ``validate --json`` says of each example (once per example, not per format)."""
+    return {path: validated(path, plugin_env) for path in EXAMPLES}
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_every_example_is_drawn_as_it_would_run(
-    path: Path, fmt: str, plugin_env: dict[str, str], tmp_path: Path
+    path: Path,
+    fmt: str,
+    plugin_env: dict[str, str],
+    example_plans: dict[Path, dict[str, Any]],
+    tmp_path: Path,
 ) -> None:
-    plan = validated(path, plugin_env)
+    plan = example_plans[path]
     done = pydotcompute("graph", str(path), "--format", fmt, env=plugin_env)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
