@@ -215,3 +215,12 @@ def test_uuids_from_ints_are_the_uuids_uuid_itself_builds(values: list[int]) -> 
     for one, other in zip(made, expected, strict=True):
         assert (str(one), hash(one), one.is_safe) == (str(other), hash(other), other.is_safe)
         assert pickle.loads(pickle.dumps(one)) == other
+
+
+def test_uuids_from_ints_join_a_shared_high_half() -> None:
+    high = 0x1234_5678_9ABC_DEF0 << 64
+    assert uuids_from_ints([0, 7, 2**64 - 1], high=high) == [
+        UUID(int=high),
+        UUID(int=high | 7),
+        UUID(int=high | (2**64 - 1)),
+    ]

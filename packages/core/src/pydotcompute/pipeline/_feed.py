@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..dataflow import Record, RecordBatch, array_to_ids, record_ids_for_rows
+from ..dataflow import Record, RecordBatch, record_ids_for_rows
 from ..errors import InvalidArgumentError, PipelineValidationError
+from ..runtime import uuids_from_ints
 from ._dtype import input_dtype, parse_dtype, rows_that_fit
 
 __all__ = ["new_run_id", "records_from_array"]
@@ -71,7 +72,8 @@ def records_from_array(
         if columnar:
             yield RecordBatch(values=chunk, record_ids=ids, keys=chunk_keys)
             continue
-        uuids = array_to_ids(ids)
+        # array_to_ids(ids), for ids that share their high half.
+        uuids = uuids_from_ints(ids[:, 1].tolist(), high=int(ids[0, 0]) << 64) if len(ids) else []
         if chunk_keys is None:
             for row, uid in zip(chunk, uuids, strict=True):
                 yield Record(values=row, message_id=uid)
