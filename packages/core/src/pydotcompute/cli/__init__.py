@@ -7,13 +7,13 @@ from __future__ import annotations
 from ._allocator import (
     keep_freed_memory,
 )
-from ._command import (
-    main,
-)
 from ._arrow import (
     TableInput,
     TablePiece,
     TableWriter,
+)
+from ._command import (
+    main,
 )
 from ._display import (
     Output,
@@ -36,13 +36,13 @@ from ._files import (
 __all__ = [
     "INPUT_FORMATS",
     "OUTPUT_FORMATS",
+    "STREAMED_FORMATS",
     "InputData",
     "InputFileError",
     "InputRecordError",
     "Output",
     "Progress",
     "ResultWriter",
-    "STREAMED_FORMATS",
     "TableInput",
     "TablePiece",
     "TableWriter",

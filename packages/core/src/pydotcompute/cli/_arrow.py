@@ -758,6 +758,8 @@ class TableWriter:
             part = _Part([name], values, _shape_of(columns, field, values, keys, None), keys)
         if part.values is not None:
             self._check_shape(part.shape)
+        if self._pending_rows + len(part.names) > self._group_rows and self._shape is not None:
+            self._flush()  # groups of at most group_rows (a bigger part is one group)
         self._parts.append(part)
         self._pending_rows += len(part.names)
         self._pending_bytes += 0 if part.values is None else part.values.nbytes
@@ -847,13 +849,14 @@ class TableWriter:
                         counts[at : at + size] = part.counts
                         count_valid[at : at + size] = True
                 at += size
-            missing = pa.array(~valid) if not valid.all() else None
+            missing = None if valid.all() else ~valid
             if cols:
                 for j, name in enumerate(cols):
                     columns[name] = pa.array(values[:, j], mask=missing)
             else:
                 flat = pa.array(values.reshape(-1))
-                vectors = pa.FixedSizeListArray.from_arrays(flat, width, mask=missing)
+                mask = None if missing is None else pa.array(missing)
+                vectors = pa.FixedSizeListArray.from_arrays(flat, width, mask=mask)
                 columns[field] = vectors
             if has_keys:
                 columns["key"] = pa.array(keys, mask=~key_valid)
@@ -866,8 +869,8 @@ class TableWriter:
         batch = pa.RecordBatch.from_pydict(columns)
         if self._schema is None:
             self._schema = batch.schema
-        elif batch.schema != self._schema:
-            batch = batch.cast(self._schema)
+        elif batch.schema != self._schema:  # raises where a column's type differs
+            batch = pa.RecordBatch.from_arrays(batch.columns, schema=self._schema)
         return batch
 
     def close(self) -> None:
@@ -879,14 +882,16 @@ class TableWriter:
         if self._sink is None:
             return
         try:
-            self._flush()  # only errors came: the table has no value columns
-            if self._writer is None:  # no result at all: an empty table
-                pa = self._pa
-                schema = pa.schema(
-                    [("id", pa.int64()), ("error", pa.string()), ("stage", pa.string())]
-                )
-                self._open_writer(schema)
-            self._writer.close()
+            try:
+                self._flush()  # only errors came: the table has no value columns
+            finally:  # the footer, so that what was written stays readable
+                if self._writer is None:  # no result at all: an empty table
+                    pa = self._pa
+                    schema = pa.schema(
+                        [("id", pa.int64()), ("error", pa.string()), ("stage", pa.string())]
+                    )
+                    self._open_writer(schema)
+                self._writer.close()
         finally:
             sink, self._sink = self._sink, None
             sink.close()

@@ -918,6 +918,9 @@ async def _drive(
                     # behind, and the caller reports the one problem.
                     unwritable = InputFileError(writer.path, f"cannot write: {exc.strerror or exc}")
                     stop_feeding()
+                except InputFileError as exc:  # a result the output's table cannot hold
+                    unwritable = exc
+                    stop_feeding()
             if on_result is not None:
                 on_result(msg)
             if display is not None:
