@@ -102,6 +102,7 @@ def test_every_launcher_is_planned() -> None:
     names = {plan.launch.kernel.__name__ for plan in PLANS}
     assert names == {
         "_minmax_normalize_kernel",
+        "_normalize_stats_kernel",
         "_row_reduce_kernel",
         "_segment_sum_kernel",
         "_partition_hist_kernel",
@@ -123,14 +124,23 @@ def test_compiles_and_uses_the_expected_instructions(plan: PlannedVariant, targe
         # The completion ticket: an acquire-release add at GPU scope, after a CTA barrier.
         assert "atom.global.gpu.acq_rel.add.u64" in code
         assert "bar.sync" in code
-    if name in ("_minmax_normalize_kernel", "_row_reduce_kernel", "_segment_sum_kernel"):
+    if name in (
+        "_minmax_normalize_kernel",
+        "_normalize_stats_kernel",
+        "_row_reduce_kernel",
+        "_segment_sum_kernel",
+    ):
         # No FMA contraction (enable_fp_fusion=False) and no approximate division: the
         # float32 results round exactly as the numpy reference's.
         assert "fma.rn.f32" not in code
         assert "div.full.f32" not in code and "div.approx.f32" not in code
     op = plan.launch.constexprs.get("OP")
     reduction = REDUCTIONS[op] if name == "_row_reduce_kernel" else None
-    if name == "_minmax_normalize_kernel" or reduction in ("mean", "std", "var"):
+    if name in ("_minmax_normalize_kernel", "_normalize_stats_kernel") or reduction in (
+        "mean",
+        "std",
+        "var",
+    ):
         assert "div.rn.f32" in code
     if reduction == "std":
         assert "sqrt.rn.f32" in code and "sqrt.approx" not in code

@@ -25,6 +25,10 @@ Optional methods a device backend may add (looked up by name, none required):
 * ``device_fault(exc)``: ``exc`` as a :class:`~pydotcompute.errors.DeviceFaultError`
   when it is the device's fault (a sticky CUDA error), else None; a map stage that
   meets one ends its worker, failing the run, instead of failing batch after batch.
+* ``fuse_ops(ops)``: one callable doing a fused chain's work on a batch, given each
+  member's ``MapStage.fused_op()`` (``("minmax_normalize",)``, ``("row_stats", *stats)``),
+  or None; a fused worker then makes one call (one kernel) per batch instead of one per
+  member. Its results must equal the members' own.
 
 The conformance suite checks every operation against the policies and against
 :class:`NumpyBackend`; run it from your backend's tests, one test per case::

@@ -11,6 +11,8 @@ joining, clipping and the division of ``segment_mean`` run as torch ops
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy.typing as npt
@@ -128,6 +130,35 @@ class TritonBackend(TensorRows):
         """``max - min`` of each row in the compute dtype; width-0 rows and rows with NaN
         give NaN."""
         return self._reduce("row_range", x)
+
+    # -- fusion ------------------------------------------------------------------------
+
+    def fuse_ops(self, ops: Sequence[tuple[Any, ...]]) -> Callable[[Any], Any] | None:
+        """One call for a fused chain's operations (``fused_op`` of each member), or None.
+
+        Fuses ``minmax_normalize`` followed by ``row_stats`` (a ``compute`` stage): the
+        rows are read once, normalised in registers and reduced, one launch
+        (:func:`~pydotcompute_triton.ops.normalize_stats`); results equal the two stages'
+        bit for bit. Input the kernel does not take (float64, integers, rows wider than
+        4,096) runs as the two stages' own operations.
+        """
+        from .ops.row_reduce import REDUCTIONS
+
+        if len(ops) != 2 or ops[0] != ("minmax_normalize",) or not isinstance(ops[1], tuple):
+            return None
+        kind, *stats = ops[1]
+        if kind != "row_stats" or not stats or any(s not in REDUCTIONS for s in stats):
+            return None
+        return functools.partial(self._normalize_stats, tuple(stats))
+
+    def _normalize_stats(self, stats: tuple[str, ...], values: Any) -> torch.Tensor:
+        from .ops.normalize_stats import FUSED_MAX_WIDTH
+
+        t = as_device_tensor(values, self.device)
+        if t.dim() == 2 and t.dtype in KERNEL_FLOAT_DTYPES and 1 <= t.shape[1] <= FUSED_MAX_WIDTH:
+            return self._ops.normalize_stats(t, stats)
+        normalized = self.minmax_normalize(t)  # what the two stages do apart
+        return self.stack_columns([getattr(self, f"row_{s}")(normalized) for s in stats])
 
     def segment_sum(self, x: Any, offsets: Any) -> torch.Tensor:
         """Sum the rows of each segment ``offsets[i]:offsets[i+1]``: ``(k, width)``, float64

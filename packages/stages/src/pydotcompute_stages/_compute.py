@@ -62,6 +62,9 @@ class Compute(MapStage):
         reducers = _reducers(setup.backend)
         self._reducers = [reducers[name] for name in self.stats]
 
+    def fused_op(self) -> tuple[Any, ...]:
+        return ("row_stats", *self.stats)
+
     def compute(self, values: Any) -> Any:
         x = self.backend.asarray(values, None)  # the values' own float dtype: no narrowing
         return self.backend.stack_columns([reduce(x) for reduce in self._reducers])

@@ -27,6 +27,9 @@ class Preprocess(MapStage):
 
     keeps_identity = True  # each output: the record's key and root id, nothing else
 
+    def fused_op(self) -> tuple[Any, ...]:
+        return ("minmax_normalize",)
+
     def compute(self, values: Any) -> Any:
         backend = self.backend
         return backend.minmax_normalize(backend.asarray(values, None))

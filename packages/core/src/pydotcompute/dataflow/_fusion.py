@@ -16,7 +16,7 @@ then.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..compute import to_host
@@ -24,7 +24,7 @@ from ._batching import RecordGroup, count_records, sort_batch, stack_records
 from ._definition import StageSetup
 from ._loop import RECORD_COUNTS, BatchStage, Emitter, process_or_fail, run_stage
 from ._map import MapStage
-from ._records import StageError
+from ._records import RecordBatch, StageError
 
 if TYPE_CHECKING:
     from ..runtime import KernelContext
@@ -115,6 +115,19 @@ class FusedStage(BatchStage):
         #: The members, when per-message records go member to member as rows (see the
         #: module's doc); else None.
         self.row_chain: tuple[MapStage, ...] | None = tuple(maps) if chain else None
+        #: The whole chain's work on a batch as one backend call, where the backend
+        #: fuses the members' operations (one kernel on a device); else None.
+        self.fused_compute = self._fuse(self.row_chain) if self.row_chain else None
+
+    def _fuse(self, chain: tuple[MapStage, ...]) -> Any:
+        """The backend's fusion of ``chain``'s operations (``fuse_ops``), or None."""
+        fuse = getattr(self.backend, "fuse_ops", None)
+        ops = [stage.fused_op() for stage in chain]
+        if fuse is None or any(op is None for op in ops):
+            return None
+        if any(stage.backend is not self.backend for stage in chain):
+            return None
+        return fuse(ops)
 
     async def process(self, batch: list[Any], out: Emitter) -> None:
         if self.row_chain is None:
@@ -128,7 +141,40 @@ class FusedStage(BatchStage):
             for group in groups:
                 await self._chain(self.row_chain, group, out)
         if parts.batches:
-            await self._from(0, list(parts.batches), out)
+            if self.fused_compute is not None:
+                await self._fused_batches(self.fused_compute, parts.batches, out)
+            else:
+                await self._from(0, list(parts.batches), out)
+
+    async def _fused_batches(
+        self, fused: Callable[[Any], Any], batches: Sequence[RecordBatch], out: Emitter
+    ) -> None:
+        """Each batch through the whole chain in one backend call, counted per member as
+        if each ran. A batch the fused call fails on goes through the members one by one
+        instead, so that its StageErrors name the member that failed; a device fault ends
+        the worker."""
+        chain = self.row_chain
+        assert chain is not None  # fused_compute is made from the row chain
+        last = len(chain) - 1
+        name = self.members[last][0]
+        for columnar in batches:
+            target = self._target(last, out, _MemberCounts(out._counts, name))
+            try:
+                result = await chain[0].offload(fused, columnar.values)
+                produced = chain[last].batch_out(columnar, result)
+                if getattr(target, "_to_host", False):
+                    produced = await chain[last]._on_host(produced)
+            except Exception as exc:
+                chain[last]._end_on_device_fault(exc)
+                await self._from(0, [columnar], out)
+                continue
+            n = len(columnar)
+            for i, (member, _) in enumerate(self.members):
+                counts = _MemberCounts(out._counts, member)
+                counts[_IN] += n
+                if i < last:
+                    counts[_OUT] += n
+            await target.send(produced)
 
     async def _chain(self, chain: tuple[MapStage, ...], group: RecordGroup, out: Emitter) -> None:
         """``group``'s rows through every member (a row chain), the last one's messages

@@ -34,6 +34,12 @@ class MapStage(BatchStage):
     #: messages in between (see :class:`~pydotcompute.dataflow.FusedStage`).
     keeps_identity: ClassVar[bool] = False
 
+    def fused_op(self) -> tuple[Any, ...] | None:
+        """What :meth:`compute` does, as ``(operation, *arguments)`` a device backend may
+        fuse with the next members' into one kernel when the planner fuses the stages
+        (``fuse_ops``, see :mod:`pydotcompute.backend`); None (the default): not one."""
+        return None
+
     def compute(self, values: Any) -> Any:
         """The backend work on a ``(n, width)`` array (numpy, or the backend's own);
         returns ``n`` rows in the backend's arrays."""

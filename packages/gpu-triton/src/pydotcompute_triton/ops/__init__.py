@@ -9,6 +9,7 @@ was first imported. Launches and host synchronisations per call:
 operation              launches  host syncs
 =====================  ========  ===========================================
 ``minmax_normalize``   1         0
+``normalize_stats``    1         0 (minmax_normalize and row statistics fused)
 ``row_*`` reductions   1         0
 ``segment_sum``        1         1 with ``check=True`` (offsets validation), else 0
 ``partition``          4         0 (a table clear, two kernels, a cumsum)
@@ -31,12 +32,14 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from .minmax_normalize import minmax_normalize
+from .normalize_stats import normalize_stats
 from .partition import partition
 from .row_reduce import row_max, row_mean, row_min, row_range, row_std, row_sum, row_var
 from .segment_sum import segment_sum
 
 __all__ = [
     "minmax_normalize",
+    "normalize_stats",
     "partition",
     "row_max",
     "row_mean",

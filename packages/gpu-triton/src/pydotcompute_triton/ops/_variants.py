@@ -20,6 +20,7 @@ import torch
 from .._checks import KERNEL_FLOAT_DTYPES
 from ._utils import Launch, row_tiles
 from .minmax_normalize import plan_minmax_normalize
+from .normalize_stats import FUSED_MAX_WIDTH, plan_normalize_stats
 from .partition import KEY_DTYPES, plan_partition
 from .ring_pop import _ring_pop_kernel
 from .ring_push import _ring_push_kernel
@@ -80,6 +81,15 @@ def launch_plans() -> list[PlannedVariant]:
             for op in ops:
                 out32 = torch.zeros(_ROWS, dtype=torch.float32)
                 add(f"row_{op}[{dt},w={width}]", plan_row_reduce(x, out32, op), dtype, width)
+            if width <= FUSED_MAX_WIDTH:  # the fused preprocess -> compute kernel
+                for stats in (("mean",), REDUCTIONS) if width in (64, 1024) else (("mean",),):
+                    stats_out = torch.zeros((_ROWS, len(stats)), dtype=torch.float32)
+                    add(
+                        f"normalize_stats[{dt},w={width},{'+'.join(stats)}]",
+                        plan_normalize_stats(x, stats_out, stats),
+                        dtype,
+                        width,
+                    )
             offsets = torch.tensor([0, 2, _ROWS], dtype=torch.int64)
             sums = torch.zeros((2, width), dtype=torch.float32)
             add(f"segment_sum[{dt},w={width}]", plan_segment_sum(x, offsets, sums), dtype, width)
