@@ -207,6 +207,48 @@ def test_bad_records_are_skipped_and_named_by_their_row(tmp_path: Path) -> None:
     np.testing.assert_allclose([rows[i] for i in good], guide_means(values[good]), rtol=1e-5)
 
 
+def test_an_npy_output_of_a_streamed_input_counts_good_records_only(tmp_path: Path) -> None:
+    """Bad records are reported as bad, not as input records without a result."""
+    values = RNG.random((50, 3))
+    values[[4, 40], 0] = np.nan  # NaN is a value: not bad
+    table = list_table(values)
+    lists = table["values"].to_pylist()
+    lists[10] = lists[33] = None
+    table = pa.table({"values": pa.array(lists, type=pa.list_(pa.float64(), 3))})
+    given = write_table(table, tmp_path / "in.parquet", rows_per_piece=20)
+    out = tmp_path / "out.npy"
+    done = pydotcompute("run", GUIDE, "-i", str(given), "-o", str(out), "--json")
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["input"]["records"] == 48 and report["input"]["bad_records"] == 2
+    assert report["output_missing"] == 0 and report["output_missing_ids"] == []
+    good = [i for i in range(50) if i not in (10, 33)]
+    np.testing.assert_allclose(np.load(out)[:, 0], guide_means(values[good]))
+
+
+def test_null_numbers_are_nan_and_null_keys_are_bad_where_keys_route(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "key": pa.array([1, None, 3, 4], type=pa.int32()),
+            "a": pa.array([1, 2, None, 4], type=pa.int64()),
+            "b": pa.array([0.5, 1.5, 2.5, None], type=pa.float32()),
+        }
+    )
+    given = write_table(table, tmp_path / "in.arrow")
+    (piece,) = TableInput(given, "arrow").pieces()
+    assert piece.values.dtype == np.float64 and piece.keys is None  # a key is missing
+    np.testing.assert_array_equal(piece.values, [[1, 0.5], [2, 1.5], [np.nan, 2.5], [4, np.nan]])
+    keyed = TableInput(given, "arrow", require_key=True)
+    (piece,) = keyed.pieces()
+    assert piece.keys.tolist() == [1, 3, 4] and len(piece) == 3
+    assert [str(e) for e in keyed.errors] == [
+        f"{given}:2: field 'key': missing; this pipeline routes records by key"
+    ]
+    no_key = write_table(pa.table({"a": [1.0]}), tmp_path / "no_key.parquet")
+    with pytest.raises(InputFileError, match="has no 'key' column, and this pipeline routes"):
+        TableInput(no_key, "parquet", require_key=True)
+
+
 def test_lists_of_any_length_need_per_message_mode(tmp_path: Path) -> None:
     rows = [[1.0, 2.0, 4.0], [3.0, 1.0], [5.0, 6.0, 9.0], [2.0, 0.0, 1.0, 1.0]]
     given = tmp_path / "in.arrows"

@@ -415,7 +415,7 @@ class TableInput:
                     "columnar mode needs one width (--mode per-message takes any length)",
                 )
             )
-        out_array = np.full((n, width), np.nan, dtype=flat.dtype)
+        out_array = np.zeros((n, width), dtype=flat.dtype)  # bad rows' stay unread
         rows = np.flatnonzero(good)
         if len(rows):
             take = starts[rows, None] + np.arange(width)
@@ -425,7 +425,10 @@ class TableInput:
     def _column_values(self, batch: Any, names: Sequence[str]) -> npt.NDArray[Any]:
         """One numeric column per value, stacked into rows (a copy: Arrow keeps each
         column whole, a record's values are a row)."""
-        out = np.empty((batch.num_rows, len(names)), dtype=self.layout.source_dtype)
+        dtype = self.layout.source_dtype
+        if dtype.kind != "f" and any(batch.column(name).null_count for name in names):
+            dtype = np.dtype(np.float64)  # a null is NaN, which integers have not
+        out = np.empty((batch.num_rows, len(names)), dtype=dtype)
         for j, name in enumerate(names):
             out[:, j] = _numbers(batch.column(name))
         return out

@@ -778,6 +778,10 @@ def _run_and_report(
     except (PipelineRunError, RingKernelError) as exc:
         broke = exc
     finally:
+        if source.table is not None:  # its good records, now that it is read
+            source.count = source.table.good
+            if writer is not None:
+                writer.input_rows = source.count
         # After a failed write, closing fails the same way: one line says it.
         written = writer is None or _close_writer(writer, quiet=unwritable is not None)
     if unwritable is not None:

@@ -695,7 +695,9 @@ class ResultWriter:
         self.format = format_of(self.path, fmt, OUTPUT_FORMATS)
         self._label = label
         self._row_of = row_of
-        self._input_rows = input_rows
+        #: Input records the ``.npy`` rows are counted against (:attr:`missing`); a
+        #: streamed input's good records are known once it is read.
+        self.input_rows = input_rows
         self.records = 0  #: result records written (errors included)
         self.errors = 0  #: StageError records written
         self.rows = 0  #: rows the .npy file holds, once closed
@@ -790,8 +792,8 @@ class ResultWriter:
     def _array(self) -> npt.NDArray[np.floating[Any]]:
         chunks, self._chunks = self._chunks, []
         if not chunks:
-            self.missing = self._input_rows
-            self.first_missing = np.arange(min(self._input_rows, FIRST_MISSING), dtype=np.int64)
+            self.missing = self.input_rows
+            self.first_missing = np.arange(min(self.input_rows, FIRST_MISSING), dtype=np.int64)
             return np.zeros((0, 0), dtype=np.float32)
         all_rows = np.concatenate([c[0] for c in chunks])
         all_values = np.concatenate([c[1] for c in chunks])
@@ -808,10 +810,10 @@ class ResultWriter:
                 return all_values
         # Work in the results, never in the input's size: an interrupted run may have
         # been given a hundred million records and fed a few.
-        self.missing = self._input_rows - len(rows)
+        self.missing = self.input_rows - len(rows)
         # Among the first len(rows) + FIRST_MISSING rows at most len(rows) are present,
         # so the first missing ones are all there.
-        absent = np.ones(min(self._input_rows, len(rows) + FIRST_MISSING), dtype=bool)
+        absent = np.ones(min(self.input_rows, len(rows) + FIRST_MISSING), dtype=bool)
         absent[rows[rows < len(absent)]] = False
         self.first_missing = np.flatnonzero(absent)[:FIRST_MISSING].astype(np.int64)
         return all_values if order is None else all_values[order]
