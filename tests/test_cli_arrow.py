@@ -428,6 +428,17 @@ def test_read_input_reads_a_whole_table_with_ids_and_bad_rows(tmp_path: Path) ->
     ]
 
 
+def test_the_format_comes_from_the_extension_unless_given(tmp_path: Path) -> None:
+    stream = write_table(list_table(RNG.random((5, 2))), tmp_path / "in.arrows")
+    assert TableInput(stream).format == "arrows" and TableInput(stream).count == 5
+    renamed = stream.rename(tmp_path / "in.data")
+    with pytest.raises(InputFileError, match=r"cannot tell the format from the extension '\.data'"):
+        TableInput(renamed)
+    assert TableInput(renamed, "arrow").count == 5  # an IPC stream, told by its first bytes
+    with pytest.raises(InputFileError, match="format 'csv' is not supported here"):
+        TableInput(renamed, "csv")
+
+
 def test_labels_name_file_rows_after_skipped_records(tmp_path: Path) -> None:
     """Good records are numbered without the bad ones; their labels are file rows."""
     pipeline_dtype = "float16"

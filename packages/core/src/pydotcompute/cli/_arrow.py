@@ -45,7 +45,7 @@ from ..dataflow import (
 )
 from ..errors import InputFileError
 from ..pipeline import input_dtype, parse_dtype, records_from_array, rows_that_fit
-from ._files import InputData, InputRecordError
+from ._files import InputData, InputRecordError, format_of
 
 __all__ = [
     "TABLE_FORMATS",
@@ -115,7 +115,6 @@ class _Layout:
     value_columns: tuple[str, ...]  # one list column, or numeric columns
     is_list: bool
     source_dtype: np.dtype[Any]
-
     row_bytes: int | None  # a record's values in memory, where the schema says
 
     @property
@@ -125,7 +124,8 @@ class _Layout:
 
 
 class TableInput:
-    """A Parquet or Arrow IPC file's records, read a piece at a time.
+    """A Parquet or Arrow IPC file's records, read a piece at a time (``fmt``: parquet,
+    arrow or arrows; None: told by the extension).
 
     ``dtype`` (a pipeline's dtype: float16, float32 or float64) is what values are read
     as; None keeps a float column's own dtype (integers and booleans become float64). A
@@ -142,7 +142,7 @@ class TableInput:
     def __init__(
         self,
         path: str | os.PathLike[str],
-        fmt: str,
+        fmt: str | None = None,
         *,
         dtype: str | None = None,
         require_key: bool = False,
@@ -150,14 +150,15 @@ class TableInput:
         piece_rows: int | None = None,
     ) -> None:
         self.path = os.fspath(path)
-        self.format = fmt
+        #: parquet, arrow or arrows: ``fmt``, else from the extension
+        self.format = format_of(self.path, fmt, TABLE_FORMATS)
         self.require_key = require_key
         self.one_width = one_width
         self.errors: list[InputRecordError] = []
         #: Why reading stopped early (set by :meth:`messages`), or None.
         self.failure: InputFileError | None = None
         self.good = 0  #: good records read so far
-        self._pa = load_pyarrow(self.path, fmt)
+        self._pa = load_pyarrow(self.path, self.format)
         if not os.path.exists(self.path):
             raise InputFileError(self.path, "no such file")
         if not Path(self.path).is_file():
@@ -711,14 +712,15 @@ class TableWriter:
     def __init__(
         self,
         path: str | os.PathLike[str],
-        fmt: str,
+        fmt: str | None = None,
         *,
         label: Callable[[Any], list[Any]],
         group_rows: int = GROUP_ROWS,
     ) -> None:
         self.path = os.fspath(path)
-        self.format = fmt
-        self._pa = load_pyarrow(self.path, fmt)
+        #: parquet, arrow (IPC file) or arrows (IPC stream): ``fmt``, else the extension's
+        self.format = format_of(self.path, fmt, TABLE_FORMATS)
+        self._pa = load_pyarrow(self.path, self.format)
         self._label = label
         self._group_rows = group_rows
         self.rows = 0  #: rows written to the file so far
@@ -833,7 +835,7 @@ class TableWriter:
         n = len(names)
         if shape is not None:
             cols, field, width, dtype, has_keys, has_counts = shape
-            values = np.full((n, width), np.nan, dtype=dtype)
+            values = np.empty((n, width), dtype=dtype)  # one copy of each part's values
             valid = np.zeros(n, dtype=np.bool_)
             keys = np.zeros(n, dtype=np.int64)
             key_valid = np.zeros(n, dtype=np.bool_)
@@ -851,6 +853,8 @@ class TableWriter:
                     if part.counts is not None:
                         counts[at : at + size] = part.counts
                         count_valid[at : at + size] = True
+                else:  # an error's rows: null, and zeros under the mask
+                    values[at : at + size] = 0
                 at += size
             missing = None if valid.all() else ~valid
             if cols:
