@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -351,6 +353,75 @@ def test_a_file_that_is_not_arrow_is_refused(tmp_path: Path) -> None:
     given.write_text("id,a\n1,2\n")
     line = one_error_line(pydotcompute("run", GUIDE, "-i", str(given)))
     assert line.startswith(f"error: {given}: not a readable Arrow IPC file: ")
+
+
+# -- interrupted, or the disk full -----------------------------------------------------------
+
+
+def started(out: Path, *argv: str) -> subprocess.Popen[str]:
+    """The command in the background, once ``out`` holds its first row group."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pydotcompute.cli", *argv, "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    # The magic bytes, then the first group of 64 Ki results (a few hundred KiB).
+    while not (out.exists() and out.stat().st_size > 100_000):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no row group written within 60 s"
+        time.sleep(0.02)
+    return proc
+
+
+LONG_RUN = ("run", GUIDE, "--synthetic", "100000000", "--width", "4", "--json")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("fmt", ["parquet", "arrows"])
+def test_sigint_writes_what_was_computed_and_the_footer(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"r.{fmt}"
+    proc = started(out, *LONG_RUN, "--drain-timeout", "300")
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    report = json.loads(stdout)
+    assert report["interrupted"] and report["results"] == report["records_fed"]
+    result = read_back(out)
+    assert result.num_rows == report["results"] > 0
+    ids = np.sort(result["id"].to_numpy())
+    np.testing.assert_array_equal(ids, np.arange(len(ids)))  # every record fed, once
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_second_signal_still_leaves_a_readable_parquet_file(tmp_path: Path) -> None:
+    pipeline = tmp_path / "slow_drain.toml"  # deep queues: the graceful stop takes a while
+    pipeline.write_text(
+        '[pipeline]\nname = "slow-drain"\nqueue_size = 100000\n\n[stages.preprocess]\n\n'
+        '[stages.compute]\nparams = { stats = ["mean"] }\n'
+    )
+    out = tmp_path / "r.parquet"
+    argv = ("run", str(pipeline), "--synthetic", "100000000", "--width", "4")
+    proc = started(out, *argv, "--mode", "per-message", "--batch", "512")
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)  # right behind: it lands inside the graceful stop
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode in (130, 143), stderr
+    assert "again: exiting at once" in stderr and "Traceback" not in stderr
+    assert f"{out}: the results written so far stay" in stderr
+    assert pq.read_table(out).num_rows >= 1 << 16  # the footer was written
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("fmt", ["parquet", "arrow"])
+def test_a_full_disk_on_a_table_output_is_one_line(fmt: str) -> None:
+    done = pydotcompute(
+        "run", GUIDE, "--synthetic", "200000", "-o", "/dev/full", "--output-format", fmt
+    )
+    line = one_error_line(done)
+    assert line.startswith("error: /dev/full: cannot write: ")
+    assert "No space left on device" in line
 
 
 # -- pyarrow missing ----------------------------------------------------------------------
