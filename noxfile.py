@@ -15,6 +15,8 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 PACKAGES = ["packages/core", "packages/stages", "packages/gpu-triton"]
 # Machines without a GPU pin torch's CPU build (a newer torch means a multi-GB CUDA wheel).
 CPU_CONSTRAINTS = ["-c", str(ROOT / "constraints" / "cpu.txt")]
+# The GPU session pins the torch and Triton the GPU machines run (CUDA builds).
+GPU_CONSTRAINTS = ["-c", str(ROOT / "constraints" / "gpu.txt")]
 TESTPATHS = ["packages/core/tests", "packages/stages/tests", "packages/gpu-triton/tests", "tests"]
 BENCH_ARGS = ["-o", "python_files=bench_*.py"]
 
@@ -24,7 +26,7 @@ def install(session: nox.Session, *groups: str, packages: list[str] = PACKAGES) 
     requirements: list[str] = []
     for group in groups:
         requirements += nox.project.dependency_groups(PYPROJECT, group)
-    constraints = [] if session.name == "gpu" else CPU_CONSTRAINTS
+    constraints = GPU_CONSTRAINTS if session.name == "gpu" else CPU_CONSTRAINTS
     editable = [arg for pkg in packages for arg in ("-e", pkg)]
     session.install(*constraints, *editable, *requirements)
 
@@ -113,7 +115,22 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def gpu(session: nox.Session) -> None:
-    """On a CUDA machine: the gpu-marked tests and the GPU benchmarks."""
-    install(session, "test", "bench")
-    session.run("pytest", *TESTPATHS, "-m", "gpu", *session.posargs)
-    session.run("pytest", "benchmarks/gpu", *BENCH_ARGS, *session.posargs)
+    """On a CUDA machine with a network: what benchmarks/gpu/run_gpu_checks.sh does on one
+    without (wheels of this checkout, the gpu tests, the GPU benchmarks, one JSON of every
+    figure in .benchmarks/gpu/), with torch and Triton pinned (constraints/gpu.txt)."""
+    install(session, "test")
+    python = str(Path(session.bin) / "python")
+    wheels = Path(session.create_tmp()) / "wheels"
+    scripts = ROOT / "benchmarks" / "gpu"
+    env = {"PYTHON": python}
+    session.run("bash", str(scripts / "build_wheels.sh"), str(wheels), "--packages-only", env=env)
+    out = ROOT / ".benchmarks" / "gpu"
+    session.run(
+        "bash",
+        str(scripts / "run_gpu_checks.sh"),
+        str(wheels),
+        "--out",
+        str(out),
+        *session.posargs,
+        env=env,
+    )

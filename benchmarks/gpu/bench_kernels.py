@@ -1,73 +1,107 @@
-"""Kernel bandwidth as a fraction of the device's peak: minmax_normalize and the ring.
+"""Kernel figures at widths 64 and 1,024, inputs rotated past the L2 cache.
 
-Bytes moved are the bytes each kernel must read and write (65,536 x 1,024 float32 rows,
-256 MiB): minmax_normalize reads the batch once and writes it once (its single-pass
-tile holds a row); a ring push reads the rows and writes the ring; a pop the reverse.
+* Bandwidth of ``minmax_normalize``, the fused ``normalize_stats`` kernel and a device
+  ring's push + pop, as bytes/s and as fractions of the data-sheet peak and of a measured
+  device-to-device copy (bytes counted: what each kernel must read and write).
+* The guide's two steps (normalise, then the row mean) on one batch four ways: the fused
+  Triton kernel, the two Triton kernels, torch eager ops, and ``torch.compile`` of the
+  eager function; the others as ratios of the fused kernel's time.
 """
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 import torch
-
-ROWS, WIDTH = 65_536, 1_024
-BATCH_BYTES = ROWS * WIDTH * 4
-ITERATIONS = 20
+from gpu_harness import WIDTHS, Mode, Rotation, bandwidth_figures, compiled, seconds_per_call
 
 
-def _record(benchmark: Any, peak: tuple[float, str], bytes_per_call: float, **extra: Any) -> None:
-    seconds = benchmark.stats.stats.median / ITERATIONS
-    bandwidth = bytes_per_call / seconds
-    benchmark.extra_info.update(
-        bytes_per_call=bytes_per_call,
-        seconds_per_call=seconds,
-        bandwidth_bytes_per_s=bandwidth,
-        peak_bytes_per_s=peak[0],
-        peak_source=peak[1],
-        fraction_of_peak=bandwidth / peak[0],
-        device=torch.cuda.get_device_name(),
-        **extra,
+def median_seconds(fn: Callable[[int], Any], mode: Mode) -> float:
+    fn(0)  # compile and warm outside the timing
+    return statistics.median(
+        seconds_per_call(fn, mode.iterations, mode.device) for _ in range(mode.rounds)
     )
 
 
-def test_minmax_normalize_bandwidth(
-    benchmark: Any, peak_bandwidth: tuple[float, str], timed: Any
+def _record(benchmark: Any, fn: Callable[[int], Any], mode: Mode, **figures: Any) -> None:
+    """Time ``fn`` through pytest-benchmark too (its own statistics in the JSON)."""
+    calls = iter(range(10**9))
+    benchmark.pedantic(lambda: fn(next(calls)), rounds=mode.rounds, warmup_rounds=1)
+    benchmark.extra_info.update(figures)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("op", ["minmax_normalize", "normalize_stats", "ring_push_pop"])
+def test_kernel_bandwidth(
+    benchmark: Any, mode: Mode, references: dict[str, Any], op: str, width: int
 ) -> None:
-    from pydotcompute_triton.ops import minmax_normalize
-
-    x = torch.randn((ROWS, WIDTH), device="cuda")
-    minmax_normalize(x)  # compile outside the timing
-    benchmark.pedantic(timed(lambda: minmax_normalize(x), ITERATIONS), rounds=10, warmup_rounds=1)
-    _record(benchmark, peak_bandwidth, 2 * BATCH_BYTES, shape=[ROWS, WIDTH])
-
-
-def test_ring_push_bandwidth(benchmark: Any, peak_bandwidth: tuple[float, str], timed: Any) -> None:
     from pydotcompute_triton import DeviceRing
+    from pydotcompute_triton.ops import minmax_normalize, normalize_stats
 
-    # drop_oldest: every push moves the whole batch, however full the ring is.
-    ring = DeviceRing(ROWS, WIDTH, device="cuda", backpressure="drop_oldest")
-    rows = torch.randn((ROWS, WIDTH), device="cuda")
-    ring.push_device(rows)
-    benchmark.pedantic(
-        timed(lambda: ring.push_device(rows), ITERATIONS), rounds=10, warmup_rounds=1
+    rows = Rotation(mode, (mode.rows, width))
+    batch = rows.nbytes
+    if op == "minmax_normalize":
+        fn: Callable[[int], Any] = lambda i: minmax_normalize(rows[i])  # noqa: E731
+        moved = 2 * batch  # read once, write once
+    elif op == "normalize_stats":
+        fn = lambda i: normalize_stats(rows[i], ("mean",))  # noqa: E731
+        moved = batch + 4 * mode.rows  # read once, one float32 a row out
+    else:
+        ring = DeviceRing(mode.rows, width, device=mode.device)
+
+        def fn(i: int) -> Any:
+            ring.push_device(rows[i])
+            return ring.pop_device(mode.rows)
+
+        moved = 4 * batch  # push: read + write, pop: read + write
+    seconds = median_seconds(fn, mode)
+    _record(
+        benchmark,
+        fn,
+        mode,
+        op=op,
+        width=width,
+        rows=mode.rows,
+        records_per_s=mode.rows / seconds,
+        **bandwidth_figures(moved, seconds, references),
     )
-    _record(benchmark, peak_bandwidth, 2 * BATCH_BYTES, shape=[ROWS, WIDTH], launches_per_call=1)
 
 
-def test_ring_push_pop_bandwidth(
-    benchmark: Any, peak_bandwidth: tuple[float, str], timed: Any
+@pytest.mark.parametrize("width", WIDTHS)
+def test_two_steps_fused_against_torch(
+    benchmark: Any, mode: Mode, references: dict[str, Any], width: int
 ) -> None:
-    from pydotcompute_triton import DeviceRing
+    from pydotcompute_triton import TorchBackend, TritonBackend
+    from pydotcompute_triton.ops import normalize_stats
 
-    ring = DeviceRing(ROWS, WIDTH, device="cuda")
-    rows = torch.randn((ROWS, WIDTH), device="cuda")
+    rows = Rotation(mode, (mode.rows, width))
+    triton_b, torch_b = TritonBackend(mode.device), TorchBackend(mode.device)
 
-    def round_trip() -> None:
-        ring.push_device(rows)
-        ring.pop_device(ROWS)
+    def eager(x: torch.Tensor) -> torch.Tensor:
+        return torch_b.row_mean(torch_b.minmax_normalize(x))
 
-    round_trip()
-    benchmark.pedantic(timed(round_trip, ITERATIONS), rounds=10, warmup_rounds=1)
-    _record(benchmark, peak_bandwidth, 4 * BATCH_BYTES, shape=[ROWS, WIDTH], launches_per_call=2)
-    assert len(ring) == 0  # every push was popped: the figures are full-batch copies
+    graph = compiled(eager, mode)
+    ways: dict[str, Callable[[int], Any]] = {
+        "fused": lambda i: normalize_stats(rows[i], ("mean",)),
+        "triton_two_kernels": lambda i: triton_b.row_mean(triton_b.minmax_normalize(rows[i])),
+        "torch_eager": lambda i: eager(rows[i]),
+        "torch_compile": lambda i: graph(rows[i]),
+    }
+    seconds = {name: median_seconds(fn, mode) for name, fn in ways.items()}
+    fused = seconds["fused"]
+    _record(
+        benchmark,
+        ways["fused"],
+        mode,
+        op="normalize+mean",
+        width=width,
+        rows=mode.rows,
+        seconds=seconds,
+        records_per_s={name: mode.rows / s for name, s in seconds.items()},
+        # How many times longer each way takes than the fused kernel (> 1: fused wins).
+        ratio_to_fused={name: s / fused for name, s in seconds.items()},
+        **bandwidth_figures(rows.nbytes + 4 * mode.rows, fused, references),
+    )

@@ -1,67 +1,145 @@
-"""End-to-end records/s of a two-stage micro-batch, preprocess -> compute, on the device.
+"""The guide's two-stage pipeline end to end on the device, at widths 64 and 1,024.
 
-preprocess = minmax_normalize, compute = row_mean, on batches of 65,536 records x 64
-float32 that stay on the device: the Triton backend (two launches), the same recorded as
-one CUDA graph, and the torch backend's eager ops for comparison.
+``preprocess -> compute(stats=["mean"])`` on the triton backend, run as pydotcompute runs
+it: fused (the default: one worker, one kernel a batch), apart with batches passed by
+reference (the pipeline without rings), and apart through device rings; with input
+already on the device and with input from host memory (numpy batches, copied by the
+pipeline). Baselines on the same batches in the same run: a plain loop of torch eager
+ops and of ``torch.compile`` of them. Figures: steady-state records/s (from a round of
+many batches less a round of one, so start-up is reported apart), ratios to the
+baselines, and for host input the fraction of measured host-to-device bandwidth.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import time
 from typing import Any
 
+import numpy as np
+import pytest
 import torch
+from gpu_harness import WIDTHS, Mode, compiled, synchronize
+from pydotcompute import Pipeline, PipelineRun, RecordBatch
+from pydotcompute.plugins import create_plugin_manager
+from pydotcompute.stage import record_ids_for_rows
 
-ROWS, WIDTH = 65_536, 64
-ITERATIONS = 50
+WAYS = {
+    "fused": {},
+    "apart_by_reference": {"fuse": False},
+    "apart_device_rings": {"fuse": False, "ring_rows": "two_batches"},
+}
 
 
-def _run(
-    benchmark: Any,
-    timed: Any,
-    step: Callable[[torch.Tensor], torch.Tensor],
-    label: str,
-    launches: int | None,
-) -> None:
-    x = torch.randn((ROWS, WIDTH), device="cuda")
-    step(x)  # compile / warm up outside the timing
-    benchmark.pedantic(timed(lambda: step(x), ITERATIONS), rounds=10, warmup_rounds=1)
-    seconds = benchmark.stats.stats.median / ITERATIONS
-    benchmark.extra_info.update(
-        pipeline=label,
-        records_per_batch=ROWS,
-        width=WIDTH,
-        seconds_per_batch=seconds,
-        records_per_s=ROWS / seconds,
-        launches_per_batch=launches,
-        device=torch.cuda.get_device_name(),
+def batches(mode: Mode, width: int, on_device: bool) -> list[RecordBatch]:
+    """``mode.batches`` batches cycling through distinct inputs past the L2 cache."""
+    from gpu_harness import Rotation
+
+    rotation = Rotation(mode, (mode.rows, width))
+    out = []
+    for i in range(mode.batches):
+        values: Any = rotation[i]
+        if not on_device:
+            values = values.cpu().numpy()
+        out.append(
+            RecordBatch(values=values, record_ids=record_ids_for_rows(i * mode.rows, mode.rows, 1))
+        )
+    return out
+
+
+def plan(mode: Mode, way: str) -> Any:
+    settings = dict(WAYS[way])
+    if settings.get("ring_rows") == "two_batches":
+        settings["ring_rows"] = 2 * mode.rows
+    pipeline = (
+        Pipeline(f"guide-{way}", defaults={"max_batch_rows": mode.rows})
+        .add_stage("preprocess", backend="triton", **settings)
+        .add_stage("compute", backend="triton", params={"stats": ["mean"]}, **settings)
     )
+    return pipeline.validate(create_plugin_manager())
 
 
-def test_two_stage_triton(benchmark: Any, timed: Any) -> None:
-    from pydotcompute_triton import TritonBackend
-
-    b = TritonBackend()
-    _run(benchmark, timed, lambda x: b.row_mean(b.minmax_normalize(x)), "triton", 2)
-
-
-def test_two_stage_triton_cuda_graph(benchmark: Any, timed: Any) -> None:
-    from pydotcompute_triton import CapturedStep
-    from pydotcompute_triton.ops import minmax_normalize, row_mean
-
-    example = torch.randn((ROWS, WIDTH), device="cuda")
-    step = CapturedStep(lambda x: row_mean(minmax_normalize(x)), example)
-    _run(benchmark, timed, step, "triton + CUDA graph", 1)
+async def one_run(the_plan: Any, feed: list[RecordBatch]) -> int:
+    records = 0
+    async with PipelineRun(the_plan) as run:
+        async for result in run.process(feed):
+            records += len(result)
+    return records
 
 
-def test_two_stage_torch_eager(benchmark: Any, timed: Any) -> None:
+def timed_run(mode: Mode, the_plan: Any, feed: list[RecordBatch]) -> float:
+    synchronize(mode.device)
+    start = time.perf_counter()
+    records = asyncio.run(one_run(the_plan, feed))
+    synchronize(mode.device)
+    assert records == mode.rows * len(feed), f"{records} records out of {mode.rows * len(feed)}"
+    return time.perf_counter() - start
+
+
+def steady(mode: Mode, run_batches: Any) -> dict[str, float]:
+    """Steady-state seconds a batch and start-up seconds, from rounds of all the batches
+    and of one (medians over the mode's rounds)."""
+    run_batches(1)  # compile and warm everything outside the timing
+    whole = float(np.median([run_batches(mode.batches) for _ in range(mode.rounds)]))
+    single = float(np.median([run_batches(1) for _ in range(mode.rounds)]))
+    per_batch = max((whole - single) / (mode.batches - 1), 1e-12)
+    return {"seconds_per_batch": per_batch, "startup_s": max(single - per_batch, 0.0)}
+
+
+def baseline(mode: Mode, feed: list[RecordBatch], fn: Any) -> dict[str, float]:
+    def loop(n: int) -> float:
+        synchronize(mode.device)
+        start = time.perf_counter()
+        for b in feed[:n]:
+            fn(b.values).cpu()  # the results reach the host, as the pipeline's do
+        synchronize(mode.device)
+        return time.perf_counter() - start
+
+    return steady(mode, loop)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_guide_pipeline_end_to_end(
+    benchmark: Any, mode: Mode, references: dict[str, Any], width: int
+) -> None:
     from pydotcompute_triton import TorchBackend
 
-    b = TorchBackend("cuda")
-    _run(
-        benchmark,
-        timed,
-        lambda x: b.row_mean(b.minmax_normalize(x)),
-        "torch eager (same policy)",
-        None,
+    on_device = batches(mode, width, on_device=True)
+    from_host = batches(mode, width, on_device=False)
+    torch_b = TorchBackend(mode.device)
+
+    def eager(x: torch.Tensor) -> torch.Tensor:
+        return torch_b.row_mean(torch_b.minmax_normalize(x))
+
+    figures: dict[str, dict[str, float]] = {}
+    for way in WAYS:
+        the_plan = plan(mode, way)
+        figures[way] = steady(mode, lambda n, p=the_plan: timed_run(mode, p, on_device[:n]))
+    fused_plan = plan(mode, "fused")
+    figures["fused_input_from_host"] = steady(
+        mode, lambda n: timed_run(mode, fused_plan, from_host[:n])
+    )
+    figures["torch_eager_loop"] = baseline(mode, on_device, eager)
+    figures["torch_compile_loop"] = baseline(mode, on_device, compiled(eager, mode))
+    records_per_s = {name: mode.rows / f["seconds_per_batch"] for name, f in figures.items()}
+    batch_bytes = mode.rows * width * 4
+    host_bytes_per_s = batch_bytes / figures["fused_input_from_host"]["seconds_per_batch"]
+    benchmark.pedantic(lambda: timed_run(mode, fused_plan, on_device), rounds=1, warmup_rounds=0)
+    benchmark.extra_info.update(
+        op="guide pipeline: preprocess -> compute(mean), triton",
+        width=width,
+        rows=mode.rows,
+        batches=mode.batches,
+        records_per_s=records_per_s,
+        startup_s={name: f["startup_s"] for name, f in figures.items()},
+        # > 1: the pipeline (fused, input on the device) is that many times faster.
+        speedup_over_torch_eager=records_per_s["fused"] / records_per_s["torch_eager_loop"],
+        speedup_over_torch_compile=records_per_s["fused"] / records_per_s["torch_compile_loop"],
+        speedup_over_no_rings=records_per_s["fused"] / records_per_s["apart_by_reference"],
+        speedup_over_device_rings=records_per_s["fused"] / records_per_s["apart_device_rings"],
+        host_input_bytes_per_s=host_bytes_per_s,
+        host_input_fraction_of_h2d=host_bytes_per_s / references["h2d_bytes_per_s"],
+        h2d_bytes_per_s=references["h2d_bytes_per_s"],
+        device=references["device"],
+        interpreted=references["interpreted"],
     )
