@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
-from gpu_harness import WIDTHS, Mode, compiled, synchronize
+from gpu_harness import WIDTHS, Mode, guide_compiled, guide_eager, synchronize
 from pydotcompute import Pipeline, PipelineRun, RecordBatch
 from pydotcompute.plugins import create_plugin_manager
 from pydotcompute.stage import record_ids_for_rows
@@ -36,11 +35,10 @@ def batches(mode: Mode, width: int, on_device: bool) -> list[RecordBatch]:
     from gpu_harness import Rotation
 
     rotation = Rotation(mode, (mode.rows, width))
+    inputs: list[Any] = rotation.inputs if on_device else [t.cpu().numpy() for t in rotation.inputs]
     out = []
     for i in range(mode.batches):
-        values: Any = rotation[i]
-        if not on_device:
-            values = values.cpu().numpy()
+        values = inputs[i % len(inputs)]
         out.append(
             RecordBatch(values=values, record_ids=record_ids_for_rows(i * mode.rows, mode.rows, 1))
         )
@@ -82,7 +80,9 @@ def steady(mode: Mode, run_batches: Any) -> dict[str, float]:
     run_batches(1)  # compile and warm everything outside the timing
     whole = float(np.median([run_batches(mode.batches) for _ in range(mode.rounds)]))
     single = float(np.median([run_batches(1) for _ in range(mode.rounds)]))
-    per_batch = max((whole - single) / (mode.batches - 1), 1e-12)
+    # Noise can make one batch look as slow as all of them (tiny interpreted rounds):
+    # then the plain average, start-up included, is the honest figure.
+    per_batch = (whole - single) / (mode.batches - 1) if whole > single else whole / mode.batches
     return {"seconds_per_batch": per_batch, "startup_s": max(single - per_batch, 0.0)}
 
 
@@ -102,14 +102,8 @@ def baseline(mode: Mode, feed: list[RecordBatch], fn: Any) -> dict[str, float]:
 def test_guide_pipeline_end_to_end(
     benchmark: Any, mode: Mode, references: dict[str, Any], width: int
 ) -> None:
-    from pydotcompute_triton import TorchBackend
-
     on_device = batches(mode, width, on_device=True)
     from_host = batches(mode, width, on_device=False)
-    torch_b = TorchBackend(mode.device)
-
-    def eager(x: torch.Tensor) -> torch.Tensor:
-        return torch_b.row_mean(torch_b.minmax_normalize(x))
 
     figures: dict[str, dict[str, float]] = {}
     for way in WAYS:
@@ -119,9 +113,14 @@ def test_guide_pipeline_end_to_end(
     figures["fused_input_from_host"] = steady(
         mode, lambda n: timed_run(mode, fused_plan, from_host[:n])
     )
-    figures["torch_eager_loop"] = baseline(mode, on_device, eager)
-    figures["torch_compile_loop"] = baseline(mode, on_device, compiled(eager, mode))
+    figures["torch_eager_loop"] = baseline(mode, on_device, guide_eager(mode))
+    errors: dict[str, str] = {}
+    try:
+        figures["torch_compile_loop"] = baseline(mode, on_device, guide_compiled(mode))
+    except Exception as exc:  # reported, not fatal: the other figures still count
+        errors["torch_compile_loop"] = f"{type(exc).__name__}: {exc}"[:500]
     records_per_s = {name: mode.rows / f["seconds_per_batch"] for name, f in figures.items()}
+    compile_rate = records_per_s.get("torch_compile_loop")
     batch_bytes = mode.rows * width * 4
     host_bytes_per_s = batch_bytes / figures["fused_input_from_host"]["seconds_per_batch"]
     benchmark.pedantic(lambda: timed_run(mode, fused_plan, on_device), rounds=1, warmup_rounds=0)
@@ -134,7 +133,7 @@ def test_guide_pipeline_end_to_end(
         startup_s={name: f["startup_s"] for name, f in figures.items()},
         # > 1: the pipeline (fused, input on the device) is that many times faster.
         speedup_over_torch_eager=records_per_s["fused"] / records_per_s["torch_eager_loop"],
-        speedup_over_torch_compile=records_per_s["fused"] / records_per_s["torch_compile_loop"],
+        speedup_over_torch_compile=records_per_s["fused"] / compile_rate if compile_rate else None,
         speedup_over_no_rings=records_per_s["fused"] / records_per_s["apart_by_reference"],
         speedup_over_device_rings=records_per_s["fused"] / records_per_s["apart_device_rings"],
         host_input_bytes_per_s=host_bytes_per_s,
@@ -142,4 +141,5 @@ def test_guide_pipeline_end_to_end(
         h2d_bytes_per_s=references["h2d_bytes_per_s"],
         device=references["device"],
         interpreted=references["interpreted"],
+        errors=errors,
     )

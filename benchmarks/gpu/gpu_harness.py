@@ -140,7 +140,29 @@ def bandwidth_figures(
     }
 
 
-def compiled(fn: Callable[..., Any], mode: Mode) -> Callable[..., Any]:
-    """``torch.compile(fn)``: Inductor on a GPU; under the interpreter the ``eager``
-    backend (the plumbing only: Inductor's CPU build takes minutes and a C++ compiler)."""
-    return torch.compile(fn, backend="eager" if mode.interpreted else "inductor", dynamic=False)
+_EAGER: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+_COMPILED: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+
+
+def guide_eager(mode: Mode) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The guide's two steps as torch eager ops (the torch backend's, same policies)."""
+    if mode.device not in _EAGER:
+        from pydotcompute_triton import TorchBackend
+
+        backend = TorchBackend(mode.device)
+
+        def eager(x: torch.Tensor) -> torch.Tensor:
+            return backend.row_mean(backend.minmax_normalize(x))
+
+        _EAGER[mode.device] = eager
+    return _EAGER[mode.device]
+
+
+def guide_compiled(mode: Mode) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``torch.compile`` of :func:`guide_eager`, one per session (so each shape compiles
+    once): Inductor on a GPU; under the interpreter the ``eager`` backend (the plumbing
+    only: Inductor's CPU build takes minutes and a C++ compiler)."""
+    if mode.device not in _COMPILED:
+        backend = "eager" if mode.interpreted else "inductor"
+        _COMPILED[mode.device] = torch.compile(guide_eager(mode), backend=backend, dynamic=False)
+    return _COMPILED[mode.device]

@@ -106,13 +106,23 @@ def main(argv: list[str] | None = None) -> int:
         elif "ratio_to_fused" in e:
             ratios = ", ".join(f"{k} x{v:.2f}" for k, v in e["ratio_to_fused"].items())
             print(f"{b['name']:48s} time vs fused: {ratios}")
-        elif "records_per_s" in e:
+        elif "records_per_s" in e and isinstance(e["records_per_s"], dict):
             r = e["records_per_s"]
-            print(f"{b['name']:48s} fused {r['fused'] / 1e6:9.1f} M rec/s | no rings "
-                  f"{r['apart_by_reference'] / 1e6:.1f} | rings {r['apart_device_rings'] / 1e6:.1f} | "
-                  f"from host {r['fused_input_from_host'] / 1e6:.1f} "
-                  f"({100 * e['host_input_fraction_of_h2d']:.0f}% of H2D) | x{e['speedup_over_torch_eager']:.2f} "
-                  f"eager, x{e['speedup_over_torch_compile']:.2f} torch.compile")  # fmt: skip
+            compile_speedup = e.get("speedup_over_torch_compile")
+            print(
+                f"{b['name']:48s} fused {r['fused'] / 1e6:9.1f} M rec/s | no rings "
+                f"{r['apart_by_reference'] / 1e6:.1f} | rings {r['apart_device_rings'] / 1e6:.1f} | "
+                f"from host {r['fused_input_from_host'] / 1e6:.1f} "
+                f"({100 * e['host_input_fraction_of_h2d']:.0f}% of H2D) | "
+                f"x{e['speedup_over_torch_eager']:.2f} eager, "
+                + (
+                    "torch.compile failed"
+                    if compile_speedup is None
+                    else f"x{compile_speedup:.2f} torch.compile"
+                )
+            )
+        for name, error in (e.get("errors") or {}).items():
+            print(f"{'':48s} {name} did not run: {error[:200]}")
     for t in targets:
         state = {True: "MET", False: "MISSED", None: "n/a"}[t["met"]]
         print(f"target {state:6s} {t['target']} ({t['figure']} = {t['value']})")

@@ -30,6 +30,11 @@ def current_stream(device: torch.device) -> Any:
     return torch.cuda.current_stream(device)
 
 
+def capturing(device: torch.device) -> bool:
+    """Whether a CUDA graph is being captured on ``device``'s current stream."""
+    return device.type == "cuda" and bool(torch.cuda.is_current_stream_capturing())
+
+
 # The kernels copy bits, so one compiled variant per element size serves every dtype of
 # that size; these are the bit types the ring's storage is viewed as.
 _BITS: Final = {2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -174,8 +179,8 @@ class DeviceRing:
 
     def _check_stream(self, what: str) -> None:
         """Raise unless the current stream is the one the ring is bound to."""
-        if self._stream is None:
-            return
+        if self._stream is None or capturing(self._device):
+            return  # a CUDA graph capture orders the ring's kernels in the graph instead
         now = current_stream(self._device)
         if now != self._stream:
             raise InvalidArgumentError(

@@ -40,12 +40,11 @@ class CapturedStep(Generic[_R]):
                 f"CapturedStep needs a CUDA example tensor; got one on {where}"
             )
         self._input = example.clone()
-        side = torch.cuda.Stream(device=example.device)  # type: ignore[no-untyped-call]
-        side.wait_stream(torch.cuda.current_stream(example.device))
-        with torch.cuda.stream(side):
-            for _ in range(warmup):  # compiles the kernels outside the capture
-                fn(self._input)
-        torch.cuda.current_stream(example.device).wait_stream(side)
+        # Warm up on the current stream, not a side one: a DeviceRing in ``fn`` is bound to
+        # the stream it was made on (its push and pop are ordered by it alone).
+        for _ in range(warmup):  # compiles the kernels outside the capture
+            fn(self._input)
+        torch.cuda.current_stream(example.device).synchronize()
         self._graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self._graph):
             self._output = fn(self._input)
