@@ -30,6 +30,7 @@ def test_ops_exports() -> None:
     ops = pytest.importorskip("pydotcompute_triton.ops")
     assert sorted(ops.__all__) == [
         "minmax_normalize",
+        "normalize_stats",
         "partition",
         "row_max",
         "row_mean",
