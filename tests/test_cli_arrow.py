@@ -355,6 +355,30 @@ def test_a_file_that_is_not_arrow_is_refused(tmp_path: Path) -> None:
     assert line.startswith(f"error: {given}: not a readable Arrow IPC file: ")
 
 
+def test_results_of_two_shapes_stop_the_run_with_one_line_and_a_readable_table(
+    tmp_path: Path,
+) -> None:
+    """Two sinks with different statistics cannot share one table's columns: the run
+    stops when the second kind arrives, and what was written stays readable."""
+    pipeline = tmp_path / "two_sinks.toml"
+    pipeline.write_text(
+        '[pipeline]\nname = "two_sinks"\n\n[stages.norm]\nstage = "preprocess"\n\n'
+        '[stages.a]\nstage = "compute"\ninputs = ["norm"]\nparams = { stats = ["mean"] }\n\n'
+        '[stages.b]\nstage = "compute"\ninputs = ["norm"]\n'
+        'params = { stats = ["min", "max", "std"] }\n'
+    )
+    given = write_table(list_table(RNG.random((3000, 4))), tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    line = one_error_line(pydotcompute("run", str(pipeline), "-i", str(given), "-o", str(out)))
+    assert line.startswith(f"error: {out}: results of two shapes (columns ")
+    assert line.endswith("cannot share one table: write .jsonl instead; the run was stopped")
+    written = pq.read_table(out)  # readable: its footer was written
+    assert written.column_names in (
+        ["id", "mean", "error", "stage"],
+        ["id", "min", "max", "std", "error", "stage"],
+    )
+
+
 # -- interrupted, or the disk full -----------------------------------------------------------
 
 
