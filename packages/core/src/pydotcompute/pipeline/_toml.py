@@ -20,7 +20,7 @@
     batch_size = 512
     backend = "numpy"
     restart = { max_restarts = 3, window = 60.0, backoff = 0.05 }   # default "never"
-    ring_rows = 262144         # device ring rows per upstream worker (default "auto": 64 MiB)
+    ring_rows = 262144         # a device ring per upstream worker (default "auto": by reference)
 
     [stages.compute.params]    # the stage's own parameters (or params = {...})
     stats = ["mean", "std"]
