@@ -7,11 +7,6 @@ from __future__ import annotations
 from ._allocator import (
     keep_freed_memory,
 )
-from ._arrow import (
-    TableInput,
-    TablePiece,
-    TableWriter,
-)
 from ._command import (
     main,
 )
@@ -31,6 +26,13 @@ from ._files import (
     format_of,
     read_input,
     result_rows,
+)
+from ._table_input import (
+    TableInput,
+    TablePiece,
+)
+from ._table_output import (
+    TableWriter,
 )
 
 __all__ = [

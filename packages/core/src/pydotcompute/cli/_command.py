@@ -67,7 +67,6 @@ from ..pipeline import (
 )
 from ..plugins import PluginManager, get_plugin_manager
 from ._allocator import keep_freed_memory
-from ._arrow import TableInput
 from ._display import Output, Progress, print_report, toml_value
 from ._exits import (
     EXIT_CODES_HELP,
@@ -96,6 +95,7 @@ from ._files import (
 from ._graph import GRAPH_FORMATS, GraphvizError, pipeline_dot, pipeline_mermaid, render_svg
 from ._loop import loop_name, run_on_loop
 from ._synthetic import synthetic_chunks
+from ._table_input import TableInput
 
 __all__ = ["main"]
 

@@ -1,8 +1,8 @@
 """The command-line tool's input readers and output writers.
 
-Inputs: JSON Lines, CSV, ``.npy``; Parquet and Arrow IPC through :mod:`._arrow` (read a
-row group or record batch at a time while the run goes; :func:`read_input` reads them
-whole). A bad record never costs the good ones: it is
+Inputs: JSON Lines, CSV, ``.npy``; Parquet and Arrow IPC through :mod:`._table_input`
+(read a row group or record batch at a time while the run goes; :func:`read_input` reads
+them whole). A bad record never costs the good ones: it is
 skipped and reported as an :class:`InputRecordError` naming the file, the line and the
 field, and every good record is read. Values are read as the pipeline's ``dtype``
 (see :func:`~pydotcompute.pipeline.input_dtype`: unset, text stays float64 and an
@@ -15,7 +15,7 @@ input record's id) or ``.npy`` (the results of one sink, one row per input recor
 input order where each record gives one result; otherwise in completion order). An
 ``.npy`` output holds the results' own float dtype: float64 statistics of float64 input
 stay float64. Parquet and Arrow IPC outputs are written as results come, in completion
-order, with an ``id`` column (see :class:`._arrow.TableWriter`).
+order, with an ``id`` column (see :class:`._table_output.TableWriter`).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ __all__ = [
 
 INPUT_FORMATS: Final = ("jsonl", "csv", "npy", "parquet", "arrow", "arrows")
 OUTPUT_FORMATS: Final = ("jsonl", "npy", "parquet", "arrow", "arrows")
-#: Read and written a piece at a time through pyarrow (the ``arrow`` extra): see ``_arrow``.
+#: Read and written a piece at a time through pyarrow (the ``arrow`` extra).
 STREAMED_FORMATS: Final = ("parquet", "arrow", "arrows")
 _EXTENSIONS: Final = {
     ".jsonl": "jsonl",
@@ -221,7 +221,7 @@ def read_input(
     if kind == "npy":
         return _read_npy(name, require_key, given)
     if kind in STREAMED_FORMATS:
-        from ._arrow import read_table  # pyarrow only when such a file is read
+        from ._table_input import read_table  # pyarrow only when such a file is read
 
         return read_table(name, kind, require_key=require_key, one_width=one_width, dtype=dtype)
     builder = _Builder(name, input_dtype(given), require_key=require_key, one_width=one_width)
@@ -665,7 +665,7 @@ FIRST_MISSING = 100
 
 class ResultWriter:
     """Writes results as they arrive: JSON Lines at once, Parquet and Arrow IPC a row
-    group or record batch at a time (:class:`._arrow.TableWriter`; :meth:`close` writes
+    group or record batch at a time (:class:`._table_output.TableWriter`; :meth:`close` writes
     the footer), ``.npy`` at :meth:`close`.
 
     The file is created (emptied) when the writer is, so an unwritable path fails
@@ -710,7 +710,7 @@ class ResultWriter:
         self._chunks: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.floating[Any]]]] = []
         self._table: Any = None
         if self.format in STREAMED_FORMATS:
-            from ._arrow import TableWriter  # pyarrow only when such a file is written
+            from ._table_output import TableWriter  # pyarrow only when such a file is written
 
             self._table = TableWriter(self.path, self.format, label=label)
         # Opened here, in binary for .npy: np.save given a path would append ".npy".
