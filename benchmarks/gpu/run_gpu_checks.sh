@@ -81,10 +81,13 @@ print(" ".join(pip for mod, pip in needed.items() if importlib.util.find_spec(mo
 PYEOF
 )
 if [[ -n "$missing" ]]; then
+  # Without their dependencies first: what the machine has (its pytest, its pluggy) stays;
+  # then only what they need and the machine lacks or has too old.
   echo "installing missing test dependencies: $missing"
-  "$PY" -m pip install -q --no-index --find-links "$WHEELS" --target "$SITE" $missing \
+  "$PY" -m pip install -q --no-index --no-deps --find-links "$WHEELS" --target "$SITE" $missing \
     >>"$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; echo "installing $missing failed"; exit 2; }
 fi
+"$PY" benchmarks/gpu/complete_deps.py "$SITE" "$WHEELS" || exit 2
 
 step "what runs"
 "$PY" - "$SITE" <<'PYEOF' >"$OUT/environment.json" || { cat "$OUT/environment.json"; exit 2; }
