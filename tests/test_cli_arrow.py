@@ -251,6 +251,17 @@ def test_null_numbers_are_nan_and_null_keys_are_bad_where_keys_route(tmp_path: P
         TableInput(no_key, "parquet", require_key=True)
 
 
+def test_a_key_beyond_int64_is_a_bad_record(tmp_path: Path) -> None:
+    table = pa.table({"key": pa.array([1, 2**63, 3], type=pa.uint64()), "a": [1.0, 2.0, 3.0]})
+    given = write_table(table, tmp_path / "in.parquet")
+    reader = TableInput(given)
+    (piece,) = reader.pieces()
+    assert piece.keys.tolist() == [1, 3] and piece.values.tolist() == [[1.0], [3.0]]
+    assert [str(e) for e in reader.errors] == [
+        f"{given}:2: field 'key': 9223372036854775808 does not fit int64"
+    ]
+
+
 def test_lists_of_any_length_need_per_message_mode(tmp_path: Path) -> None:
     rows = [[1.0, 2.0, 4.0], [3.0, 1.0], [5.0, 6.0, 9.0], [2.0, 0.0, 1.0, 1.0]]
     given = tmp_path / "in.arrows"

@@ -264,8 +264,13 @@ class TableInput:
         keys: npt.NDArray[np.int64] | None = None
         if layout.key_column is not None:
             key_array = batch.column(layout.key_column)
+            if key_array.type == self._pa.uint64():  # beyond int64: a bad record, not a wrap
+                raw = key_array.fill_null(0).to_numpy(zero_copy_only=False)
+                for i in np.flatnonzero(raw > np.iinfo(np.int64).max).tolist():
+                    good[i] = False
+                    problems.append((i, layout.key_column, f"{raw[i]} does not fit int64"))
             if key_array.null_count == 0:
-                keys = key_array.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+                keys = np.where(good, key_array.to_numpy(zero_copy_only=False), 0).astype(np.int64)
             elif self.require_key:
                 for i in np.flatnonzero(_nulls(key_array)).tolist():
                     good[i] = False
