@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import torch
 from gpu_harness import (
     WIDTHS,
     Mode,
@@ -116,4 +117,54 @@ def test_two_steps_fused_against_torch(
         ratio_to_fused={name: s / fused for name, s in seconds.items()},
         errors=errors,
         **bandwidth_figures(rows.nbytes + 4 * mode.rows, fused, references),
+    )
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_tile_sweep(benchmark: Any, mode: Mode, references: dict[str, Any], width: int) -> None:
+    """minmax_normalize with the width class's tile and its neighbours (half and twice
+    the rows a program, 4 and 8 warps): the figures a change to the table in
+    pydotcompute_triton/ops/_utils.py (WIDTH_CLASSES) should cite."""
+    import dataclasses
+
+    from pydotcompute_triton.ops._utils import row_tile
+    from pydotcompute_triton.ops.minmax_normalize import plan_minmax_normalize
+
+    rows = Rotation(mode, (mode.rows, width))
+    out = torch.empty_like(rows[0])
+    table = row_tile(width)
+    tiles = {
+        f"block_m={block_m},warps={warps}": dataclasses.replace(
+            table, block_m=block_m, num_warps=warps
+        )
+        for block_m in sorted({max(1, table.block_m // 2), table.block_m, table.block_m * 2})
+        for warps in (4, 8)
+    }
+
+    def launch(tile: Any) -> Callable[[int], Any]:
+        def run(i: int) -> None:
+            plan = plan_minmax_normalize(rows[i], out)
+            grid = (-(-mode.rows // tile.block_m),)
+            constexprs = {**plan.constexprs, "BLOCK_M": tile.block_m}
+            dataclasses.replace(plan, grid=grid, constexprs=constexprs, num_warps=tile.num_warps)()
+
+        return run
+
+    seconds = {name: median_seconds(launch(tile), mode) for name, tile in tiles.items()}
+    chosen = f"block_m={table.block_m},warps={table.num_warps}"
+    best = min(seconds, key=seconds.__getitem__)
+    _record(
+        benchmark,
+        launch(table),
+        mode,
+        op="minmax_normalize tile sweep",
+        width=width,
+        rows=mode.rows,
+        table_tile=chosen,
+        best_tile=best,
+        bandwidth_bytes_per_s={n: 2 * rows.nbytes / s for n, s in seconds.items()},
+        # > 1: the table's tile is that many times slower than the best one measured.
+        table_over_best=seconds[chosen] / seconds[best],
+        device=references["device"],
+        interpreted=references["interpreted"],
     )

@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{tests['skipped']} skipped")  # fmt: skip
     for b in benchmarks:
         e = b["extra_info"]
-        if "fraction_of_copy" in e and "ratio_to_fused" not in e:
+        if "table_over_best" in e:
+            print(f"{b['name']:48s} table tile {e['table_tile']}, best {e['best_tile']} "
+                  f"(table x{e['table_over_best']:.2f} the best's time)")  # fmt: skip
+        elif "fraction_of_copy" in e and "ratio_to_fused" not in e:
             peak = e["fraction_of_peak"]
             print(f"{b['name']:48s} {e['bandwidth_bytes_per_s'] / 1e9:9.1f} GB/s  "
                   f"{100 * e['fraction_of_copy']:5.1f}% of copy  "
