@@ -68,6 +68,7 @@ def test_the_gpu_script_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
             f"test_two_steps_fused_against_torch[{width}]",
             "ratio_to_fused.torch_compile",
         ) in names
+        assert (f"test_tile_sweep[{width}]", "table_over_best") in names
     assert all(t["met"] is None for t in report["targets"])  # no verdicts from the interpreter
 
 
