@@ -14,7 +14,8 @@ EXTRA = "pydotcompute[ray]"
 
 
 class RayUnavailableError(PipelineRunError, RuntimeError):
-    """The pipeline asks for engine ``"ray"`` and Ray is not installed."""
+    """The pipeline asks for engine ``"ray"``, and Ray is not installed (the message
+    names the extra), or the Ray to run on cannot be started or reached."""
 
 
 def import_ray() -> ModuleType:

@@ -50,7 +50,7 @@ from .._gc import relaxed_gc
 from .._plan import PipelinePlan, PlannedStage
 from .._settings import NUM_CPUS, NUM_GPUS, RESOURCES
 from .._telemetry import StageTelemetry, stage_telemetry
-from ._require import import_ray
+from ._require import RayUnavailableError, import_ray
 from ._worker import DRIVER, StageWorker, WorkerSpec, WorkerStats, merge_telemetry
 
 __all__ = ["DEFAULT_IN_FLIGHT", "RayPipelineRun", "ray_groups"]
@@ -229,7 +229,11 @@ class RayPipelineRun:
         if not ray.is_initialized():
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             options.update(self._ray_init)
-            await asyncio.to_thread(ray.init, address=self.address, **options)
+            try:
+                await asyncio.to_thread(ray.init, address=self.address, **options)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = "a local Ray" if self.address is None else f"Ray at {self.address!r}"
+                raise RayUnavailableError(f"cannot start or join {where}: {exc}") from exc
             self._owns_ray = True
         self._gc.__enter__()
         self._gc_entered = True
