@@ -76,15 +76,15 @@ from ._toml import (
 )
 
 __all__ = [
-    "ENGINES",
     "DEFAULT_METRICS_ADDRESS",
-    "AnyRun",
+    "ENGINES",
     "FEEDER",
     "INPUT_DTYPES",
     "RELAXED_THRESHOLD",
     "STAGE_SETTINGS",
     "STRUCTURE_KEYS",
     "WAIT_BUCKETS_S",
+    "AnyRun",
     "MetricsServer",
     "MetricsSnapshot",
     "Pipeline",
