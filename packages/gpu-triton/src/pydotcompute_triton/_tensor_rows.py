@@ -65,6 +65,11 @@ class TensorRows:
     """Mixed into a backend whose arrays are torch tensors on ``self.device``."""
 
     device: torch.device
+
+    def to_numpy(self, x: Any) -> npt.NDArray[Any]:
+        """A tensor as a host numpy array (the backends define it)."""
+        raise NotImplementedError
+
     capabilities: BackendCapabilities = BackendCapabilities(device_rings=True)
 
     def concat_rows(self, parts: Sequence[Any]) -> torch.Tensor:
@@ -135,6 +140,8 @@ class TensorRows:
         """
         from ._host_copy import to_numpy_async
 
+        if not isinstance(x, torch.Tensor) or x.device.type != "cuda":
+            return self.to_numpy(x)  # at once: the backend's own conversion
         return await to_numpy_async(x)
 
     def device_fault(self, exc: BaseException) -> Any:
