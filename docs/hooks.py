@@ -28,7 +28,7 @@ MARKER = re.compile(r"^<!-- pydotcompute: (\w+)(?: (\S+))? -->$", re.M)
 
 def settings_reference() -> str:
     """Every stage setting: a summary table, then a section per setting."""
-    from pydotcompute.cli._display import toml_value
+    from pydotcompute.cli import toml_value
     from pydotcompute.pipeline import STAGE_SETTINGS
 
     lines = [
@@ -64,9 +64,9 @@ def _sentence(text: str) -> str:
 
 def cli_reference() -> str:
     """Every subcommand of ``pydotcompute``: its usage line and a table of its arguments."""
-    from pydotcompute.cli._command import _parser
+    from pydotcompute.cli import command_parser
 
-    parser = _parser()
+    parser = command_parser()
     lines = [
         f"`{parser.prog}`: {parser.description}",
         "",
@@ -148,7 +148,7 @@ def example_plugins() -> Any:
 
 def graph(path: str) -> str:
     """The pipeline file at ``path`` (from the repository root) as a Mermaid fence."""
-    from pydotcompute.cli._graph import pipeline_mermaid
+    from pydotcompute.cli import pipeline_mermaid
     from pydotcompute.pipeline import Pipeline
 
     plan = Pipeline.from_toml(ROOT / path).validate(example_plugins())

@@ -193,7 +193,7 @@ def run_console(block: Block, page: Path, cwd: Path) -> None:
 
 
 def test_the_pipeline_file_reference_covers_every_setting() -> None:
-    from pydotcompute.cli._display import toml_value
+    from pydotcompute.cli import toml_value
     from pydotcompute.pipeline import STAGE_SETTINGS
 
     page = (DOCS / "reference" / "pipeline-file.md").read_text()
@@ -210,12 +210,12 @@ def test_the_pipeline_file_reference_covers_every_setting() -> None:
 
 
 def test_the_cli_reference_covers_every_command_and_option() -> None:
-    from pydotcompute.cli._command import _parser
+    from pydotcompute.cli import command_parser
 
     page = (DOCS / "reference" / "cli.md").read_text()
     assert "<!-- pydotcompute: cli -->" in page
     text = HOOKS.expand(page)
-    subcommands = HOOKS._subcommands(_parser())
+    subcommands = HOOKS._subcommands(command_parser())
     assert {"run", "validate", "graph", "settings", "stages", "demo"} <= set(subcommands)
     for name, sub in subcommands.items():
         assert f"## `pydotcompute {name}`" in text

@@ -282,6 +282,10 @@ PINNED: dict[str, set[str]] = {
     },
     "pydotcompute.cli": {
         "INPUT_FORMATS",
+        "command_parser",
+        "pipeline_dot",
+        "pipeline_mermaid",
+        "toml_value",
         "keep_freed_memory",
         "InputData",
         "InputFileError",

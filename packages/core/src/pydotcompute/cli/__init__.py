@@ -8,12 +8,14 @@ from ._allocator import (
     keep_freed_memory,
 )
 from ._command import (
+    command_parser,
     main,
 )
 from ._display import (
     Output,
     Progress,
     print_report,
+    toml_value,
 )
 from ._files import (
     INPUT_FORMATS,
@@ -26,6 +28,10 @@ from ._files import (
     format_of,
     read_input,
     result_rows,
+)
+from ._graph import (
+    pipeline_dot,
+    pipeline_mermaid,
 )
 from ._table_input import (
     TableInput,
@@ -48,10 +54,14 @@ __all__ = [
     "TableInput",
     "TablePiece",
     "TableWriter",
+    "command_parser",
     "format_of",
     "keep_freed_memory",
     "main",
+    "pipeline_dot",
+    "pipeline_mermaid",
     "print_report",
     "read_input",
     "result_rows",
+    "toml_value",
 ]

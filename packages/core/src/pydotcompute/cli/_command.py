@@ -122,7 +122,7 @@ stats = ["mean"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the tool with ``argv`` (default: the process's arguments); return the exit status."""
-    parser = _parser()
+    parser = command_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
@@ -145,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-def _parser() -> argparse.ArgumentParser:
+def command_parser() -> argparse.ArgumentParser:
+    """The ``pydotcompute`` command's argument parser: every subcommand and option (the
+    docs' CLI reference is generated from it)."""
     parser = argparse.ArgumentParser(
         prog="pydotcompute",
         description="Streaming compute pipelines built from ring kernels.",
