@@ -35,6 +35,14 @@ def test_an_address_needs_engine_ray() -> None:
     assert one_error_line(done) == "error: --address is for engine ray (--engine ray)"
 
 
+def test_an_address_where_nothing_answers_fails_at_once_naming_it() -> None:
+    done = pydotcompute(
+        "run", GUIDE, "--synthetic", "10", "--engine", "ray", "--address", "127.0.0.1:1"
+    )
+    assert done.returncode != 0
+    assert "cannot join Ray at '127.0.0.1:1': nothing answers there" in done.stderr
+
+
 def test_metrics_are_the_local_engines() -> None:
     done = pydotcompute("run", GUIDE, "--synthetic", "10", "--engine", "ray", "--metrics-port", "0")
     assert one_error_line(done) == "error: --metrics-port serves the local engine's runs only"

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
@@ -66,6 +67,8 @@ _ACTOR_QUEUE = 1 << 30
 # Close waits this long for calls still in flight, so their outputs are accounted for.
 _CLOSE_WAIT_S = 10.0
 _END: Final = object()
+# How long a HOST:PORT address gets to answer before the run says it cannot join it.
+_CONNECT_TIMEOUT_S = 5.0
 
 
 def ray_groups(plan: PipelinePlan) -> tuple[tuple[str, ...], ...]:
@@ -83,6 +86,21 @@ def ray_groups(plan: PipelinePlan) -> tuple[tuple[str, ...], ...]:
                 run = [name]
         split.append(tuple(run))
     return tuple(split)
+
+
+def _check_reachable(address: str) -> None:
+    """Raise RayUnavailableError if nothing listens at a ``HOST:PORT`` address: Ray's own
+    connect retries for many minutes. ``auto`` and ``ray://`` addresses are Ray's."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), _CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise RayUnavailableError(
+            f"cannot join Ray at {address!r}: nothing answers there ({exc})"
+        ) from exc
 
 
 def _placement(stage: PlannedStage) -> tuple[Any, ...]:
@@ -229,6 +247,8 @@ class RayPipelineRun:
         if not ray.is_initialized():
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             options.update(self._ray_init)
+            if self.address is not None:
+                await asyncio.to_thread(_check_reachable, self.address)
             try:
                 await asyncio.to_thread(ray.init, address=self.address, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
