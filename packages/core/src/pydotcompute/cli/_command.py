@@ -789,6 +789,9 @@ def _run_and_report(
     if unwritable is not None:
         print(f"error: {unwritable}; the run was stopped", file=sys.stderr)
         return EXIT_USAGE
+    if isinstance(broke, RayUnavailableError):  # the cluster asked for: the user's to fix
+        print(f"error: {broke}", file=sys.stderr)
+        return EXIT_USAGE
     if broke is not None:
         print(f"error: {broke} (traceback in {log_traceback(broke)})", file=sys.stderr)
         return EXIT_INTERNAL
