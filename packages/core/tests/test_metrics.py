@@ -230,6 +230,12 @@ async def test_a_port_in_use_fails_the_start_before_any_worker_runs(pm: PluginMa
         _ = run.runtime
 
 
+def test_metrics_on_the_ray_engine_are_refused_not_ignored(pm: PluginManager) -> None:
+    pipeline = Pipeline("p", engine="ray").add_stage("a", "scale")
+    with pytest.raises(InvalidArgumentError, match="metrics_port is the local engine's"):
+        pipeline.open(plugins=pm, metrics_port=0)
+
+
 @pytest.mark.parametrize("port", [-1, 65536, "9100", 1.5])
 def test_a_bad_port_is_refused(pm: PluginManager, port: Any) -> None:
     run = Pipeline("p").add_stage("a", "scale").open(plugins=pm, metrics_port=port)

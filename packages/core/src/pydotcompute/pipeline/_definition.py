@@ -19,7 +19,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Seq
 from os import PathLike
 from typing import Any
 
-from ..errors import ParameterValueError, PipelineValidationError
+from ..errors import InvalidArgumentError, ParameterValueError, PipelineValidationError
 from ..plugins import PluginManager, get_plugin_manager
 from ..runtime import RingKernelRuntime
 from ._engine import open_run
@@ -206,6 +206,11 @@ class Pipeline:
         Raises:
             PipelineValidationError: see :meth:`validate`.
         """
+        if self.engine == "ray" and metrics_port is not None:
+            raise InvalidArgumentError(
+                "metrics_port is the local engine's: a run on engine 'ray' serves no "
+                "metrics (its telemetry is in run.telemetry() and the report)"
+            )
         if self.engine == "ray":  # else validate() says what is wrong with it
             # A RayPipelineRun has PipelineRun's interface but not its runtime, so the
             # annotation above (the local engine's, which callers type against) is not
