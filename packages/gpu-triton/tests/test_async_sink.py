@@ -17,7 +17,7 @@ import torch
 from pydotcompute import Pipeline, PipelineRun, StageError
 from pydotcompute.errors import DeviceFaultError, StageFailedError
 from pydotcompute.plugins import create_plugin_manager
-from pydotcompute.stage import RecordBatch, record_ids_for_rows
+from pydotcompute.stage import RecordBatch, record_ids_for_rows, row_indices
 from pydotcompute_triton import TorchBackend
 from pydotcompute_triton._host_copy import device_fault, to_numpy_async, wait_for_event
 
@@ -141,3 +141,34 @@ async def test_a_data_error_still_fails_only_its_batch(monkeypatch: pytest.Monke
     async with PipelineRun(two_stages(True)) as run:
         results = [r async for r in run.process(batches())]
     assert len(results) == 3 and all(type(r) is StageError for r in results)
+
+
+async def test_a_sink_starts_every_copy_before_awaiting_the_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batches a sink takes together: each one's copy starts as soon as it is computed,
+    so the device works on batch n+1 while the host waits for batch n; the results still
+    leave in order."""
+    events: list[str] = []
+    original = TorchBackend.to_numpy_async
+
+    async def slow_first(self: TorchBackend, x: Any) -> Any:
+        index = len([e for e in events if e.startswith("start")])
+        events.append(f"start {index}")
+        await asyncio.sleep(0.05 if index == 0 else 0.0)  # the first copy finishes last
+        events.append(f"end {index}")
+        return await original(self, x)
+
+    monkeypatch.setattr(TorchBackend, "to_numpy_async", slow_first)
+    run = PipelineRun(two_stages(fuse=True))
+    async with run:
+        await run.runtime.deactivate("preprocess")  # the fused worker: let its queue fill
+        for b in batches():
+            await run.send(b)
+        await run.end_input()
+        await run.runtime.reactivate("preprocess")
+        results = [r async for r in run.results()]
+    assert events[:3] == ["start 0", "start 1", "start 2"]  # all started before any ended
+    assert events.index("end 0") > events.index("end 2")  # the first finished last...
+    starts = [int(row_indices(r.record_ids)[0]) for r in results]
+    assert starts == [0, 8, 16]  # ...and still went first

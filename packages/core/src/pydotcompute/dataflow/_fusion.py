@@ -23,7 +23,7 @@ from ..compute import to_host
 from ._batching import RecordGroup, count_records, sort_batch, stack_records
 from ._definition import StageSetup
 from ._loop import RECORD_COUNTS, BatchStage, Emitter, process_or_fail, run_stage
-from ._map import MapStage
+from ._map import HostSends, MapStage
 from ._records import RecordBatch, StageError
 
 if TYPE_CHECKING:
@@ -157,24 +157,36 @@ class FusedStage(BatchStage):
         assert chain is not None  # fused_compute is made from the row chain
         last = len(chain) - 1
         name = self.members[last][0]
-        for columnar in batches:
-            target = self._target(last, out, _MemberCounts(out._counts, name))
-            try:
-                result = await chain[0].offload(fused, columnar.values)
-                produced = chain[last].batch_out(columnar, result)
-                if getattr(target, "_to_host", False):
-                    produced = await chain[last]._on_host(produced)
-            except Exception as exc:
-                chain[last]._end_on_device_fault(exc)
-                await self._from(0, [columnar], out)
-                continue
-            n = len(columnar)
-            for i, (member, _) in enumerate(self.members):
-                counts = _MemberCounts(out._counts, member)
-                counts[_IN] += n
-                if i < last:
-                    counts[_OUT] += n
-            await target.send(produced)
+        target = self._target(last, out, _MemberCounts(out._counts, name))
+        # Results leaving for the host: queued on the device batch after batch before the
+        # first copy is awaited (see MapStage.process).
+        host = HostSends(chain[last], target) if getattr(target, "_to_host", False) else None
+        try:
+            for columnar in batches:
+                try:
+                    result = await chain[0].offload(fused, columnar.values)
+                    produced = chain[last].batch_out(columnar, result)
+                except Exception as exc:
+                    chain[last]._end_on_device_fault(exc)
+                    if host is not None:
+                        await host.flush()  # what came before goes first
+                    await self._from(0, [columnar], out)
+                    continue
+                n = len(columnar)
+                for i, (member, _) in enumerate(self.members):
+                    counts = _MemberCounts(out._counts, member)
+                    counts[_IN] += n
+                    if i < last:
+                        counts[_OUT] += n
+                if host is None:
+                    await target.send(produced)
+                else:
+                    host.add(columnar, produced)
+            if host is not None:
+                await host.flush()
+        finally:
+            if host is not None:
+                host.cancel()
 
     async def _chain(self, chain: tuple[MapStage, ...], group: RecordGroup, out: Emitter) -> None:
         """``group``'s rows through every member (a row chain), the last one's messages

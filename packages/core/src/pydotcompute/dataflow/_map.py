@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any, ClassVar
 
@@ -14,7 +15,7 @@ from ._batching import RecordGroup, sort_batch, stack_records
 from ._loop import BatchStage, Emitter, _Undeliverable
 from ._records import RecordBatch
 
-__all__ = ["MapStage"]
+__all__ = ["HostSends", "MapStage"]
 
 
 class MapStage(BatchStage):
@@ -61,17 +62,41 @@ class MapStage(BatchStage):
                 await out.send_error([record], reason)
             for group in groups:
                 await self._process_group(group, out)
-        for columnar in parts.batches:
-            try:
-                result = await self.offload(self.compute, columnar.values)
-                produced = self.batch_out(columnar, result)
-                if getattr(out, "_to_host", False):  # results leave for the host here
-                    produced = await self._on_host(produced)
-            except Exception as exc:
-                self._end_on_device_fault(exc)
-                await out.send_error([columnar], exc)
-                continue
-            await out.send(produced)
+        if not parts.batches:
+            return
+        # Results leaving for the host: every batch's work and copy is queued on the
+        # device before the first copy is awaited, so the device computes batch n+1
+        # while the host hands batch n on.
+        host = HostSends(self, out) if getattr(out, "_to_host", False) else None
+        try:
+            for columnar in parts.batches:
+                try:
+                    result = await self.offload(self.compute, columnar.values)
+                    produced = self.batch_out(columnar, result)
+                except Exception as exc:
+                    self._end_on_device_fault(exc)
+                    if host is not None:
+                        await host.flush()  # what came before goes first
+                    await out.send_error([columnar], exc)
+                    continue
+                if host is None:
+                    await out.send(produced)
+                else:
+                    host.add(columnar, produced)
+            if host is not None:
+                await host.flush()
+        finally:
+            if host is not None:
+                host.cancel()
+
+    def _start_on_host(self, batch: RecordBatch) -> RecordBatch | asyncio.Task[RecordBatch]:
+        """:meth:`_on_host` started now (its copy queued on the device at the task's
+        first step), or ``batch`` itself when it needs no copy."""
+        if getattr(self.backend, "to_numpy_async", None) is None:
+            return batch
+        if type(batch.values) is np.ndarray:
+            return batch
+        return asyncio.ensure_future(self._on_host(batch))
 
     async def _on_host(self, batch: RecordBatch) -> RecordBatch:
         """``batch`` with its values on the host, through the backend's
@@ -103,3 +128,42 @@ class MapStage(BatchStage):
             await out.send_error(group.records, exc)
             return
         await out.send_many(produced)
+
+
+class HostSends:
+    """Batches bound for the host, sent with ``out`` in the order added once each one's
+    copy to the host is done; the copies start as they are added. A copy that fails
+    sends a StageError for its input batch in its place (a device fault ends the worker,
+    see :meth:`MapStage._end_on_device_fault`)."""
+
+    def __init__(self, stage: MapStage, out: Emitter) -> None:
+        self._stage = stage
+        self._out = out
+        self._items: list[tuple[RecordBatch, Any]] = []
+
+    def add(self, source: RecordBatch, produced: RecordBatch) -> None:
+        self._items.append((source, self._stage._start_on_host(produced)))
+
+    async def flush(self) -> None:
+        """Send everything added, in order."""
+        while self._items:
+            source, item = self._items[0]
+            if isinstance(item, asyncio.Future):
+                try:
+                    produced = await item
+                except Exception as exc:
+                    self._items.pop(0)
+                    self._stage._end_on_device_fault(exc)
+                    await self._out.send_error([source], exc)
+                    continue
+            else:
+                produced = item
+            self._items.pop(0)
+            await self._out.send(produced)
+
+    def cancel(self) -> None:
+        """Drop what was not sent (the worker is ending): cancel the copies."""
+        for _, item in self._items:
+            if isinstance(item, asyncio.Future):
+                item.cancel()
+        self._items.clear()
