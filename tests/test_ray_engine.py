@@ -258,6 +258,23 @@ async def test_without_restarts_a_killed_actor_fails_the_run_naming_the_stage(
     assert len(report.kernels["b"].unprocessed) > 0
 
 
+async def test_a_stage_no_node_can_host_fails_the_run_naming_it_instead_of_waiting(
+    ray_cpus: None,
+) -> None:
+    plan = (
+        Pipeline(engine="ray")
+        .add_stage("b", "scale", resources={"gpu_island": 1})  # no node has one
+        .validate(make_plugins())
+    )
+    run = RayPipelineRun(plan, place_timeout_s=3.0)
+    with pytest.raises(StageFailedError) as info:
+        async with run:
+            pass
+    assert info.value.stage == "b"
+    assert "no node of the cluster took its actor within 3 s" in str(info.value)
+    assert "gpu_island" in str(info.value)
+
+
 def root(msg: Any) -> Any:
     return msg.correlation_id or msg.message_id
 

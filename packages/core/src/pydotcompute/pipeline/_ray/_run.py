@@ -54,7 +54,7 @@ from .._telemetry import StageTelemetry, stage_telemetry
 from ._require import RayUnavailableError, import_ray
 from ._worker import DRIVER, StageWorker, WorkerSpec, WorkerStats, merge_telemetry
 
-__all__ = ["DEFAULT_IN_FLIGHT", "RayPipelineRun", "ray_groups"]
+__all__ = ["DEFAULT_IN_FLIGHT", "DEFAULT_PLACE_TIMEOUT_S", "RayPipelineRun", "ray_groups"]
 
 #: Calls in flight per worker: enough to keep an actor busy while the driver routes
 #: the previous call's outputs; few, so what waits stays in the driver's bounded queue.
@@ -69,6 +69,11 @@ _CLOSE_WAIT_S = 10.0
 _END: Final = object()
 # How long a HOST:PORT address gets to answer before the run says it cannot join it.
 _CONNECT_TIMEOUT_S = 5.0
+#: How long an actor may wait for a node with the CPUs, GPUs and resources its stage asks
+#: for (at the start, and for a replacement after a death, its node's included) before
+#: the run fails naming the stage. A cluster may add a node meanwhile; none that fits
+#: would leave the run waiting forever.
+DEFAULT_PLACE_TIMEOUT_S: Final = 300.0
 
 
 def ray_groups(plan: PipelinePlan) -> tuple[tuple[str, ...], ...]:
@@ -195,10 +200,12 @@ class RayPipelineRun:
         relax_gc: bool = False,
         max_in_flight: int = DEFAULT_IN_FLIGHT,
         ray_init: Mapping[str, Any] | None = None,
+        place_timeout_s: float = DEFAULT_PLACE_TIMEOUT_S,
     ) -> None:
         self.plan = plan
         self.address = address
         self.max_in_flight = max_in_flight
+        self.place_timeout_s = place_timeout_s
         self._ray_init = dict(ray_init or {})
         self._ray: ModuleType | None = None
         self._owns_ray = False
@@ -287,9 +294,7 @@ class RayPipelineRun:
         ]
         self._next_source = [0] * len(self._sources)
         # Up before the clock starts: actor start-up is Ray's, reported apart.
-        await asyncio.gather(
-            *(self._await(w.actor.node_id.remote()) for w in self._workers.values())
-        )
+        await asyncio.gather(*(self._placed(w) for w in self._workers.values()))
         self.ray_startup_s = time.perf_counter() - began
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._guard(w)) for w in self._workers.values()]
@@ -352,7 +357,11 @@ class RayPipelineRun:
                         held[target].extend(await self._await(ref))
             held[worker.kid][:0] = await self._open(list(worker.pending))
             worker.pending.clear()
-        closes = {kid: self._await(w.actor.close.remote()) for kid, w in self._workers.items()}
+        # Bounded: an actor that never got a node (or hangs) answers nothing.
+        closes = {
+            kid: asyncio.wait_for(self._await(w.actor.close.remote()), _CLOSE_WAIT_S)
+            for kid, w in self._workers.items()
+        }
         outcomes = await asyncio.gather(*closes.values(), return_exceptions=True)
         kernels: dict[str, KernelLeftovers] = {}
         drained = True
@@ -412,6 +421,24 @@ class RayPipelineRun:
 
     async def _await(self, ref: Any) -> Any:
         return await asyncio.wrap_future(ref.future())
+
+    async def _placed(self, worker: _Worker) -> None:
+        """Wait until ``worker``'s actor runs on a node.
+
+        Raises:
+            StageFailedError: no node took it within ``place_timeout_s``.
+        """
+        try:
+            await asyncio.wait_for(self._await(worker.actor.node_id.remote()), self.place_timeout_s)
+        except TimeoutError:
+            asked = _actor_options(worker.head)
+            del asked["max_restarts"], asked["max_concurrency"]
+            error = TimeoutError(
+                f"no node of the cluster took its actor within {self.place_timeout_s:g} s "
+                f"(it asks for {asked or 'one CPU'}): add a node that has them, or "
+                "change the stage's num_cpus, num_gpus or resources"
+            )
+            raise StageFailedError(worker.head.name, worker.kid, error) from None
 
     async def _open(self, chunks: Sequence[_Chunk]) -> list[Any]:
         msgs: list[Any] = []
@@ -549,6 +576,7 @@ class RayPipelineRun:
         worker.actor = (
             ray.remote(StageWorker).options(**_actor_options(worker.head)).remote(worker.spec)
         )
+        await self._placed(worker)  # past the bound, the calls it holds stay accounted for
         calls = list(worker.in_flight)
         worker.in_flight.clear()
         for call in calls:
