@@ -6,6 +6,7 @@ The actors import this module by name, so a test's Ray gets this folder on its w
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -86,20 +87,27 @@ _SCALE_PARAMS = {
     "delay": Param(float, default=0.0, minimum=0.0, doc="seconds to wait per batch"),
 }
 SCALE = StageDefinition(
-    name="scale", factory=Scale.factory, summary="multiply values", params=_SCALE_PARAMS
+    name="scale",
+    factory=Scale.factory,
+    summary="multiply values",
+    params=_SCALE_PARAMS,
+    holds_records=False,  # each batch out as it comes: an actor lost is restarted
 )
 FLAKY = StageDefinition(
     name="flaky",
     factory=flaky_factory,
     summary="crashes a few times, then scales",
     params={**_SCALE_PARAMS, "crashes": Param(int, default=1, minimum=0, doc="crashes")},
+    holds_records=False,
 )
+# The same stage as one that does not say it keeps nothing between batches.
+HOLDING = dataclasses.replace(SCALE, name="holding_scale", holds_records=None)
 
 
 class RayTestStages:
     @hookimpl
     def pydotcompute_register_stages(self) -> dict[str, StageDefinition]:
-        return {s.name: s for s in (SCALE, FLAKY)}
+        return {s.name: s for s in (SCALE, FLAKY, HOLDING)}
 
 
 def make_plugins() -> PluginManager:

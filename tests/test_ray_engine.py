@@ -275,6 +275,33 @@ async def test_a_stage_no_node_can_host_fails_the_run_naming_it_instead_of_waiti
     assert "gpu_island" in str(info.value)
 
 
+async def test_a_lost_actor_that_may_hold_records_fails_the_run_instead_of_restarting(
+    ray_cpus: None,
+) -> None:
+    pipeline = (
+        Pipeline(engine="ray")
+        .add_stage("a", "scale", batch_size=8)
+        .add_stage("b", "holding_scale", restart={"max_restarts": 2, "backoff": 0.0}, batch_size=8)
+        .add_stage("c", "scale")
+    )
+    results: list[Any] = []
+    run = pipeline.open(plugins=make_plugins())
+    assert isinstance(run, RayPipelineRun)
+
+    async def kill_b_mid_stream() -> None:
+        async with run:
+            async for r in run.process(per_message(1500)):
+                results.append(r)
+                if len(results) == 200:
+                    ray.kill(run.actors()["b"])
+
+    with pytest.raises(StageFailedError) as info:
+        await kill_b_mid_stream()
+    assert info.value.stage == "b"
+    assert "holding state that a new actor cannot have" in str(info.value)
+    assert run.telemetry()["b"].restarts == 0  # not restarted with what it lost
+
+
 def root(msg: Any) -> Any:
     return msg.correlation_id or msg.message_id
 

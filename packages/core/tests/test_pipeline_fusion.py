@@ -52,6 +52,12 @@ def chain(fusion: bool = True, **b_settings: Any) -> Pipeline:
     )
 
 
+def test_a_stage_may_hold_records_unless_a_map_stage_or_declared_to_hold_none() -> None:
+    assert SCALE.may_hold_records and not MAP_SCALE.may_hold_records
+    assert not dataclasses.replace(SCALE, holds_records=False).may_hold_records
+    assert dataclasses.replace(MAP_SCALE, holds_records=True).may_hold_records
+
+
 def test_a_one_to_one_chain_is_one_group(pm: PluginManager) -> None:
     assert chain().validate(pm).groups == (("a", "b", "c"),)
 

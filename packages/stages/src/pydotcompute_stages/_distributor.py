@@ -123,6 +123,7 @@ DISTRIBUTOR = StageDefinition(
     name="distributor",
     factory=Distributor.factory,
     reads_rings=True,
+    holds_records=False,  # it routes each batch as it comes
     summary="fan-out among the downstream workers: round robin, or by key (key % workers)",
     params={
         "mode": Param(str, default="round_robin", choices=MODES, doc="round_robin or key"),

@@ -185,6 +185,10 @@ class StageDefinition:
     stage that maps every record to exactly one record (or StageError) with the same id
     and keeps no state between batches: given, the planner may run the stage in one
     worker with its one-to-one neighbours (stage fusion, see the ``fuse`` setting).
+    ``holds_records`` says whether the stage may keep records between batches (a window,
+    a join): None, the default, counts as True unless ``map_stage`` is given. Where a
+    worker cannot be restarted with what it held (an actor lost on the Ray engine), a
+    stage that may hold records fails the run instead of losing them silently.
     """
 
     name: str
@@ -195,6 +199,15 @@ class StageDefinition:
     emits: str = ""
     reads_rings: bool = False
     map_stage: Callable[[StageSetup], BatchStage] | None = None
+    holds_records: bool | None = None
+
+    @property
+    def may_hold_records(self) -> bool:
+        """Whether a worker of this stage may keep records between batches (see
+        ``holds_records``)."""
+        if self.holds_records is not None:
+            return self.holds_records
+        return self.map_stage is None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

@@ -562,6 +562,17 @@ class RayPipelineRun:
         """``worker``'s actor died: start another under the stage's restart policy and
         send it every call the dead one had not answered, in order."""
         ray = self._ray_module
+        holding = [s.name for s in worker.spec.stages if s.definition.may_hold_records]
+        if holding and worker.live is not None:
+            # It answered calls, and what it kept from them died with it: replaying the
+            # unanswered calls cannot bring that back, so stop rather than lose it unseen.
+            lost = RuntimeError(
+                f"its actor was lost ({error}) holding state that a new actor cannot "
+                f"have: stage {', '.join(map(repr, holding))} may keep records between "
+                "batches, and those it kept are gone with the actor (declare "
+                "holds_records=False on a stage that keeps none, to have it restarted)"
+            )
+            raise StageFailedError(worker.head.name, worker.kid, lost) from error
         delay = worker.tracker.next_delay(time.monotonic())
         if delay is None:
             raise StageFailedError(worker.head.name, worker.kid, error) from error
