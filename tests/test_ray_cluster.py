@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import ray
 from cli_helpers import GUIDE, pydotcompute
-from pydotcompute import Pipeline, records_from_array
+from pydotcompute import Pipeline, StageFailedError, records_from_array
 from pydotcompute.pipeline import RayPipelineRun
 from ray.cluster_utils import Cluster
 from ray_helpers import worker_env
@@ -79,3 +79,48 @@ def test_the_command_joins_a_cluster_by_address_and_leaves_it_up(cluster: Cluste
     report = json.loads(done.stdout)
     assert (report["engine"], report["results"]) == ("ray", 5000)
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2  # the run did not stop it
+
+
+@pytest.mark.xfail(
+    strict=False,  # whether the lost node held outputs not yet read varies from run to run
+    raises=StageFailedError,
+    reason="known gap (issue 10): outputs a call left in the lost node's object store are "
+    "not recomputed; the run fails naming the stage instead of moving it",
+)
+async def test_a_node_lost_mid_stream_moves_its_stage_to_another_node_and_loses_nothing(
+    cluster: Cluster,
+) -> None:
+    """``compute`` may run on either of two nodes that have ``mobile``; the one it runs
+    on goes away mid-stream: its actor is replaced on the other, its calls replayed."""
+    added = [cluster.add_node(num_cpus=1, resources={"mobile": 1}) for _ in range(2)]
+    cluster.wait_for_nodes()
+    x = np.random.default_rng(8).random((3000, 16), dtype=np.float32)
+    inputs = list(records_from_array(x, columnar=False, run_id=8))
+    pipeline = (
+        Pipeline("moves", engine="ray", defaults={"fuse": False})
+        .add_stage("preprocess", resources={"node_a": 1})
+        .add_stage(
+            "compute",
+            resources={"mobile": 1},
+            restart={"max_restarts": 1, "backoff": 0.0},
+            params={"stats": ["mean"]},
+        )
+    )
+    results: list[Any] = []
+    try:
+        async with pipeline.open() as run:
+            assert isinstance(run, RayPipelineRun)
+            async for r in run.process(inputs):
+                results.append(r)
+                if len(results) == 500:
+                    on = ray.get(run.actors()["compute"].node_id.remote())
+                    lost = next(n for n in added if n.node_id == on)
+                    cluster.remove_node(lost, allow_graceful=False)
+    finally:
+        for node in added:
+            if node in cluster.list_all_nodes():
+                cluster.remove_node(node)
+    assert sorted(str(r.correlation_id) for r in results) == sorted(
+        str(r.message_id) for r in inputs
+    )
+    assert run.telemetry()["compute"].restarts == 1

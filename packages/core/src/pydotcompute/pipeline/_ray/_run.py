@@ -256,8 +256,11 @@ class RayPipelineRun:
             options.update(self._ray_init)
             if self.address is not None:
                 await asyncio.to_thread(_check_reachable, self.address)
+            # Without an address, a Ray of the run's own ("local"), never one that
+            # happens to be running on this machine.
+            address = "local" if self.address is None else self.address
             try:
-                await asyncio.to_thread(ray.init, address=self.address, **options)
+                await asyncio.to_thread(ray.init, address=address, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = "a local Ray" if self.address is None else f"Ray at {self.address!r}"
                 raise RayUnavailableError(f"cannot start or join {where}: {exc}") from exc
@@ -546,7 +549,10 @@ class RayPipelineRun:
             if not messages:
                 continue
             if target == DRIVER:
-                msgs = await self._await(ref)
+                try:
+                    msgs = await self._await(ref)
+                except ray.exceptions.RayError as exc:  # lost with its node: say whose
+                    raise StageFailedError(worker.head.name, worker.kid, exc) from exc
                 if self._failure is not None:
                     self._keep(worker.kid, msgs)
                     continue
