@@ -86,6 +86,7 @@ PINNED: dict[str, set[str]] = {
         "run_stage",
         "sort_batch",
         "stack_records",
+        "unchecked_builder",
     },
     "pydotcompute.backend": {
         "BackendCapabilities",
@@ -167,6 +168,7 @@ PINNED: dict[str, set[str]] = {
         "message_type_named",
         "new_message_id",
         "registered_kernel",
+        "unchecked_builder",
         "uuids_from_ints",
         "ring_kernel",
         "wait_percentiles_us",

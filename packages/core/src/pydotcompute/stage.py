@@ -17,6 +17,9 @@ device arrays: ``clip``, ``minmax_normalize``, the row reductions (``row_sum``,
 and ``.dtype``, slice rows (``values[a:b]``), but call no numpy function on it and never
 write into it; a received message may be shared with other stages, so build a new
 message instead of changing one. Ids, keys and counts are always numpy, on the host.
+A stage that builds one small message per record builds it with an
+:func:`unchecked_builder` from values already checked (the input's ids and keys, numbers
+it computed), at a third of the class's cost.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from .dataflow import (
     stack_records,
 )
 from .plugins import hookimpl
+from .runtime import unchecked_builder
 
 __all__ = [
     "REQUIRED",
@@ -79,4 +83,5 @@ __all__ = [
     "run_stage",
     "sort_batch",
     "stack_records",
+    "unchecked_builder",
 ]

@@ -17,10 +17,14 @@ from ._core import (
     StageDefinition,
     StageSetup,
     root_id,
+    unchecked_builder,
 )
 from ._messages import ComputeResult
 
 __all__ = ["COMPUTE", "STATISTICS", "Compute"]
+
+# Fields of a ComputeResult: floats from the result, the input's key and root id.
+_compute_result = unchecked_builder(ComputeResult, "result", "stats", "key", "correlation_id")
 
 #: Every statistic ``compute`` offers, in the order listings show them.
 STATISTICS: Final = ("mean", "std", "var", "min", "max", "sum", "range")
@@ -71,27 +75,25 @@ class Compute(MapStage):
 
     def records_out(self, group: RecordGroup, result: npt.NDArray[Any]) -> list[Any]:
         names = self.stats
-        make = ComputeResult
+        make = _compute_result
         if len(names) == 1:
             name = names[0]
-            # Per record: positional fields and root_id inlined, the cheapest call there is.
+            # Per record: root_id inlined, the cheapest build there is.
             return [
                 make(
                     value,
                     {name: value},
                     getattr(record, "key", None),
-                    correlation_id=record.message_id
-                    if (cid := record.correlation_id) is None
-                    else cid,
+                    record.message_id if (cid := record.correlation_id) is None else cid,
                 )
                 for record, value in zip(group.records, result[:, 0].tolist(), strict=True)
             ]
         return [
             make(
-                result=row[0],
-                stats=dict(zip(names, row, strict=True)),
-                key=getattr(record, "key", None),
-                correlation_id=root_id(record),
+                row[0],
+                dict(zip(names, row, strict=True)),
+                getattr(record, "key", None),
+                root_id(record),
             )
             for record, row in zip(group.records, result.tolist(), strict=True)
         ]

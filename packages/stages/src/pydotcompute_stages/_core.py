@@ -22,6 +22,7 @@ from pydotcompute.stage import (
     root_id,
     sort_batch,
     stack_records,
+    unchecked_builder,
 )
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "sort_batch",
     "stack_records",
     "to_host",
+    "unchecked_builder",
 ]

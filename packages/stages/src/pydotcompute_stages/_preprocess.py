@@ -6,8 +6,11 @@ from typing import Any
 
 import numpy.typing as npt
 
-from ._core import MapStage, RecordBatch, RecordGroup, StageDefinition, root_id
+from ._core import MapStage, RecordBatch, RecordGroup, StageDefinition, root_id, unchecked_builder
 from ._messages import PreprocessedData
+
+# Fields of a PreprocessedData: a row of the result, the input's key and root id.
+_preprocessed = unchecked_builder(PreprocessedData, "normalized", "key", "correlation_id")
 
 __all__ = ["PREPROCESS", "Preprocess"]
 
@@ -35,9 +38,9 @@ class Preprocess(MapStage):
         return backend.minmax_normalize(backend.asarray(values, None))
 
     def records_out(self, group: RecordGroup, result: npt.NDArray[Any]) -> list[Any]:
-        make = PreprocessedData
+        make = _preprocessed
         return [
-            make(normalized=row, key=getattr(record, "key", None), correlation_id=root_id(record))
+            make(row, getattr(record, "key", None), root_id(record))
             for record, row in zip(group.records, result, strict=True)
         ]
 

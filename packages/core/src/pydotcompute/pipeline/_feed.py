@@ -11,10 +11,14 @@ import numpy.typing as npt
 
 from ..dataflow import Record, RecordBatch, record_ids_for_rows
 from ..errors import InvalidArgumentError, PipelineValidationError
-from ..runtime import uuids_from_ints
+from ..runtime import unchecked_builder, uuids_from_ints
 from ._dtype import input_dtype, parse_dtype, rows_that_fit
 
 __all__ = ["new_run_id", "records_from_array"]
+
+# One Record per row, from a row view and the id just drawn for it: nothing to check.
+_record_with_id = unchecked_builder(Record, "values", "message_id")
+_record_with_key_and_id = unchecked_builder(Record, "values", "key", "message_id")
 
 
 def new_run_id() -> int:
@@ -75,11 +79,9 @@ def records_from_array(
         # array_to_ids(ids), for ids that share their high half.
         uuids = uuids_from_ints(ids[:, 1].tolist(), high=int(ids[0, 0]) << 64) if len(ids) else []
         if chunk_keys is None:
-            for row, uid in zip(chunk, uuids, strict=True):
-                yield Record(values=row, message_id=uid)
+            yield from map(_record_with_id, chunk, uuids)
         else:
-            for row, uid, key in zip(chunk, uuids, chunk_keys.tolist(), strict=True):
-                yield Record(values=row, key=key, message_id=uid)
+            yield from map(_record_with_key_and_id, chunk, chunk_keys.tolist(), uuids)
 
 
 def _as_input_dtype(array: npt.NDArray[Any], dtype: str | None) -> npt.NDArray[Any]:

@@ -8,6 +8,9 @@ layers above it (and to tests).
 
 from __future__ import annotations
 
+from ._builder import (
+    unchecked_builder,
+)
 from ._context import (
     KernelContext,
 )
@@ -104,6 +107,7 @@ __all__ = [
     "new_message_id",
     "registered_kernel",
     "ring_kernel",
+    "unchecked_builder",
     "uuids_from_ints",
     "wait_percentiles_us",
     "watch",

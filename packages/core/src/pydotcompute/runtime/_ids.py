@@ -19,6 +19,10 @@ __all__ = ["new_message_id", "uuids_from_ints"]
 _CLEAR_VERSION_AND_VARIANT = ~((0xC000 << 48) | (0xF000 << 64))
 _VERSION_4_RFC_4122 = (0x8000 << 48) | (4 << 76)
 _SAFE_UNKNOWN = uuid.SafeUUID.unknown
+# UUID's slot setters, called directly: UUID.__setattr__ refuses, and going through
+# object.__setattr__ looks the slot up by name each time.
+_SET_UUID_INT = vars(UUID)["int"].__set__
+_SET_UUID_IS_SAFE = vars(UUID)["is_safe"].__set__
 
 
 def new_message_id() -> UUID:
@@ -26,8 +30,8 @@ def new_message_id() -> UUID:
     value = random.getrandbits(128) & _CLEAR_VERSION_AND_VARIANT | _VERSION_4_RFC_4122
     # UUID's own __init__ re-validates what we already know to be valid; skip it.
     made: UUID = object.__new__(UUID)
-    object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", _SAFE_UNKNOWN)
+    _SET_UUID_INT(made, value)
+    _SET_UUID_IS_SAFE(made, _SAFE_UNKNOWN)
     return made
 
 
@@ -36,12 +40,13 @@ def uuids_from_ints(values: Iterable[int], high: int = 0) -> list[UUID]:
     ``[0, 2**128)``, which the caller guarantees: they are not checked), built as
     :func:`new_message_id` builds its one, four times faster than ``UUID(int=...)``: it
     is done once per record fed. ``high``: bits every id shares (an input's high half)."""
-    new, set_attr, safe = object.__new__, object.__setattr__, _SAFE_UNKNOWN
+    new, safe = object.__new__, _SAFE_UNKNOWN
+    set_int, set_safe = _SET_UUID_INT, _SET_UUID_IS_SAFE
     made: list[UUID] = []
     append = made.append
     for value in values:
         one = new(UUID)
-        set_attr(one, "int", high | value)
-        set_attr(one, "is_safe", safe)
+        set_int(one, high | value)
+        set_safe(one, safe)
         append(one)
     return made

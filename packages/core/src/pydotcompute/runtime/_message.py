@@ -218,14 +218,14 @@ def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernel
         ):
             _validate_standard_fields(self)
 
+    own_post_init = __post_init_lazy_id__ if lazy_id and user_post_init is None else __post_init__
+    own_post_init.__user_post_init__ = user_post_init  # type: ignore[attr-defined]
     made: type[RingKernelMessage] = dataclasses.make_dataclass(
         cls.__name__,
         missing,
         bases=(base, RingKernelMessage),
         namespace={
-            "__post_init__": __post_init_lazy_id__
-            if lazy_id and user_post_init is None
-            else __post_init__,
+            "__post_init__": own_post_init,
             "__doc__": cls.__doc__,
         },
         frozen=params.frozen,
@@ -241,6 +241,18 @@ def _make_message_type(cls: type[Any], wire_name: str | None) -> type[RingKernel
     made.__wire_name__ = wire_name or f"{cls.__module__}.{cls.__qualname__}"
     _MESSAGE_TYPES[made.__wire_name__] = made
     return made
+
+
+def user_post_init_of(cls: type[Any]) -> Any:
+    """The ``__post_init__`` that ``cls`` runs besides the standard fields' checks
+    (its own, or one a subclass added), or ``None``."""
+    post_init = getattr(cls, "__post_init__", None)
+    return getattr(post_init, "__user_post_init__", post_init)
+
+
+def is_lazy_id_default(field: dataclasses.Field[Any]) -> bool:
+    """Whether ``field`` is a ``message_id`` drawn on first read (see :class:`_LazyMessageId`)."""
+    return field.default is _AUTO_ID
 
 
 def message_type_named(wire_name: str) -> type[RingKernelMessage]:
