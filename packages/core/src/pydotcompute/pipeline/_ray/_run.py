@@ -537,22 +537,32 @@ class RayPipelineRun:
             return
         except Exception as exc:  # the call raised in the actor, or its result was lost
             raise StageFailedError(worker.head.name, worker.kid, exc) from exc
+        if stats.error is not None:
+            worker.live = stats.telemetry
+            raise StageFailedError(worker.head.name, worker.kid, stats.error) from stats.error
+        results: list[Any] = []
+        if worker.spec.targets == (DRIVER,) and stats.sent and stats.sent[0][0]:
+            try:
+                # A sink's results, read before the call counts as done: if they were
+                # lost with the actor's node, the call runs again on a new actor (its
+                # books start before the call: it is counted once).
+                results = await self._await(call.refs[0])
+            except ray.exceptions.ObjectLostError as exc:
+                await self._replace(worker, exc)
+                return
+            except ray.exceptions.RayError as exc:
+                raise StageFailedError(worker.head.name, worker.kid, exc) from exc
         worker.in_flight.popleft()
         worker.in_flight_messages -= call.messages
         worker.room.set()
         worker.live = stats.telemetry
-        if stats.error is not None:
-            raise StageFailedError(worker.head.name, worker.kid, stats.error) from stats.error
         for target, ref, (messages, records) in zip(
             worker.spec.targets, call.refs, stats.sent, strict=False
         ):
             if not messages:
                 continue
             if target == DRIVER:
-                try:
-                    msgs = await self._await(ref)
-                except ray.exceptions.RayError as exc:  # lost with its node: say whose
-                    raise StageFailedError(worker.head.name, worker.kid, exc) from exc
+                msgs = results
                 if self._failure is not None:
                     self._keep(worker.kid, msgs)
                     continue
