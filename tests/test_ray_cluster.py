@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import ray
 from cli_helpers import GUIDE, pydotcompute
-from pydotcompute import Pipeline, records_from_array
+from pydotcompute import Pipeline, Record, StageFailedError, records_from_array
 from pydotcompute.pipeline import RayPipelineRun
 from ray.cluster_utils import Cluster
-from ray_helpers import worker_env
+from ray_helpers import make_plugins, worker_env
 from test_pipeline_examples import canonical
 
 
@@ -158,3 +158,94 @@ async def test_a_sinks_results_lost_with_its_node_are_computed_again_once(
     preprocess = run.telemetry()["preprocess"]
     assert preprocess.restarts == 1
     assert (preprocess.records_in, preprocess.records_out) == (2000, 2000)
+    assert all(k.books_balance for k in run.worker_telemetry().values())
+
+
+async def test_outputs_lost_between_stages_with_their_node_are_made_again_once(
+    cluster: Cluster,
+) -> None:
+    """Stage ``a`` runs on a node that goes away while its outputs wait for a slow ``b``
+    on the head node (rows of 16 KiB, ten to a call: they stay in the lost node's object
+    store): each lost output is made again by calling ``a``'s new actor with the same
+    inputs; nothing is lost, nothing doubled, every stage's books balance."""
+    added = [cluster.add_node(num_cpus=1, resources={"mobile": 1}) for _ in range(2)]
+    cluster.wait_for_nodes()
+    x = np.random.default_rng(10).random((2000, 4096), dtype=np.float32)
+    inputs = list(records_from_array(x, columnar=False, run_id=10))
+    pipeline = (
+        Pipeline("between", engine="ray")
+        .add_stage(
+            "a",
+            "scale",
+            resources={"mobile": 1},
+            batch_size=10,
+            restart={"max_restarts": 1, "backoff": 0.0},
+        )
+        .add_stage("b", "scale", resources={"node_a": 1}, batch_size=10, params={"delay": 0.01})
+    )
+    rows = {str(r.message_id): r.values for r in inputs}
+    seen: dict[str, int] = {}
+    try:
+        async with pipeline.open(plugins=make_plugins()) as run:
+            assert isinstance(run, RayPipelineRun)
+            async for r in run.process(inputs):
+                assert type(r) is Record, r
+                assert np.array_equal(r.values, rows[str(r.correlation_id)] * 4.0)
+                seen[str(r.correlation_id)] = seen.get(str(r.correlation_id), 0) + 1
+                if len(seen) == 200:
+                    on = ray.get(run.actors()["a"].node_id.remote())
+                    lost = next(n for n in added if n.node_id == on)
+                    cluster.remove_node(lost, allow_graceful=False)
+    finally:
+        for node in added:
+            if node in cluster.list_all_nodes():
+                cluster.remove_node(node)
+    assert sorted(seen) == sorted(str(r.message_id) for r in inputs)
+    assert set(seen.values()) == {1}
+    telemetry = run.telemetry()
+    assert telemetry["a"].restarts == 1
+    for stage in ("a", "b"):
+        t = telemetry[stage]
+        assert (t.records_in, t.records_out, t.records_failed) == (2000, 2000, 0)
+    assert all(k.books_balance for k in run.worker_telemetry().values())
+
+
+async def test_outputs_lost_with_a_stage_that_may_hold_records_fail_the_run_naming_it(
+    cluster: Cluster,
+) -> None:
+    """As above, but ``a`` does not say it keeps no records between batches: what it
+    kept, and so what it made, cannot be made again; the run fails naming ``a``."""
+    added = [cluster.add_node(num_cpus=1, resources={"mobile": 1}) for _ in range(2)]
+    cluster.wait_for_nodes()
+    x = np.random.default_rng(11).random((2000, 4096), dtype=np.float32)
+    pipeline = (
+        Pipeline("holding", engine="ray")
+        .add_stage(
+            "a",
+            "holding_scale",
+            resources={"mobile": 1},
+            batch_size=10,
+            restart={"max_restarts": 1, "backoff": 0.0},
+        )
+        .add_stage("b", "scale", resources={"node_a": 1}, batch_size=10, params={"delay": 0.01})
+    )
+
+    async def lose_a_node_midway() -> None:
+        results = 0
+        async with pipeline.open(plugins=make_plugins()) as run:
+            async for _ in run.process(records_from_array(x, columnar=False)):
+                results += 1
+                if results == 200:
+                    on = ray.get(run.actors()["a"].node_id.remote())
+                    lost = next(n for n in added if n.node_id == on)
+                    cluster.remove_node(lost, allow_graceful=False)
+
+    try:
+        with pytest.raises(StageFailedError) as failed:
+            await lose_a_node_midway()
+    finally:
+        for node in added:
+            if node in cluster.list_all_nodes():
+                cluster.remove_node(node)
+    assert failed.value.stage == "a"
+    assert "keep records between batches" in str(failed.value)

@@ -22,7 +22,9 @@ Design (see docs/ray.md):
   restart policy, as on the local engine. An actor that dies (``ray.kill``, its node
   lost) is replaced under the same policy and the calls it had not answered are sent
   again (a call passes nothing on before it returns, so nothing is doubled); past the
-  policy's limit the run fails with ``StageFailedError`` naming the stage.
+  policy's limit the run fails with ``StageFailedError`` naming the stage. Outputs lost
+  with a node before they were read are made again by the call that made them (see
+  :class:`_Origin`), on a live actor of that stage, counted once.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ _ACTOR_QUEUE = 1 << 30
 # Close waits this long for calls still in flight, so their outputs are accounted for.
 _CLOSE_WAIT_S = 10.0
 _END: Final = object()
+# An output lost with its node is made again at most this many times over (its maker's
+# actor may die again meanwhile, each death counted by the maker's restart policy).
+_REMAKE_TRIES = 3
 # How long a HOST:PORT address gets to answer before the run says it cannot join it.
 _CONNECT_TIMEOUT_S = 5.0
 #: How long an actor may wait for a node with the CPUs, GPUs and resources its stage asks
@@ -133,18 +138,33 @@ class _Chunk:
     ref: Any  #: the ObjectRef of a list of messages
     messages: int
     records: int
+    maker: str | None = None  #: the worker whose call made it; None: the driver fed it
+    origin: _Origin | None = None  #: how to make it again; None: it cannot be
+
+
+@dataclasses.dataclass(frozen=True)
+class _Origin:
+    """The call that made a chunk, kept while the chunk is: if the node holding the
+    chunk is lost before its reader took it, the call is made again (its inputs made
+    again first). What the driver fed stays in the object store until every chunk made
+    from it is read; a chunk a stage made is kept by its lineage only (``ref=None``)."""
+
+    inputs: tuple[_Chunk, ...]  #: the call's input chunks
+    index: int  #: which of the call's outputs (its place in the worker's targets)
+    dealt_from: tuple[int, ...]  #: the call's round-robin start (WorkerStats.dealt_from)
 
 
 class _Call:
     """One actor call in flight: what it carries (None: the end call), its result refs."""
 
-    __slots__ = ("chunks", "done", "messages", "refs")
+    __slots__ = ("actor", "chunks", "done", "messages", "refs")
 
     def __init__(self, chunks: list[_Chunk] | None) -> None:
         self.chunks = chunks
         self.messages = sum(c.messages for c in chunks) if chunks else 0
         self.refs: list[Any] = []
         self.done: asyncio.Future[Any] | None = None
+        self.actor: Any = None  #: the actor it was sent to
 
 
 class _Worker:
@@ -172,6 +192,12 @@ class _Worker:
         self.rejected_downstream = 0  #: records of its outputs refused downstream
         self.wake = asyncio.Event()
         self.room = asyncio.Event()
+        # Taken to replace the actor: its own calls and a reader of its lost outputs
+        # may find it dead at once, and one replacement must serve both.
+        self.replacing = asyncio.Lock()
+        #: Its outputs can be made again by calling it again (see _Origin): no stage of
+        #: its group keeps records between batches.
+        self.replayable = not any(s.definition.may_hold_records for s in spec.stages)
 
     @property
     def load(self) -> int:
@@ -517,13 +543,17 @@ class RayPipelineRun:
         return _Call(chunks)
 
     def _submit(self, worker: _Worker, call: _Call) -> None:
+        self._send(worker, call)
+        worker.in_flight.append(call)
+
+    def _send(self, worker: _Worker, call: _Call) -> None:
         method = worker.actor.end if call.chunks is None else worker.actor.push
         refs = method.options(num_returns=len(worker.spec.targets) + 1).remote(
             *(chunk.ref for chunk in call.chunks or ())
         )
+        call.actor = worker.actor
         call.refs = list(refs)
         call.done = asyncio.ensure_future(self._await(call.refs[-1]))
-        worker.in_flight.append(call)
 
     async def _complete(self, worker: _Worker, call: _Call) -> None:
         """The call at the head of ``worker``'s calls has answered: route its outputs in
@@ -533,10 +563,13 @@ class RayPipelineRun:
         try:
             stats: WorkerStats = call.done.result()
         except ray.exceptions.RayActorError as exc:
-            await self._replace(worker, exc)
+            await self._replace(worker, exc, call.actor)
             return
-        except Exception as exc:  # the call raised in the actor, or its result was lost
-            raise StageFailedError(worker.head.name, worker.kid, exc) from exc
+        except Exception as exc:  # the call raised in the actor, or lost an input
+            if not _lost_object(ray, exc) or call.chunks is None:
+                raise StageFailedError(worker.head.name, worker.kid, exc) from exc
+            await self._resend_with_lost_inputs(worker, call, exc)
+            return
         if stats.error is not None:
             worker.live = stats.telemetry
             raise StageFailedError(worker.head.name, worker.kid, stats.error) from stats.error
@@ -548,7 +581,7 @@ class RayPipelineRun:
                 # books start before the call: it is counted once).
                 results = await self._await(call.refs[0])
             except ray.exceptions.ObjectLostError as exc:
-                await self._replace(worker, exc)
+                await self._replace(worker, exc, call.actor)
                 return
             except ray.exceptions.RayError as exc:
                 raise StageFailedError(worker.head.name, worker.kid, exc) from exc
@@ -556,8 +589,8 @@ class RayPipelineRun:
         worker.in_flight_messages -= call.messages
         worker.room.set()
         worker.live = stats.telemetry
-        for target, ref, (messages, records) in zip(
-            worker.spec.targets, call.refs, stats.sent, strict=False
+        for index, (target, ref, (messages, records)) in enumerate(
+            zip(worker.spec.targets, call.refs, stats.sent, strict=False)
         ):
             if not messages:
                 continue
@@ -572,11 +605,129 @@ class RayPipelineRun:
                     self._keep(worker.kid, msgs)
                     raise
             else:
-                await self._offer(self._workers[target], _Chunk(ref, messages, records), worker)
+                origin = None
+                if worker.replayable and call.chunks:
+                    inputs = tuple(
+                        c if c.maker is None else dataclasses.replace(c, ref=None)
+                        for c in call.chunks
+                    )
+                    origin = _Origin(inputs, index, stats.dealt_from)
+                chunk = _Chunk(ref, messages, records, worker.kid, origin)
+                await self._offer(self._workers[target], chunk, worker)
 
-    async def _replace(self, worker: _Worker, error: BaseException) -> None:
-        """``worker``'s actor died: start another under the stage's restart policy and
-        send it every call the dead one had not answered, in order."""
+    async def _resend_with_lost_inputs(
+        self, worker: _Worker, call: _Call, error: BaseException
+    ) -> None:
+        """An input of ``worker``'s call (the head of its calls) was lost with the node
+        that held it, so the call did not run: make its inputs again, send it again.
+
+        Raises:
+            StageFailedError: ``worker`` may keep records between batches (its later
+                calls ran before this one would), or an input cannot be made again.
+        """
+        if not worker.replayable:
+            lost = RuntimeError(
+                f"an input of its call was lost with the node that held it ({error}); "
+                "it may keep records between batches, so calls made after that one "
+                "have run before it could, and what it keeps would be out of order"
+            )
+            raise StageFailedError(worker.head.name, worker.kid, lost) from error
+        assert call.chunks is not None
+        named = _lost_ref_hex(error)
+        if named is not None and any(c.ref.hex() == named for c in call.chunks):
+            # The one Ray names; another lost one fails the call again, and comes next.
+            call.chunks = [
+                await self._made_again(c, worker, error) if c.ref.hex() == named else c
+                for c in call.chunks
+            ]
+        else:
+            call.chunks = [await self._made_again(c, worker, error) for c in call.chunks]
+        self._send(worker, call)
+
+    async def _made_again(self, chunk: _Chunk, reader: _Worker, error: BaseException) -> _Chunk:
+        """``chunk`` made again by the call that made it, on its worker's actor (a new
+        one if that died), its own inputs made again first if they were lost too.
+
+        Raises:
+            StageFailedError: naming the stage that made the chunk, if it cannot be made
+                again (no origin: a stage that may keep records made it) or comes out
+                different; naming ``reader`` if the driver fed it.
+        """
+        ray = self._ray_module
+        origin = chunk.origin
+        if origin is None or chunk.maker is None:
+            maker = reader if chunk.maker is None else self._workers[chunk.maker]
+            lost = RuntimeError(
+                f"{chunk.records} records on their way to {reader.head.name!r} were lost "
+                f"with the node that held them ({error}), and they cannot be made again"
+                + (
+                    f": stage {maker.head.name!r} may keep records between batches"
+                    if not maker.replayable
+                    else ""
+                )
+            )
+            raise StageFailedError(maker.head.name, maker.kid, lost) from error
+        producer = self._workers[chunk.maker]
+        inputs = [
+            c if c.ref is not None else await self._made_again(c, producer, error)
+            for c in origin.inputs
+        ]
+        for _ in range(_REMAKE_TRIES):
+            actor = await self._live_actor(producer)
+            refs = actor.recompute.options(num_returns=len(producer.spec.targets) + 1).remote(
+                origin.dealt_from, *(c.ref for c in inputs)
+            )
+            try:
+                stats: WorkerStats = await self._await(refs[-1])
+            except ray.exceptions.RayActorError:
+                continue  # its actor died meanwhile: the next try has a new one
+            except Exception as exc:
+                if not _lost_object(ray, exc):
+                    raise StageFailedError(producer.head.name, producer.kid, exc) from exc
+                inputs = [await self._made_again(c, producer, exc) for c in inputs]
+                continue
+            if stats.error is not None:
+                raise StageFailedError(
+                    producer.head.name, producer.kid, stats.error
+                ) from stats.error
+            made = stats.sent[origin.index]
+            if made != (chunk.messages, chunk.records):
+                different = RuntimeError(
+                    f"made again after its node was lost, its output for "
+                    f"{reader.head.name!r} is {made[0]} messages of {made[1]} records, not "
+                    f"{chunk.messages} of {chunk.records}: a stage must give the same "
+                    "outputs for the same inputs to be made again"
+                )
+                raise StageFailedError(producer.head.name, producer.kid, different) from error
+            return dataclasses.replace(chunk, ref=refs[origin.index])
+        gone = RuntimeError(
+            f"an output it sent to {reader.head.name!r} was lost with its node and could "
+            f"not be made again in {_REMAKE_TRIES} tries (its actors kept dying)"
+        )
+        raise StageFailedError(producer.head.name, producer.kid, gone) from error
+
+    async def _live_actor(self, worker: _Worker) -> Any:
+        """``worker``'s actor, replaced under its restart policy if it is dead."""
+        ray = self._ray_module
+        async with worker.replacing:
+            actor = worker.actor
+            try:
+                await asyncio.wait_for(self._await(actor.node_id.remote()), self.place_timeout_s)
+                return actor
+            except ray.exceptions.RayActorError as exc:
+                await self._replace_locked(worker, exc, actor)
+                return worker.actor
+
+    async def _replace(self, worker: _Worker, error: BaseException, dead: Any) -> None:
+        """``worker``'s actor ``dead`` died: start another under the stage's restart
+        policy and send it every call the dead one had not answered, in order. If
+        another task replaced it meanwhile, that one sent them."""
+        async with worker.replacing:
+            await self._replace_locked(worker, error, dead)
+
+    async def _replace_locked(self, worker: _Worker, error: BaseException, dead: Any) -> None:
+        if worker.actor is not dead:
+            return
         ray = self._ray_module
         holding = [s.name for s in worker.spec.stages if s.definition.may_hold_records]
         if holding and worker.live is not None:
@@ -849,6 +1000,21 @@ class RayPipelineRun:
             counts[key] = counts.get(key, 0) + worker.rejected_downstream
             merged = dataclasses.replace(merged, counts=counts)
         return merged
+
+
+def _lost_object(ray: ModuleType, error: BaseException) -> bool:
+    """Whether ``error`` says an object (an output or an input of a call) was lost."""
+    lost = ray.exceptions.ObjectLostError
+    return isinstance(error, lost) or isinstance(getattr(error, "cause", None), lost)
+
+
+def _lost_ref_hex(error: BaseException) -> str | None:
+    """The id of the object ``error`` says was lost, if it says."""
+    for candidate in (error, getattr(error, "cause", None)):
+        found = getattr(candidate, "object_ref_hex", None)
+        if isinstance(found, str):
+            return found
+    return None
 
 
 def _idle_telemetry(kid: str) -> KernelTelemetry:

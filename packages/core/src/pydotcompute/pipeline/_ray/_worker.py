@@ -14,6 +14,8 @@ sent, one list per downstream worker (``num_returns`` splits them into object re
 driver passes on unopened), plus a :class:`WorkerStats`. Nothing a micro-batch
 produced leaves the actor before the call returns, so an actor that dies mid-call has
 passed none of it on: the driver replays the call on a new actor, or reports it.
+:meth:`StageWorker.recompute` makes a call's outputs again when the node that held them
+was lost, without counting the call twice.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class WorkerStats:
     sent: tuple[tuple[int, int], ...]  #: (messages, records) per target, as returned
     error: BaseException | None  #: the kernel failed for good (past its restart limit)
     ended: bool  #: the kernel sent its end-of-stream markers
+    #: Where the round-robin to each downstream stage stood when the call began: a call
+    #: computed again from here deals its outputs as the call did.
+    dealt_from: tuple[int, ...] = ()
 
 
 class _Outbox:
@@ -104,6 +109,15 @@ class _Outbox:
             index = self._next[i]
             self._next[i] = (index + 1) % len(group)
             self.put(group[index], msg)
+
+    @property
+    def position(self) -> tuple[int, ...]:
+        """Where the round-robin to each downstream stage stands."""
+        return tuple(self._next)
+
+    @position.setter
+    def position(self, value: Sequence[int]) -> None:
+        self._next = list(value)
 
     def take(self) -> list[list[Any]]:
         taken = list(self.lists.values())
@@ -172,6 +186,13 @@ class StageWorker:
         msgs = [msg for chunk in chunks for msg in chunk]
         return self._loop.run_until_complete(self._core.push(msgs))
 
+    def recompute(self, dealt_from: Sequence[int], *chunks: Sequence[Any]) -> tuple[Any, ...]:
+        """:meth:`push` once more for a call whose outputs were lost (with the node that
+        held them): the same messages, dealt from where that call began; the worker's
+        telemetry leaves this call out, as the call was counted when first made."""
+        msgs = [msg for chunk in chunks for msg in chunk]
+        return self._loop.run_until_complete(self._core.recompute(dealt_from, msgs))
+
     def end(self) -> tuple[Any, ...]:
         """Every producer has ended: end the kernel's input, let it finish, and return
         what it sent meanwhile (as :meth:`push`)."""
@@ -195,6 +216,7 @@ class _WorkerCore:
         self.spec = spec
         self._runtime = runtime
         self._box = box
+        self._recomputed: KernelTelemetry | None = None  #: what recomputing added, summed
 
     @classmethod
     async def start(cls, spec: WorkerSpec) -> _WorkerCore:
@@ -247,10 +269,25 @@ class _WorkerCore:
     async def push(self, msgs: list[Any]) -> tuple[Any, ...]:
         kid = self.spec.kernel_id
         runtime = self._runtime
+        dealt_from = self._box.position
         if runtime.state(kid) is not KernelState.FAILED:
             await runtime.send_many(kid, msgs)
             await self._settle(lambda: runtime.idle(kid))
-        return self._reply()
+        return self._reply(dealt_from)
+
+    async def recompute(self, dealt_from: Sequence[int], msgs: list[Any]) -> tuple[Any, ...]:
+        before, position = self._raw_telemetry(), self._box.position
+        self._box.position = dealt_from
+        try:
+            outputs = await self.push(msgs)
+        finally:
+            self._box.position = position
+        added = telemetry_difference(self._raw_telemetry(), before)
+        self._recomputed = (
+            added if self._recomputed is None else merge_telemetry([self._recomputed, added])
+        )
+        stats: WorkerStats = outputs[-1]
+        return (*outputs[:-1], dataclasses.replace(stats, telemetry=self._telemetry()))
 
     async def end(self) -> tuple[Any, ...]:
         kid = self.spec.kernel_id
@@ -270,7 +307,7 @@ class _WorkerCore:
         while not done() and runtime.state(kid) is not KernelState.FAILED:  # noqa: ASYNC110
             await asyncio.sleep(_SETTLE_POLL_S)
 
-    def _reply(self) -> tuple[Any, ...]:
+    def _reply(self, dealt_from: tuple[int, ...] = ()) -> tuple[Any, ...]:
         kid = self.spec.kernel_id
         outputs = self._box.take()
         failed = self._runtime.state(kid) is KernelState.FAILED
@@ -279,18 +316,50 @@ class _WorkerCore:
             sent=tuple((len(out), count_records(out)) for out in outputs),
             error=self._runtime.kernel_error(kid) if failed else None,
             ended=self._box.all_ended,
+            dealt_from=dealt_from,
         )
         return (*outputs, stats)
 
-    def _telemetry(self) -> KernelTelemetry:
+    def _raw_telemetry(self) -> KernelTelemetry:
         # The runtime counts sends it carried; this kernel's went to the outbox.
         telemetry = self._runtime.get_telemetry(self.spec.kernel_id)
         return dataclasses.replace(telemetry, messages_sent=self._box.sent)
+
+    def _telemetry(self) -> KernelTelemetry:
+        raw = self._raw_telemetry()
+        if self._recomputed is None:
+            return raw
+        return telemetry_difference(raw, self._recomputed)
 
     async def close(self) -> tuple[ShutdownReport, list[DeadLetter], KernelTelemetry]:
         telemetry = self._telemetry()
         report = await self._runtime.shutdown(timeout=1.0)
         return report, self._runtime.dead_letters(), telemetry
+
+
+_SUMMED: Final = (
+    "messages_received",
+    "messages_processed",
+    "messages_sent",
+    "messages_dropped",
+    "messages_rejected",
+    "messages_expired",
+    "messages_dead_lettered",
+    "output_dropped",
+    "output_rejected",
+    "errors",
+    "restarts",
+    "stalls",
+)
+
+
+def telemetry_difference(later: KernelTelemetry, earlier: KernelTelemetry) -> KernelTelemetry:
+    """``later`` less what ``earlier`` had counted (counters, counts, active time); the
+    state and gauges are ``later``'s."""
+    counts = {k: v - earlier.counts.get(k, 0) for k, v in later.counts.items()}
+    active = max(0.0, later.active_seconds - earlier.active_seconds)
+    less = {field: getattr(later, field) - getattr(earlier, field) for field in _SUMMED}
+    return dataclasses.replace(later, counts=counts, active_seconds=active, **less)
 
 
 def merge_telemetry(
@@ -300,20 +369,7 @@ def merge_telemetry(
     the last one's state and gauges; ``extra`` adds the driver's own counts."""
     last = parts[-1]
     summed: dict[str, Any] = {}
-    for field in (
-        "messages_received",
-        "messages_processed",
-        "messages_sent",
-        "messages_dropped",
-        "messages_rejected",
-        "messages_expired",
-        "messages_dead_lettered",
-        "output_dropped",
-        "output_rejected",
-        "errors",
-        "restarts",
-        "stalls",
-    ):
+    for field in _SUMMED:
         summed[field] = sum(getattr(p, field) for p in parts) + (extra or {}).get(field, 0)
     summed["input_queue_depth"] = last.input_queue_depth + (extra or {}).get("input_queue_depth", 0)
     summed["active_seconds"] = sum(p.active_seconds for p in parts)
