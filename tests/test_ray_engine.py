@@ -20,8 +20,9 @@ from test_pipeline_examples import EXAMPLES, WIRE_CASES, canonical, example_plug
 
 @pytest.fixture(scope="module")
 def ray_cpus() -> Iterator[None]:
-    """One Ray for the whole module: a start costs seconds."""
-    ray.init(num_cpus=2, **worker_env())
+    """One Ray for the whole module (a start costs seconds), of its own: "local" never
+    joins a cluster something else started on this machine."""
+    ray.init(address="local", num_cpus=2, **worker_env())
     yield
     ray.shutdown()
 
