@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import json
 import os
 import signal
@@ -570,6 +571,10 @@ def _file_source(data: InputData) -> _Source:
 
 
 def _synthetic_source(count: int, width: int, seed: int) -> _Source:
+    # numpy loads numpy.random on first use (about 17 ms here): load it with the source,
+    # not while the run's first chunk is drawn.
+    importlib.import_module("numpy.random")
+
     def chunks(size: int) -> Iterator[tuple[int, npt.NDArray[np.float32], Any]]:
         for lo, values in synthetic_chunks(count, width, seed, size):
             yield lo, values, None
