@@ -3,8 +3,9 @@ stages pinned to nodes by custom resources; a run joins it by address."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,50 @@ def cluster() -> Iterator[Cluster]:
     finally:
         ray.shutdown()
         nodes.shutdown()
+
+
+@contextlib.contextmanager
+def two_mobile_nodes(cluster: Cluster) -> Iterator[Callable[[Any, str], None]]:
+    """Two more nodes with the resource ``mobile``, removed afterwards; yields
+    ``lose(run, stage)``, which takes away, abruptly, the node ``stage``'s actor is on."""
+    added = [cluster.add_node(num_cpus=1, resources={"mobile": 1}) for _ in range(2)]
+    cluster.wait_for_nodes()
+
+    def lose(run: Any, stage: str) -> None:
+        on = ray.get(run.actors()[stage].node_id.remote())
+        cluster.remove_node(next(n for n in added if n.node_id == on), allow_graceful=False)
+
+    try:
+        yield lose
+    finally:
+        for node in added:
+            if node in cluster.list_all_nodes():
+                cluster.remove_node(node)
+
+
+async def run_losing_a_node(
+    pipeline: Pipeline,
+    inputs: list[Any],
+    lose: Callable[[Any, str], None],
+    stage: str,
+    after: int,
+) -> tuple[RayPipelineRun, list[Any]]:
+    """Run ``pipeline`` over ``inputs``; once ``after`` results are in, lose ``stage``'s
+    node. Returns the run (closed) and every result."""
+    results: list[Any] = []
+    async with pipeline.open(plugins=make_plugins()) as run:
+        assert isinstance(run, RayPipelineRun)
+        async for r in run.process(inputs):
+            results.append(r)
+            if len(results) == after:
+                lose(run, stage)
+    return run, results
+
+
+def once_each(results: list[Any], inputs: list[Any]) -> bool:
+    """Whether ``results`` answer every input exactly once."""
+    answered = sorted(str(r.correlation_id) for r in results)
+    return answered == sorted(str(m.message_id) for m in inputs)
 
 
 def node_with(resource: str) -> str:
@@ -86,8 +131,6 @@ async def test_a_node_lost_mid_stream_moves_its_stage_to_another_node_and_loses_
 ) -> None:
     """``compute`` may run on either of two nodes that have ``mobile``; the one it runs
     on goes away mid-stream: its actor is replaced on the other, its calls replayed."""
-    added = [cluster.add_node(num_cpus=1, resources={"mobile": 1}) for _ in range(2)]
-    cluster.wait_for_nodes()
     x = np.random.default_rng(8).random((3000, 16), dtype=np.float32)
     inputs = list(records_from_array(x, columnar=False, run_id=8))
     pipeline = (
@@ -100,23 +143,9 @@ async def test_a_node_lost_mid_stream_moves_its_stage_to_another_node_and_loses_
             params={"stats": ["mean"]},
         )
     )
-    results: list[Any] = []
-    try:
-        async with pipeline.open() as run:
-            assert isinstance(run, RayPipelineRun)
-            async for r in run.process(inputs):
-                results.append(r)
-                if len(results) == 500:
-                    on = ray.get(run.actors()["compute"].node_id.remote())
-                    lost = next(n for n in added if n.node_id == on)
-                    cluster.remove_node(lost, allow_graceful=False)
-    finally:
-        for node in added:
-            if node in cluster.list_all_nodes():
-                cluster.remove_node(node)
-    assert sorted(str(r.correlation_id) for r in results) == sorted(
-        str(r.message_id) for r in inputs
-    )
+    with two_mobile_nodes(cluster) as lose:
+        run, results = await run_losing_a_node(pipeline, inputs, lose, "compute", after=500)
+    assert once_each(results, inputs)
     compute = run.telemetry()["compute"]
     assert compute.restarts == 1
     # Calls replayed on the new actor count once: the books balance.
@@ -129,8 +158,6 @@ async def test_a_sinks_results_lost_with_its_node_are_computed_again_once(
     """The sink's calls answered on the lost node left their results in its object store
     (rows of 16 KiB, ten to a call: too big to travel inline), unread while the driver's
     reader lags: they are lost with the node, and the calls run again on a new actor."""
-    added = [cluster.add_node(num_cpus=1, resources={"mobile": 1}) for _ in range(2)]
-    cluster.wait_for_nodes()
     x = np.random.default_rng(9).random((2000, 4096), dtype=np.float32)
     inputs = list(records_from_array(x, columnar=False, run_id=9))
     pipeline = Pipeline("wide", engine="ray").add_stage(
@@ -139,69 +166,46 @@ async def test_a_sinks_results_lost_with_its_node_are_computed_again_once(
         batch_size=10,
         restart={"max_restarts": 1, "backoff": 0.0},
     )
-    seen: dict[str, int] = {}
-    try:
-        async with pipeline.open() as run:
-            assert isinstance(run, RayPipelineRun)
-            async for r in run.process(inputs):
-                seen[str(r.correlation_id)] = seen.get(str(r.correlation_id), 0) + 1
-                if len(seen) == 500:
-                    on = ray.get(run.actors()["preprocess"].node_id.remote())
-                    lost = next(n for n in added if n.node_id == on)
-                    cluster.remove_node(lost, allow_graceful=False)
-    finally:
-        for node in added:
-            if node in cluster.list_all_nodes():
-                cluster.remove_node(node)
-    assert sorted(seen) == sorted(str(r.message_id) for r in inputs)
-    assert set(seen.values()) == {1}  # none lost, none twice
+    with two_mobile_nodes(cluster) as lose:
+        run, results = await run_losing_a_node(pipeline, inputs, lose, "preprocess", after=500)
+    assert once_each(results, inputs)  # none lost, none twice
     preprocess = run.telemetry()["preprocess"]
     assert preprocess.restarts == 1
     assert (preprocess.records_in, preprocess.records_out) == (2000, 2000)
     assert all(k.books_balance for k in run.worker_telemetry().values())
 
 
-async def test_outputs_lost_between_stages_with_their_node_are_made_again_once(
-    cluster: Cluster,
-) -> None:
-    """Stage ``a`` runs on a node that goes away while its outputs wait for a slow ``b``
-    on the head node (rows of 16 KiB, ten to a call: they stay in the lost node's object
-    store): each lost output is made again by calling ``a``'s new actor with the same
-    inputs; nothing is lost, nothing doubled, every stage's books balance."""
-    added = [cluster.add_node(num_cpus=1, resources={"mobile": 1}) for _ in range(2)]
-    cluster.wait_for_nodes()
-    x = np.random.default_rng(10).random((2000, 4096), dtype=np.float32)
-    inputs = list(records_from_array(x, columnar=False, run_id=10))
-    pipeline = (
+def two_scales(holding: bool) -> Pipeline:
+    """``a`` (a scale, or one that may hold records) on a ``mobile`` node, then a slow
+    ``b`` on the head node, ten records to a call."""
+    return (
         Pipeline("between", engine="ray")
         .add_stage(
             "a",
-            "scale",
+            "holding_scale" if holding else "scale",
             resources={"mobile": 1},
             batch_size=10,
             restart={"max_restarts": 1, "backoff": 0.0},
         )
         .add_stage("b", "scale", resources={"node_a": 1}, batch_size=10, params={"delay": 0.01})
     )
+
+
+async def test_outputs_lost_between_stages_with_their_node_are_made_again_once(
+    cluster: Cluster,
+) -> None:
+    """``a``'s node goes away while its outputs wait for ``b`` (rows of 16 KiB: they stay
+    in the lost node's object store): each lost output is made again by calling ``a``'s
+    new actor with the same inputs; nothing lost, nothing doubled, books balance."""
+    x = np.random.default_rng(10).random((2000, 4096), dtype=np.float32)
+    inputs = list(records_from_array(x, columnar=False, run_id=10))
+    with two_mobile_nodes(cluster) as lose:
+        run, results = await run_losing_a_node(two_scales(False), inputs, lose, "a", after=200)
+    assert once_each(results, inputs)
     rows = {str(r.message_id): r.values for r in inputs}
-    seen: dict[str, int] = {}
-    try:
-        async with pipeline.open(plugins=make_plugins()) as run:
-            assert isinstance(run, RayPipelineRun)
-            async for r in run.process(inputs):
-                assert type(r) is Record, r
-                assert np.array_equal(r.values, rows[str(r.correlation_id)] * 4.0)
-                seen[str(r.correlation_id)] = seen.get(str(r.correlation_id), 0) + 1
-                if len(seen) == 200:
-                    on = ray.get(run.actors()["a"].node_id.remote())
-                    lost = next(n for n in added if n.node_id == on)
-                    cluster.remove_node(lost, allow_graceful=False)
-    finally:
-        for node in added:
-            if node in cluster.list_all_nodes():
-                cluster.remove_node(node)
-    assert sorted(seen) == sorted(str(r.message_id) for r in inputs)
-    assert set(seen.values()) == {1}
+    for r in results:
+        assert type(r) is Record, r
+        assert np.array_equal(r.values, rows[str(r.correlation_id)] * 4.0)  # scaled twice
     telemetry = run.telemetry()
     assert telemetry["a"].restarts == 1
     for stage in ("a", "b"):
@@ -215,37 +219,9 @@ async def test_outputs_lost_with_a_stage_that_may_hold_records_fail_the_run_nami
 ) -> None:
     """As above, but ``a`` does not say it keeps no records between batches: what it
     kept, and so what it made, cannot be made again; the run fails naming ``a``."""
-    added = [cluster.add_node(num_cpus=1, resources={"mobile": 1}) for _ in range(2)]
-    cluster.wait_for_nodes()
     x = np.random.default_rng(11).random((2000, 4096), dtype=np.float32)
-    pipeline = (
-        Pipeline("holding", engine="ray")
-        .add_stage(
-            "a",
-            "holding_scale",
-            resources={"mobile": 1},
-            batch_size=10,
-            restart={"max_restarts": 1, "backoff": 0.0},
-        )
-        .add_stage("b", "scale", resources={"node_a": 1}, batch_size=10, params={"delay": 0.01})
-    )
-
-    async def lose_a_node_midway() -> None:
-        results = 0
-        async with pipeline.open(plugins=make_plugins()) as run:
-            async for _ in run.process(records_from_array(x, columnar=False)):
-                results += 1
-                if results == 200:
-                    on = ray.get(run.actors()["a"].node_id.remote())
-                    lost = next(n for n in added if n.node_id == on)
-                    cluster.remove_node(lost, allow_graceful=False)
-
-    try:
-        with pytest.raises(StageFailedError) as failed:
-            await lose_a_node_midway()
-    finally:
-        for node in added:
-            if node in cluster.list_all_nodes():
-                cluster.remove_node(node)
+    inputs = list(records_from_array(x, columnar=False, run_id=11))
+    with two_mobile_nodes(cluster) as lose, pytest.raises(StageFailedError) as failed:
+        await run_losing_a_node(two_scales(True), inputs, lose, "a", after=200)
     assert failed.value.stage == "a"
     assert "keep records between batches" in str(failed.value)
