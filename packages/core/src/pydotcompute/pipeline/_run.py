@@ -21,7 +21,6 @@ from collections.abc import (
     Iterable,
     Sequence,
 )
-from types import TracebackType
 from typing import Any, Final
 
 from ..compute import to_host
@@ -55,6 +54,7 @@ from ..runtime import (
     wire_round_trip,
 )
 from ._gc import relaxed_gc
+from ._lifecycle import StartsAndCloses
 from ._metrics import RunMetrics
 from ._metrics_server import DEFAULT_METRICS_ADDRESS, MetricsServer
 from ._plan import PipelinePlan, PlannedStage
@@ -106,7 +106,7 @@ class _Source:
         self.sent = 0  #: records delivered to the workers
 
 
-class PipelineRun:
+class PipelineRun(StartsAndCloses):
     """One run of a :class:`PipelinePlan` in a runtime; get it from ``Pipeline.open()``.
 
     ``async with`` starts it (launch, wire, activate) and closes it (shut the runtime
@@ -411,22 +411,6 @@ class PipelineRun:
                 await self._metrics.stop()
             if self._metrics_server is not None:
                 await self._metrics_server.aclose()
-
-    async def __aenter__(self) -> PipelineRun:
-        try:
-            await self.start()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- feeding -----------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any, Final
 
 from ...dataflow import EndOfStream, count_records, record_count
@@ -50,6 +50,7 @@ from ...runtime import (
     ShutdownReport,
 )
 from .._gc import relaxed_gc
+from .._lifecycle import StartsAndCloses
 from .._plan import PipelinePlan, PlannedStage
 from .._settings import NUM_CPUS, NUM_GPUS, RESOURCES
 from .._telemetry import StageTelemetry, stage_telemetry
@@ -204,7 +205,7 @@ class _Worker:
         return self.pending_messages + self.in_flight_messages
 
 
-class RayPipelineRun:
+class RayPipelineRun(StartsAndCloses):
     """One run of a :class:`PipelinePlan` on Ray; get it from ``Pipeline.open()`` with
     ``engine="ray"`` (or a plan whose ``engine`` is ``"ray"``).
 
@@ -423,22 +424,6 @@ class RayPipelineRun:
         return ShutdownReport(
             kernels=kernels, drained=drained, duration_s=time.perf_counter() - began
         )
-
-    async def __aenter__(self) -> RayPipelineRun:
-        try:
-            await self.start()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def _ray_module(self) -> ModuleType:
