@@ -4,6 +4,7 @@ results, the local engine's backpressure counts, actors killed mid-stream."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -245,10 +246,16 @@ async def test_without_restarts_a_killed_actor_fails_the_run_naming_the_stage(
                 if len(results) == 200:
                     ray.kill(run.actors()["b"])
 
+    unretrieved: list[str] = []
+    asyncio.get_running_loop().set_exception_handler(
+        lambda loop, context: unretrieved.append(context["message"])
+    )
     with pytest.raises(StageFailedError) as info:
         await kill_b_mid_stream()
     assert (info.value.stage, info.value.kernel_id) == ("b", "b")
     assert isinstance(info.value.error, ray.exceptions.RayActorError)
+    gc.collect()  # a task whose exception nobody read says so when collected
+    assert unretrieved == []  # the failure is told once, by the error above
     # Every record fed is a result, or left behind in the report (none lost unseen).
     report = run.report
     assert report is not None

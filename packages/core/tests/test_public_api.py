@@ -279,6 +279,7 @@ PINNED: dict[str, set[str]] = {
         "resource_warnings",
         "rows_that_fit",
         "settings_table",
+        "settle_feeder",
         "stage_telemetry",
         "workers_limit",
     },

@@ -28,6 +28,9 @@ from ._gc import (
     RELAXED_THRESHOLD,
     relaxed_gc,
 )
+from ._lifecycle import (
+    settle_feeder,
+)
 from ._metrics import (
     WAIT_BUCKETS_S,
     MetricsSnapshot,
@@ -114,6 +117,7 @@ __all__ = [
     "resource_warnings",
     "rows_that_fit",
     "settings_table",
+    "settle_feeder",
     "stage_telemetry",
     "workers_limit",
 ]

@@ -54,7 +54,7 @@ from ..runtime import (
     wire_round_trip,
 )
 from ._gc import relaxed_gc
-from ._lifecycle import StartsAndCloses
+from ._lifecycle import StartsAndCloses, settle_feeder
 from ._metrics import RunMetrics
 from ._metrics_server import DEFAULT_METRICS_ADDRESS, MetricsServer
 from ._plan import PipelinePlan, PlannedStage
@@ -587,10 +587,9 @@ class PipelineRun(StartsAndCloses):
                         raise
             self._finished()
             await self._feeder
-        finally:
-            if not self._feeder.done():
-                self._feeder.cancel()
-                await asyncio.gather(self._feeder, return_exceptions=True)
+        except BaseException as leaving:
+            await settle_feeder(self._feeder, leaving)
+            raise
 
     async def results(self) -> AsyncIterator[Any]:
         """Yield what the sink stages send, in order of completion, until every sink has

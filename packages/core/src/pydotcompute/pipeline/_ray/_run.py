@@ -50,7 +50,7 @@ from ...runtime import (
     ShutdownReport,
 )
 from .._gc import relaxed_gc
-from .._lifecycle import StartsAndCloses
+from .._lifecycle import StartsAndCloses, settle_feeder
 from .._plan import PipelinePlan, PlannedStage
 from .._settings import NUM_CPUS, NUM_GPUS, RESOURCES
 from .._telemetry import StageTelemetry, stage_telemetry
@@ -875,10 +875,9 @@ class RayPipelineRun(StartsAndCloses):
             async for result in self.results():
                 yield result
             await self._feeder
-        finally:
-            if not self._feeder.done():
-                self._feeder.cancel()
-                await asyncio.gather(self._feeder, return_exceptions=True)
+        except BaseException as leaving:
+            await settle_feeder(self._feeder, leaving)
+            raise
 
     async def results(self) -> AsyncIterator[Any]:
         """Yield what the sink stages send, until every sink has finished.
