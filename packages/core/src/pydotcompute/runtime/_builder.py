@@ -37,10 +37,14 @@ def unchecked_builder(cls: type[Any], *fields: str) -> Callable[..., Any]:
     message_type: Any = cls  # a dataclass: @message made it one
     declared = {f.name: f for f in dataclasses.fields(message_type) if f.init}
     unknown = [name for name in fields if name not in declared]
-    if unknown or len(set(fields)) != len(fields):
+    if unknown:
         raise ArgumentTypeError(
-            f"{cls.__qualname__}: unchecked_builder fields {fields!r} must be distinct "
-            f"fields of it; {unknown!r} are not"
+            f"{cls.__qualname__}: unchecked_builder fields {fields!r} must be fields of it; "
+            f"{unknown!r} are not"
+        )
+    if len(set(fields)) != len(fields):
+        raise ArgumentTypeError(
+            f"{cls.__qualname__}: unchecked_builder fields {fields!r} must be distinct"
         )
     namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     frozen = getattr(cls, "__dataclass_params__").frozen  # noqa: B009 - not in the stubs

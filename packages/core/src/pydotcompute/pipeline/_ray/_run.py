@@ -618,16 +618,21 @@ class RayPipelineRun(StartsAndCloses):
             )
             raise StageFailedError(worker.head.name, worker.kid, lost) from error
         assert call.chunks is not None
-        named = _lost_ref_hex(error)
-        if named is not None and any(c.ref.hex() == named for c in call.chunks):
-            # The one Ray names; another lost one fails the call again, and comes next.
-            call.chunks = [
-                await self._made_again(c, worker, error) if c.ref.hex() == named else c
-                for c in call.chunks
-            ]
-        else:
-            call.chunks = [await self._made_again(c, worker, error) for c in call.chunks]
+        call.chunks = await self._lost_made_again(call.chunks, worker, error)
         self._send(worker, call)
+
+    async def _lost_made_again(
+        self, chunks: Sequence[_Chunk], reader: _Worker, error: BaseException
+    ) -> list[_Chunk]:
+        """``chunks`` (a call's inputs, which ``reader`` failed on with ``error``), the
+        lost one made again: the one Ray names (another lost one fails the call again,
+        and comes next), or every one if it names none of them."""
+        named = _lost_ref_hex(error)
+        if named is None or not any(c.ref.hex() == named for c in chunks):
+            return [await self._made_again(c, reader, error) for c in chunks]
+        return [
+            await self._made_again(c, reader, error) if c.ref.hex() == named else c for c in chunks
+        ]
 
     async def _made_again(self, chunk: _Chunk, reader: _Worker, error: BaseException) -> _Chunk:
         """``chunk`` made again by the call that made it, on its worker's actor (a new
@@ -669,7 +674,7 @@ class RayPipelineRun(StartsAndCloses):
             except Exception as exc:
                 if not _lost_object(ray, exc):
                     raise StageFailedError(producer.head.name, producer.kid, exc) from exc
-                inputs = [await self._made_again(c, producer, exc) for c in inputs]
+                inputs = await self._lost_made_again(inputs, producer, exc)
                 continue
             if stats.error is not None:
                 raise StageFailedError(
@@ -714,10 +719,10 @@ class RayPipelineRun(StartsAndCloses):
         if worker.actor is not dead:
             return
         ray = self._ray_module
-        holding = [s.name for s in worker.spec.stages if s.definition.may_hold_records]
-        if holding and worker.live is not None:
+        if not worker.replayable and worker.live is not None:
             # It answered calls, and what it kept from them died with it: replaying the
             # unanswered calls cannot bring that back, so stop rather than lose it unseen.
+            holding = [s.name for s in worker.spec.stages if s.definition.may_hold_records]
             lost = RuntimeError(
                 f"its actor was lost ({error}) holding state that a new actor cannot "
                 f"have: stage {', '.join(map(repr, holding))} may keep records between "
