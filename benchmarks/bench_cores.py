@@ -1,10 +1,10 @@
-"""Issue 12, item 5: does a stage's array work in worker threads pay, and do fusion and
-more workers add to it? The guide's pipeline, columnar, in process (no CLI), side by side:
+"""Issue 12, item 5: does a stage's array work on more than one core pay? The guide's
+pipeline, columnar, in process (no CLI), side by side:
 
-* ``offload`` none / auto (a thread for host arrays of 16,384 values or more), with one
-  and with two workers, stages fused (the default);
-* ``fuse = false`` with offload auto (one queue hop between the stages);
-* bare NumPy doing the same operations on the same 4,096-row chunks.
+* ``threads``: each 4,096-row batch cut into row slices worked on at once (auto: one per
+  core) against ``threads = 1``, stages fused (the default) and apart;
+* ``offload``: the whole batch's work handed to one worker thread (auto), and two workers;
+* bare NumPy doing the same operations on the same 4,096-row chunks, on one core.
 
 Records: 1,000,000 x 64 float32 (PYDOTCOMPUTE_BENCH_RECORDS changes it); batches are built
 and plugins discovered before the clock starts. Each contender's figure (median of its
@@ -29,11 +29,13 @@ from pydotcompute.backend import NumpyBackend
 from pydotcompute.plugins import PluginManager
 
 CONTENDERS = {
-    "offload none, 1 worker": {"offload": "none"},
-    "offload auto, 1 worker": {"offload": "auto"},
-    "offload none, 2 workers": {"offload": "none", "workers": 2},
-    "offload auto, 2 workers": {"offload": "auto", "workers": 2},
-    "offload auto, 1 worker, not fused": {"offload": "auto", "fuse": False},
+    "threads auto (the default)": {},
+    "threads 1": {"threads": 1},
+    "threads auto, not fused": {"fuse": False},
+    "threads 1, not fused": {"threads": 1, "fuse": False},
+    "threads auto, 2 workers": {"workers": 2},
+    "threads 1, offload auto": {"threads": 1, "offload": "auto"},
+    "threads 1, offload auto, 2 workers": {"threads": 1, "offload": "auto", "workers": 2},
 }
 
 

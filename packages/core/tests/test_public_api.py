@@ -202,6 +202,7 @@ PINNED: dict[str, set[str]] = {
         "hookspec",
     },
     "pydotcompute.dataflow": {
+        "MIN_SLICE_ROWS",
         "OFFLOAD_MIN_VALUES",
         "RECORD_COUNTS",
         "FusedStage",
@@ -239,6 +240,7 @@ PINNED: dict[str, set[str]] = {
         "run_stage",
         "sort_batch",
         "stack_records",
+        "usable_cores",
     },
     "pydotcompute.pipeline": {
         "AnyRun",

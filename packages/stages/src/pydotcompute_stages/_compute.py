@@ -59,6 +59,7 @@ class Compute(MapStage):
     """
 
     keeps_identity = True  # each output: the record's key and root id, nothing else
+    row_wise = True  # each row's result from that row alone
 
     def __init__(self, setup: StageSetup) -> None:
         super().__init__(setup)

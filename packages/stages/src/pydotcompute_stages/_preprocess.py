@@ -29,6 +29,7 @@ class Preprocess(MapStage):
     """
 
     keeps_identity = True  # each output: the record's key and root id, nothing else
+    row_wise = True  # each row's result from that row alone
 
     def fused_op(self) -> tuple[Any, ...]:
         return ("minmax_normalize",)

@@ -55,8 +55,10 @@ from ._rings import (
     RingRows,
     recover_ring_rows,
 )
+from ._row_split import MIN_SLICE_ROWS, usable_cores
 
 __all__ = [
+    "MIN_SLICE_ROWS",
     "OFFLOAD_MIN_VALUES",
     "RECORD_COUNTS",
     "REQUIRED",
@@ -94,4 +96,5 @@ __all__ = [
     "run_stage",
     "sort_batch",
     "stack_records",
+    "usable_cores",
 ]

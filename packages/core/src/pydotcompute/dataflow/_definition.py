@@ -152,7 +152,9 @@ class StageSetup:
     kernel (``worker`` of ``workers``); ``params`` are validated, defaults filled in;
     ``batch_size`` is the most messages the worker takes per ``receive_batch``;
     ``ports`` is the wiring the stage loop sends along (see :mod:`._loop`);
-    ``offload`` is the stage's ``offload`` setting (see :meth:`BatchStage.offload`).
+    ``offload`` is the stage's ``offload`` setting and ``threads`` the most threads its
+    row-wise work is cut into (its ``threads`` setting resolved; see
+    :meth:`BatchStage.offload`).
     """
 
     stage: str
@@ -164,6 +166,7 @@ class StageSetup:
     batch_size: int
     ports: StagePorts
     offload: str = "none"
+    threads: int = 1
 
 
 StageFactory = Callable[[StageSetup], KernelFunction]

@@ -10,7 +10,9 @@ member fails on becomes a StageError named after that member and goes downstream
 A chain of :class:`MapStage` members that keep identity (all but the last) runs
 per-message records as one stacked array from member to member: only the last member
 builds messages, and the records a member fails on are rebuilt, as it received them, only
-then.
+then. Such a chain runs each RecordBatch through every member in one call (the backend's
+fused kernel, or each member's ``compute`` in turn): only the last member builds a batch,
+and a batch the call fails on goes through the members one by one to name the member.
 """
 
 from __future__ import annotations
@@ -115,19 +117,24 @@ class FusedStage(BatchStage):
         #: The members, when per-message records go member to member as rows (see the
         #: module's doc); else None.
         self.row_chain: tuple[MapStage, ...] | None = tuple(maps) if chain else None
-        #: The whole chain's work on a batch as one backend call, where the backend
-        #: fuses the members' operations (one kernel on a device); else None.
+        #: The whole chain's work on a batch as one call (see :meth:`_fuse`), for a row
+        #: chain; else None.
         self.fused_compute = self._fuse(self.row_chain) if self.row_chain else None
+        #: Whether that call treats each row on its own: every member does.
+        self.row_wise = self.row_chain is not None and all(m.row_wise for m in self.row_chain)
 
-    def _fuse(self, chain: tuple[MapStage, ...]) -> Any:
-        """The backend's fusion of ``chain``'s operations (``fuse_ops``), or None."""
+    def _fuse(self, chain: tuple[MapStage, ...]) -> Callable[[Any], Any]:
+        """The chain's work on a batch as one call: the backend's fusion of the members'
+        operations (``fuse_ops``: one kernel on a device) where it has one, else each
+        member's :meth:`~MapStage.compute` in turn. Either way no batch is built between
+        members, and a row-wise chain's batch is cut into row slices once, not per member."""
         fuse = getattr(self.backend, "fuse_ops", None)
         ops = [stage.fused_op() for stage in chain]
-        if fuse is None or any(op is None for op in ops):
-            return None
-        if any(stage.backend is not self.backend for stage in chain):
-            return None
-        return fuse(ops)
+        fused = None
+        same_backend = all(stage.backend is self.backend for stage in chain)
+        if fuse is not None and same_backend and all(op is not None for op in ops):
+            fused = fuse(ops)
+        return fused if fused is not None else _in_turn([stage.compute for stage in chain])
 
     async def process(self, batch: list[Any], out: Emitter) -> None:
         if self.row_chain is None:
@@ -141,10 +148,8 @@ class FusedStage(BatchStage):
             for group in groups:
                 await self._chain(self.row_chain, group, out)
         if parts.batches:
-            if self.fused_compute is not None:
-                await self._fused_batches(self.fused_compute, parts.batches, out)
-            else:
-                await self._from(0, list(parts.batches), out)
+            assert self.fused_compute is not None  # made for every row chain
+            await self._fused_batches(self.fused_compute, parts.batches, out)
 
     async def _fused_batches(
         self, fused: Callable[[Any], Any], batches: Sequence[RecordBatch], out: Emitter
@@ -164,7 +169,7 @@ class FusedStage(BatchStage):
         try:
             for columnar in batches:
                 try:
-                    result = await chain[0].offload(fused, columnar.values)
+                    result = await chain[0].offload(fused, columnar.values, by_rows=self.row_wise)
                     produced = chain[last].batch_out(columnar, result)
                 except Exception as exc:
                     chain[last]._end_on_device_fault(exc)
@@ -200,7 +205,7 @@ class FusedStage(BatchStage):
             counts = _MemberCounts(out._counts, self.members[i][0])
             counts[_IN] += n
             try:
-                values = await stage.offload(stage.compute, values)
+                values = await stage.offload(stage.compute, values, by_rows=stage.row_wise)
                 if i == last:
                     produced = stage.records_out(group, to_host(stage.backend, values))
             except Exception as exc:
@@ -285,6 +290,17 @@ class FusedStage(BatchStage):
             return kernel
 
         return factory
+
+
+def _in_turn(computes: Sequence[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """One call doing each of ``computes`` on what the one before returned."""
+
+    def chain(values: Any) -> Any:
+        for compute in computes:
+            values = compute(values)
+        return values
+
+    return chain
 
 
 def _input_of(

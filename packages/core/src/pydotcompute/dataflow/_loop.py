@@ -19,7 +19,7 @@ import asyncio
 import copy
 import functools
 from collections.abc import Callable, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from ..errors import QueueClosedError, QueueFullError, QueueTimeoutError
 from ._batching import count_records, record_count, sort_batch
 from ._records import EndOfStream, RecordBatch, StageError, ids_to_array, root_id
 from ._rings import take_from_rings
+from ._row_split import split_rows, split_rows_in_threads
 from ._stream_end import InputEnd
 from ._wire_check import WireCheckedContext
 
@@ -261,24 +262,34 @@ class BatchStage:
         batch's records become StageErrors."""
         raise NotImplementedError(f"{type(self).__qualname__} must implement process()")
 
-    async def offload(self, work: Callable[[Any], _R], values: Any) -> _R:
+    async def offload(self, work: Callable[[Any], _R], values: Any, *, by_rows: bool = False) -> _R:
         """``work(values)``, in a worker thread where the stage's ``offload`` setting says
         so: ``"thread"`` always, ``"none"`` never, ``"auto"`` for host (numpy) arrays of
         :data:`OFFLOAD_MIN_VALUES` values or more. Meanwhile the event loop goes on
         (feeding, reading, other workers), and NumPy, which releases the GIL, uses
         another core. ``work`` must not touch the event loop; the stage's own awaits
-        keep its batches in order."""
+        keep its batches in order.
+
+        ``by_rows``: ``work`` treats each row of ``values`` on its own (row ``i`` of its
+        result comes from row ``i`` alone) and returns a numpy array with a row per input
+        row. A host array is then cut into up to ``threads`` (the stage's setting) row
+        slices worked on at once and joined in order; on the loop (offload none) the
+        loop's thread works on the first slice itself.
+        """
         mode = self.setup.offload
-        if mode == "none" or (
-            mode == "auto"
-            and not (
-                isinstance(values, np.ndarray)
-                and values.size >= OFFLOAD_MIN_VALUES
-                and not self.backend.capabilities.device_rings
-            )
-        ):
-            return work(values)
-        return await asyncio.to_thread(work, values)
+        host = isinstance(values, np.ndarray) and not self.backend.capabilities.device_rings
+        in_thread = mode == "thread" or (
+            mode == "auto" and host and values.size >= OFFLOAD_MIN_VALUES
+        )
+        if by_rows and host and self.setup.threads > 1:
+            threads, owner = self.setup.threads, f"stage {self.setup.stage!r}"
+            if in_thread:
+                result: _R = await split_rows_in_threads(work, values, threads, owner)
+                return result
+            return cast(_R, split_rows(work, values, threads, owner))
+        if in_thread:
+            return await asyncio.to_thread(work, values)
+        return work(values)
 
     async def finish(self, out: Emitter) -> None:
         """End of stream: send whatever is held back. Default: nothing."""

@@ -34,6 +34,11 @@ class MapStage(BatchStage):
     #: hands one member's rows to the next as an array, without building the per-record
     #: messages in between (see :class:`~pydotcompute.dataflow.FusedStage`).
     keeps_identity: ClassVar[bool] = False
+    #: True when row ``i`` of :meth:`compute`'s result comes from row ``i`` of its input
+    #: alone, and the result is a numpy array for numpy input: a large host batch may
+    #: then be cut into row slices worked on at once in threads (the ``threads`` setting,
+    #: see :meth:`BatchStage.offload`). Leave it False for work that looks across rows.
+    row_wise: ClassVar[bool] = False
 
     def fused_op(self) -> tuple[Any, ...] | None:
         """What :meth:`compute` does, as ``(operation, *arguments)`` a device backend may
@@ -71,7 +76,9 @@ class MapStage(BatchStage):
         try:
             for columnar in parts.batches:
                 try:
-                    result = await self.offload(self.compute, columnar.values)
+                    result = await self.offload(
+                        self.compute, columnar.values, by_rows=self.row_wise
+                    )
                     produced = self.batch_out(columnar, result)
                 except Exception as exc:
                     self._end_on_device_fault(exc)
@@ -121,7 +128,8 @@ class MapStage(BatchStage):
 
     async def _process_group(self, group: RecordGroup, out: Emitter) -> None:
         try:
-            result = to_host(self.backend, await self.offload(self.compute, group.values))
+            values = await self.offload(self.compute, group.values, by_rows=self.row_wise)
+            result = to_host(self.backend, values)
             produced = self.records_out(group, result)
         except Exception as exc:
             self._end_on_device_fault(exc)

@@ -34,6 +34,7 @@ from ..dataflow import (
     count_records,
     record_count,
     recover_ring_rows,
+    usable_cores,
 )
 from ..errors import (
     KernelFailedError,
@@ -58,7 +59,7 @@ from ._lifecycle import StartsAndCloses, settle_feeder
 from ._metrics import RunMetrics
 from ._metrics_server import DEFAULT_METRICS_ADDRESS, MetricsServer
 from ._plan import PipelinePlan, PlannedStage
-from ._settings import OFFLOAD
+from ._settings import OFFLOAD, THREADS
 from ._telemetry import StageTelemetry, stage_telemetry
 
 __all__ = ["FEEDER", "PipelineRun"]
@@ -228,6 +229,7 @@ class PipelineRun(StartsAndCloses):
                     backend=head.backend,
                     batch_size=head.batch_size,
                     offload=head.setting(OFFLOAD),
+                    threads=head.setting(THREADS) or usable_cores(),
                     ports=StagePorts(
                         downstream=downstream,
                         routed=routed,
@@ -319,7 +321,11 @@ class PipelineRun(StartsAndCloses):
             stage = self.plan[name]
             assert stage.definition.map_stage is not None  # the fusion rule's first ask
             own = dataclasses.replace(
-                setup, stage=name, params=stage.params, offload=stage.setting(OFFLOAD)
+                setup,
+                stage=name,
+                params=stage.params,
+                offload=stage.setting(OFFLOAD),
+                threads=stage.setting(THREADS) or usable_cores(),
             )
             members.append((name, stage.definition.map_stage, own))
         return FusedStage.fused_factory(members)

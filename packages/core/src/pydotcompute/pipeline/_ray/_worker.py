@@ -37,7 +37,7 @@ from ...runtime import (
     ShutdownReport,
 )
 from .._plan import PlannedStage
-from .._settings import OFFLOAD
+from .._settings import NUM_CPUS, OFFLOAD, THREADS
 
 __all__ = ["DRIVER", "StageWorker", "WorkerSpec", "WorkerStats"]
 
@@ -231,6 +231,7 @@ class _WorkerCore:
             backend=head.backend,
             batch_size=head.batch_size,
             offload=head.setting(OFFLOAD),
+            threads=_threads(head),
             # Not routed: the stage loop addresses each downstream worker, and the
             # context above catches the sends. Outputs leave as numpy (another process).
             ports=StagePorts(
@@ -244,7 +245,11 @@ class _WorkerCore:
             for stage in spec.stages:
                 assert stage.definition.map_stage is not None  # fused: map stages only
                 own = dataclasses.replace(
-                    setup, stage=stage.name, params=stage.params, offload=stage.setting(OFFLOAD)
+                    setup,
+                    stage=stage.name,
+                    params=stage.params,
+                    offload=stage.setting(OFFLOAD),
+                    threads=_threads(stage),
                 )
                 members.append((stage.name, stage.definition.map_stage, own))
             kernel = FusedStage.fused_factory(members)(setup)
@@ -383,3 +388,14 @@ def merge_telemetry(
         for key, value in part.counts.items():
             counts[key] = counts.get(key, 0) + value
     return dataclasses.replace(last, counts=counts, **summed)
+
+
+def _threads(stage: PlannedStage) -> int:
+    """The threads a worker of ``stage`` cuts its row-wise work into: its ``threads``
+    setting, or for auto the whole CPUs its actor reserves (at least one): an actor shares
+    its node, so it takes no more cores than Ray gave it."""
+    threads = stage.setting(THREADS)
+    if threads is not None:
+        return int(threads)
+    cpus = stage.setting(NUM_CPUS)
+    return max(1, int(cpus)) if cpus is not None else 1
