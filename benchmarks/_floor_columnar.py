@@ -1,5 +1,7 @@
 """The columnar contenders: ``pydotcompute run examples/guide.toml --synthetic N`` as a
-subprocess, bare NumPy, and Bytewax's batched dataflow, on the same 4,096-row chunks.
+subprocess, bare NumPy, and Bytewax's batched dataflow, on the same 4,096-row chunks;
+bare NumPy and Bytewax both in this process and as scripts in a fresh interpreter (the
+like of the command's wall time: start-up, imports and allocator included).
 
 The CLI draws its synthetic records chunk by chunk from ``default_rng(seed)`` inside its
 run, so every contender here draws the same chunks the same way inside its clock (equal
@@ -62,6 +64,30 @@ def bytewax_batched(records: int) -> Round:
     means = two_maps(synthetic_chunks(records), normalize, row_mean)
     total = total_of(means)
     return Round(time.perf_counter() - started, sum(len(m) for m in means), total)
+
+
+SCRIPT = Path(__file__).resolve().parent / "floor_script.py"
+
+
+def script_round(engine: str, records: int) -> tuple[Round, Round]:
+    """``python benchmarks/floor_script.py engine records`` (engine: numpy or bytewax) in a
+    fresh interpreter, as a user runs a script: its round by wall time (start to exit)
+    and by its own run time, both with its results' total.
+
+    Raises:
+        RuntimeError: the script did not exit 0 (its stderr is quoted).
+    """
+    command = [sys.executable, str(SCRIPT), engine, str(records)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}: {done.stderr}")
+    own = json.loads(done.stdout)
+    return (
+        Round(wall, own["results"], own["total"]),
+        Round(own["seconds"], own["results"], own["total"]),
+    )
 
 
 def cli_command(records: int, *options: str) -> list[str]:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydotcompute import KernelContext, Record, RecordBatch
 from pydotcompute.plugins import PluginManager, create_plugin_manager
 from pydotcompute.stage import (
@@ -100,6 +101,24 @@ FLAKY = StageDefinition(
     params={**_SCALE_PARAMS, "crashes": Param(int, default=1, minimum=0, doc="crashes")},
     holds_records=False,
 )
+
+
+class ThreadsProbe(BatchStage):
+    """Sends, for every RecordBatch, one value per row: the threads its worker cuts
+    row-wise work into (``setup.threads``)."""
+
+    async def process(self, batch: list[Any], out: Emitter) -> None:
+        for columnar in sort_batch(batch).batches:
+            threads = np.full((len(columnar), 1), self.setup.threads, dtype=np.float32)
+            await out.send(RecordBatch(values=threads, record_ids=columnar.record_ids))
+
+
+THREADS_PROBE = StageDefinition(
+    name="threads_probe",
+    factory=ThreadsProbe.factory,
+    summary="says how many threads its worker may use",
+    holds_records=False,
+)
 # The same stage as one that does not say it keeps nothing between batches.
 HOLDING = dataclasses.replace(SCALE, name="holding_scale", holds_records=None)
 
@@ -107,7 +126,7 @@ HOLDING = dataclasses.replace(SCALE, name="holding_scale", holds_records=None)
 class RayTestStages:
     @hookimpl
     def pydotcompute_register_stages(self) -> dict[str, StageDefinition]:
-        return {s.name: s for s in (SCALE, FLAKY, HOLDING)}
+        return {s.name: s for s in (SCALE, FLAKY, HOLDING, THREADS_PROBE)}
 
 
 def make_plugins() -> PluginManager:

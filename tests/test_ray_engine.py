@@ -146,6 +146,23 @@ async def test_the_guide_in_columns_and_its_telemetry(ray_cpus: None) -> None:
     assert run.records_fed == 20_000
 
 
+@pytest.mark.parametrize(
+    ("settings", "threads"),
+    [({}, 1), ({"num_cpus": 2}, 2), ({"num_cpus": 1.5}, 1), ({"threads": 3}, 3)],
+)
+async def test_an_actor_cuts_row_wise_work_into_the_cpus_it_reserves(
+    ray_cpus: None, settings: dict[str, Any], threads: int
+) -> None:
+    """threads = "auto" on Ray: the whole CPUs the actor reserves (one by Ray's default),
+    not the node's cores, which its other actors share."""
+    x = np.zeros((10, 2), dtype=np.float32)
+    pipeline = Pipeline(engine="ray").add_stage("p", "threads_probe", **settings)
+    results = [
+        r async for r in pipeline.run(records_from_array(x, batch_size=10), plugins=make_plugins())
+    ]
+    assert np.concatenate([r.values for r in results]).ravel().tolist() == [threads] * 10
+
+
 # -- backpressure across actors ------------------------------------------------------------
 
 
