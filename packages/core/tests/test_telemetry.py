@@ -3,9 +3,13 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from core_helpers import Item, echo_kernel, hold_kernel
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydotcompute import QueueFullError, RingKernelRuntime
+from pydotcompute.runtime import wait_percentiles_us
 
 
 async def test_counters_report_the_real_traffic() -> None:
@@ -100,3 +104,12 @@ async def test_a_kernel_reports_its_own_counts_as_a_copy_that_lasts_restarts() -
         t.counts["seen"] = 0  # type: ignore[index]  # a snapshot: the kernel's own stay
         assert rt.get_telemetry("c").counts["seen"] == 4
     assert json.loads(json.dumps(t.to_dict()))["counts"] == {"seen": 0, "values": 10}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=0.0, max_value=10.0, allow_nan=False, width=64), min_size=1))
+def test_wait_percentiles_are_numpys_linear_percentiles(samples: list[float]) -> None:
+    p50, p99 = wait_percentiles_us(samples)
+    expected = np.percentile(np.asarray(samples), [50, 99]) * 1e6
+    assert (p50, p99) == pytest.approx(tuple(expected), rel=1e-12, abs=1e-9)
+    assert all(math.isnan(p) for p in wait_percentiles_us([]))  # no samples
