@@ -236,6 +236,25 @@ async def test_a_failing_row_chain_member_names_itself_and_the_records_it_receiv
     assert telemetry["c"].records_in == 4 - len(failed)
 
 
+async def test_a_row_chain_runs_a_batch_in_one_call_and_a_failing_one_member_by_member() -> None:
+    plugins = create_plugin_manager(autoload=False)
+    plugins.register_plugin(RowStages(), distribution="core-tests-rows", entry_point="rows")
+    x = np.arange(40, dtype=np.float64).reshape(10, 4)
+    poisoned = x.copy()
+    poisoned[4, 0] = 3.5  # a doubles it to 7: b's poison
+    feed = [*records_from_array(x, batch_size=10), *records_from_array(poisoned, batch_size=10)]
+    async with row_chain(True, poison=7.0).open(plugins=plugins) as run:
+        results = [r async for r in run.process(feed)]
+    good, failed = results if type(results[1]) is StageError else results[::-1]
+    np.testing.assert_array_equal(good.values, x * 30.0)  # a, b and c, in one call
+    assert type(failed) is StageError and failed.stage == "b" and len(failed) == 10
+    assert "poison value 7.0" in failed.error
+    telemetry = run.telemetry()
+    assert (telemetry["a"].records_in, telemetry["a"].records_out) == (20, 20)
+    assert (telemetry["b"].records_in, telemetry["b"].records_failed) == (20, 10)
+    assert (telemetry["c"].records_in, telemetry["c"].records_out) == (10, 10)
+
+
 async def test_a_member_that_does_not_keep_identity_gets_its_messages_built() -> None:
     x = np.arange(40, dtype=np.float64).reshape(10, 4)
     results, _ = await _run_rows(row_chain(True, middle="row_scale_any_id"), x)

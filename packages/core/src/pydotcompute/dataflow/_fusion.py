@@ -154,7 +154,7 @@ class FusedStage(BatchStage):
     async def _fused_batches(
         self, fused: Callable[[Any], Any], batches: Sequence[RecordBatch], out: Emitter
     ) -> None:
-        """Each batch through the whole chain in one backend call, counted per member as
+        """Each batch through the whole chain in one call (:meth:`_fuse`), counted per member as
         if each ran. A batch the fused call fails on goes through the members one by one
         instead, so that its StageErrors name the member that failed; a device fault ends
         the worker."""

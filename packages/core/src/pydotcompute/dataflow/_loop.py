@@ -274,7 +274,7 @@ class BatchStage:
         result comes from row ``i`` alone) and returns a numpy array with a row per input
         row. A host array is then cut into up to ``threads`` (the stage's setting) row
         slices worked on at once and joined in order; on the loop (offload none) the
-        loop's thread works on the first slice itself.
+        loop's thread works on the first slice itself and waits for the others.
         """
         mode = self.setup.offload
         host = isinstance(values, np.ndarray) and not self.backend.capabilities.device_rings
