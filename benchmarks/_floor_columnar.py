@@ -90,9 +90,9 @@ def script_round(engine: str, records: int) -> tuple[Round, Round]:
     )
 
 
-def cli_command(records: int, *options: str) -> list[str]:
-    """``pydotcompute run examples/guide.toml --synthetic records --json`` with the
-    ``pydotcompute`` command of this interpreter's environment.
+def cli_command(records: int, *options: str, pipeline: Path = GUIDE_TOML) -> list[str]:
+    """``pydotcompute run examples/guide.toml --synthetic records --json`` (or another
+    ``pipeline`` file) with the ``pydotcompute`` command of this interpreter's environment.
 
     Raises:
         FileNotFoundError: that environment has no ``pydotcompute`` command.
@@ -103,10 +103,12 @@ def cli_command(records: int, *options: str) -> list[str]:
             f"{command}: no pydotcompute command next to {sys.executable}; install "
             "packages/core and packages/stages into this environment (nox -s bench does)"
         )
-    return [str(command), "run", str(GUIDE_TOML), "--synthetic", str(records), "--json", *options]
+    return [str(command), "run", str(pipeline), "--synthetic", str(records), "--json", *options]
 
 
-def run_cli(records: int, *options: str) -> tuple[float, dict[str, Any]]:
+def run_cli(
+    records: int, *options: str, pipeline: Path = GUIDE_TOML
+) -> tuple[float, dict[str, Any]]:
     """Run the CLI over ``records`` synthetic records; its wall time (start to exit) and
     its JSON report.
 
@@ -114,7 +116,7 @@ def run_cli(records: int, *options: str) -> tuple[float, dict[str, Any]]:
         RuntimeError: the command did not exit 0 (its stderr is quoted), or its report
             does not account for every record.
     """
-    command = cli_command(records, *options)
+    command = cli_command(records, *options, pipeline=pipeline)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
